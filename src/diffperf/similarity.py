@@ -1,0 +1,343 @@
+"""Compare a variant's output image with a stored baseline.
+
+Inputs are float arrays of shape (N, H, W, C): the *raw* VAE decoder output of
+a batch of N images, nominally in [-1, 1] but not clamped.
+
+Why not just diffusers' cosine distance, or PSNR with data_range=2?
+---------------------------------------------------------------------
+The suite runs small pipelines whose components may be randomly initialised.
+A random-weight tiny autoencoder (TAESD) decodes to an almost flat image:
+every value lies in roughly [-1.11, -0.85], so the mean (about -1) dwarfs the
+structure (a spread of about 0.26). Metrics measured against the nominal
+scale cannot see changes to that structure:
+
+* Plain cosine distance, ``1 - a.b / (|a| |b|)`` on flattened arrays (diffusers'
+  ``numpy_cosine_similarity_distance``), is dominated by the shared offset.
+  For a change ``d`` it is about ``|d|^2 / (2 |a|^2)``, and ``|a|^2`` is mostly
+  the offset squared (about 1 per value), not the structure's variance (about
+  1e-3). One denoising step fewer measured 3e-5, another scheduler 3e-4,
+  another seed 1.2e-3: all at or below diffusers' usual 1e-3 bar.
+* PSNR and SSIM with ``data_range=2`` compare the error with a range about
+  eight times the image's, adding about 18 dB of PSNR headroom, and SSIM's
+  stabilising constants ((0.03 * data_range)**2 = 3.6e-3) then exceed the
+  structure's own variance, pushing SSIM towards 1 whatever changed.
+
+So every metric here is scaled to the *expected* (baseline) image itself:
+
+* PSNR and SSIM (scikit-image) use ``data_range = expected.max() -
+  expected.min()``, per image.
+* The gating cosine distance is *centred*: ``1 - Pearson r``, with each
+  image's per-channel mean subtracted from both arrays first. For a change
+  ``d`` it is about ``|d|^2 / (2 |a - mean|^2)``: relative to the structure,
+  so one step fewer measures 1e-2 instead of 3e-5. Centring per channel, not
+  per image, because much of a flat output's remaining variance is a colour
+  cast (channels at slightly different offsets, two thirds of it in the
+  random TAESD output measured) that every output of the model shares;
+  leaving it in made the distance three times less sensitive.
+* The largest absolute difference is divided by the same range.
+
+Each metric is computed per image and the worst image of the batch is
+reported. diffusers' plain cosine distance (whole batch, flattened) is
+reported too, for reference only; it gates nothing.
+
+Health is checked before comparing (``diagnose``): NaN/inf, an all-black image
+and a single flat colour are reported as ``ImageHealthError`` with a one-line
+diagnosis instead of as a string of metric failures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Acceptance limits of one comparison kind (see ``THRESHOLDS``)."""
+
+    min_psnr_db: float
+    """Lowest PSNR, in dB, with data_range = the expected image's value range."""
+    min_ssim: float
+    """Lowest SSIM, with data_range = the expected image's value range."""
+    max_cosine_distance: float
+    """Highest centred cosine distance (1 - Pearson r)."""
+    max_abs_diff: float
+    """Highest max |actual - expected|, as a fraction of the expected image's range."""
+
+
+# The one place thresholds live.
+# PROVISIONAL: to be recalibrated by the integrator from the suite's measured
+# run-to-run and thread-count variation. First measurements, on CPU, of a
+# tiny random-weight SD pipeline (32/64-channel UNet, random TAESD, 128x128,
+# 4 steps) against its fp32 baseline, as centred cosine distance / PSNR /
+# max|diff|:
+#   1 vs 2 threads, math vs SDPA attention, channels_last   ~1e-12 / 135 dB / 1e-6
+#   UNet weights * (1 + 1e-3 noise)                            1.7e-6 / 76 dB / 1e-3
+#   bf16 (fp16 on CPU: 1.8e-5 / 65 dB / 2e-3)                  1.2e-3 / 47 dB / 1.6e-2
+#   one denoising step fewer                                   1.0e-2 / 33 dB / 0.10
+#   Euler instead of PNDM                                      9.0e-2 / 24 dB / 0.33
+#   another seed                                               0.86   / 19 dB / 0.57
+THRESHOLDS: dict[str, Thresholds] = {
+    # A variant against its own stored baseline, same device type: tight.
+    # Set between reduction-order noise (~1e-12) and the 1e-3 weight
+    # perturbation (1.7e-6), which it must catch.
+    "same": Thresholds(
+        min_psnr_db=85.0, min_ssim=0.9999, max_cosine_distance=1e-7, max_abs_diff=3e-4
+    ),
+    # An fp32-approximating variant (tf32, attention back-end, channels_last,
+    # torch.compile) against the fp32 baseline. TF32 (10-bit mantissa) errs
+    # about as much as the 1e-3 weight perturbation, so this kind cannot catch
+    # that; it must still catch a lost step and anything at bf16 level.
+    "fp32": Thresholds(
+        min_psnr_db=55.0, min_ssim=0.999, max_cosine_distance=1e-4, max_abs_diff=2e-2
+    ),
+    # fp16 / bf16 against the fp32 baseline: loose, about 4x the measured bf16
+    # error (max|diff| 12x, being the most outlier-prone). diffusers' 5e-2 for
+    # fp16 vs fp32 is a *plain* cosine distance: on these offset-dominated
+    # images that is hundreds of times weaker than the centred one (bf16:
+    # 1.7e-6 plain vs 1.2e-3 centred) and would not even catch another seed
+    # (plain 1.2e-3). 5e-3 centred still catches one step fewer.
+    "half": Thresholds(
+        min_psnr_db=35.0, min_ssim=0.98, max_cosine_distance=5e-3, max_abs_diff=0.2
+    ),
+}
+
+
+class ImageHealthError(ValueError):
+    """The output image is unusable (NaN/inf, all black, one flat colour)."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of ``compare``: worst-image metric values and threshold failures."""
+
+    kind: str
+    psnr_db: float
+    """Lowest per-image PSNR in dB (inf when identical)."""
+    ssim: float
+    """Lowest per-image SSIM."""
+    cosine_distance: float
+    """Highest per-image centred cosine distance (1 - Pearson r)."""
+    plain_cosine_distance: float
+    """diffusers' 1 - cos on the flattened batch; for reference only."""
+    max_abs_diff: float
+    """Highest per-image max |actual - expected| / expected range."""
+    failures: tuple[str, ...]
+    """One entry per metric beyond its threshold, e.g. "PSNR 31.2 dB < 40.0 dB"."""
+
+    @property
+    def passed(self) -> bool:
+        """True when no metric is beyond its threshold."""
+        return not self.failures
+
+    def summary(self) -> str:
+        """One line with the verdict and every metric value."""
+        line = (
+            f"{self.kind}: {'PASS' if self.passed else 'FAIL'}"
+            f" | PSNR {self.psnr_db:.1f} dB | SSIM {self.ssim:.5f}"
+            f" | centred cos dist {self.cosine_distance:.2e}"
+            f" | plain cos dist {self.plain_cosine_distance:.2e}"
+            f" | max|diff| {self.max_abs_diff:.2e} of range"
+        )
+        if self.failures:
+            line += " | failed: " + "; ".join(self.failures)
+        return line
+
+
+# Per-channel value spread at or below which an image counts as one flat colour.
+_FLAT_TOLERANCE = 1e-6
+
+
+def to_uint8(raw: np.ndarray) -> np.ndarray:
+    """Convert raw decoder output to 8-bit like the pipeline does.
+
+    ``((x / 2 + 0.5).clamp(0, 1) * 255).round()`` in float32, as uint8, same
+    shape. NaN becomes 0; +-inf saturates.
+    """
+    x = np.nan_to_num(np.asarray(raw, dtype=np.float32), nan=-1.0)
+    x = np.clip(x / 2 + 0.5, 0.0, 1.0)
+    return (x * 255).round().astype(np.uint8)
+
+
+def diagnose(raw: np.ndarray) -> str | None:
+    """Return None for a healthy batch, else a one-line diagnosis.
+
+    Checked in order: non-finite values (whole batch), then per image: all
+    black (every pixel 0 after ``to_uint8``), one flat colour (every channel's
+    spread <= 1e-6). A dark but structured image, such as a random-weight
+    TAESD's output in [-1.11, -0.85] (up to 19/255 in 8-bit), is healthy.
+    """
+    raw = np.asarray(raw)
+    n_nan = int(np.isnan(raw).sum())
+    n_inf = int(np.isinf(raw).sum())
+    if n_nan or n_inf:
+        return (
+            f"{n_nan} NaN and {n_inf} inf values in the output: the fp16 overflow"
+            " symptom; run the VAE in fp32 (pipe.vae.to(torch.float32)) or use bf16"
+        )
+    images = raw if raw.ndim == 4 else raw[np.newaxis]
+    n = len(images)
+    for i, image in enumerate(images):
+        if not to_uint8(image).any():
+            return (
+                f"image {i} of {n} is all black: every pixel is 0 in 8-bit after"
+                f" (x/2+0.5).clamp(0,1) (raw max {float(image.max()):.4g}, at most about -1 + 1/255)"
+            )
+        spread = np.ptp(image.reshape(-1, image.shape[-1]), axis=0)
+        if np.all(spread <= _FLAT_TOLERANCE):
+            return (
+                f"image {i} of {n} is a single flat colour (every channel's spread"
+                f" <= {_FLAT_TOLERANCE:g}): the decoder output carries no structure"
+            )
+    return None
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, kind: str) -> Comparison:
+    """Compare ``actual`` with the baseline ``expected`` under ``THRESHOLDS[kind]``.
+
+    Both are (N, H, W, C) raw decoder outputs. Raises ``ValueError`` for an
+    unknown kind or mismatched/non-4-D shapes, and ``ImageHealthError`` (a
+    ValueError) when ``actual`` or the baseline fails ``diagnose``. Metric
+    values beyond their thresholds are returned in ``failures``, not raised.
+    """
+    if kind not in THRESHOLDS:
+        raise ValueError(f"unknown comparison kind {kind!r}; valid kinds: {', '.join(THRESHOLDS)}")
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape mismatch: actual {actual.shape} vs expected {expected.shape}")
+    if actual.ndim != 4:
+        raise ValueError(f"need (N, H, W, C) image batches, got shape {actual.shape}")
+    problem = diagnose(actual)
+    if problem:
+        raise ImageHealthError(problem)
+    problem = diagnose(expected)
+    if problem:
+        raise ImageHealthError(f"baseline (expected) image is unhealthy: {problem}")
+
+    a_all = actual.astype(np.float64)
+    e_all = expected.astype(np.float64)
+    height, width = actual.shape[1:3]
+    side = min(height, width)
+    win_size = min(7, side if side % 2 else side - 1)  # SSIM's window: odd, fits the image
+    if win_size < 3:
+        raise ValueError(f"images of {height}x{width} are too small for SSIM (need at least 3x3)")
+
+    psnrs, ssims, cosines, abs_diffs = [], [], [], []
+    for a, e in zip(a_all, e_all):
+        data_range = float(e.max() - e.min())  # > 0: diagnose rejects flat images
+        if np.array_equal(a, e):
+            psnrs.append(math.inf)
+            ssims.append(1.0)
+            cosines.append(0.0)
+            abs_diffs.append(0.0)
+            continue
+        psnrs.append(float(peak_signal_noise_ratio(e, a, data_range=data_range)))
+        ssims.append(
+            float(structural_similarity(e, a, data_range=data_range, channel_axis=-1, win_size=win_size))
+        )
+        cosines.append(_centred_cosine_distance(a, e))
+        abs_diffs.append(float(np.abs(a - e).max()) / data_range)
+
+    psnr, ssim, cosine, abs_diff = min(psnrs), min(ssims), max(cosines), max(abs_diffs)
+    limits = THRESHOLDS[kind]
+    failures = []
+    if psnr < limits.min_psnr_db:
+        failures.append(f"PSNR {psnr:.1f} dB < {limits.min_psnr_db:.1f} dB")
+    if ssim < limits.min_ssim:
+        failures.append(f"SSIM {ssim:.5f} < {limits.min_ssim:g}")
+    if cosine > limits.max_cosine_distance:
+        failures.append(f"centred cosine distance {cosine:.2e} > {limits.max_cosine_distance:g}")
+    if abs_diff > limits.max_abs_diff:
+        failures.append(f"max |diff| {abs_diff:.2e} > {limits.max_abs_diff:g} of range")
+    return Comparison(
+        kind=kind,
+        psnr_db=psnr,
+        ssim=ssim,
+        cosine_distance=cosine,
+        plain_cosine_distance=_plain_cosine_distance(a_all, e_all),
+        max_abs_diff=abs_diff,
+        failures=tuple(failures),
+    )
+
+
+def _centred_cosine_distance(a: np.ndarray, e: np.ndarray) -> float:
+    """1 - Pearson r of one (H, W, C) image pair, centred per channel."""
+    a = a - a.mean(axis=(0, 1))
+    e = e - e.mean(axis=(0, 1))
+    denominator = np.linalg.norm(a) * np.linalg.norm(e)  # > 0: both passed diagnose
+    return float(np.clip(1.0 - np.vdot(a, e) / denominator, 0.0, 2.0))
+
+
+def _plain_cosine_distance(a: np.ndarray, e: np.ndarray) -> float:
+    """diffusers' numpy_cosine_similarity_distance on the flattened batch."""
+    if np.array_equal(a, e):
+        return 0.0
+    a, e = a.ravel(), e.ravel()
+    return float(np.clip(1.0 - np.dot(a, e) / (np.linalg.norm(a) * np.linalg.norm(e)), 0.0, 2.0))
+
+
+def difference_image(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Amplified |actual - expected| as uint8 images of the same shape.
+
+    Gain = 255 / max|actual - expected| over the whole batch, so the largest
+    difference is full white (255) and a pixel value v stands for a raw
+    difference of v / 255 * max|actual - expected|; one gain for the batch
+    keeps its images comparable. All black when the inputs are identical.
+    Non-finite differences (NaN/inf in an input) are drawn full white.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape mismatch: actual {actual.shape} vs expected {expected.shape}")
+    diff = np.abs(actual - expected)
+    non_finite = ~np.isfinite(diff)
+    diff[non_finite] = 0.0
+    peak = diff.max(initial=0.0)
+    out = np.zeros(diff.shape, dtype=np.uint8)
+    if peak > 0:
+        out = np.round(diff * (255.0 / peak)).astype(np.uint8)
+    out[non_finite] = 255
+    return out
+
+
+def save_png(path: str | os.PathLike[str], image_uint8_batch: np.ndarray) -> None:
+    """Write a uint8 (N, H, W, C) batch (or one (H, W, C) image) as one PNG.
+
+    The images are tiled side by side, left to right. The file is written to a
+    temporary file in the same directory and moved into place with
+    ``os.replace``, so ``path`` is never seen half-written. Missing parent
+    directories are created.
+    """
+    batch = np.asarray(image_uint8_batch)
+    if batch.dtype != np.uint8:
+        raise ValueError(f"save_png needs uint8 images, got {batch.dtype} (use to_uint8 first)")
+    if batch.ndim == 3:
+        batch = batch[np.newaxis]
+    if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"save_png needs (N, H, W, C) with C in 1, 3, 4; got shape {batch.shape}")
+    tiled = np.concatenate(list(batch), axis=1)
+    if tiled.shape[-1] == 1:
+        tiled = tiled[..., 0]
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(tiled).save(handle, format="PNG")
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600
+        os.replace(tmp_path, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except FileNotFoundError:
+            pass
+        raise
