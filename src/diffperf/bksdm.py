@@ -45,10 +45,17 @@ def teacher_key(student_key: str, student: str) -> str:
 
 
 @torch.no_grad()
-def derive_student(teacher: UNet2DConditionModel, student: str) -> UNet2DConditionModel:
-    """Build a BK-SDM student of ``teacher`` with its weights copied from the teacher."""
-    model = UNet2DConditionModel.from_config(student_config(teacher.config, student))
-    model.to(device=teacher.device, dtype=teacher.dtype)
+def derive_student(teacher: UNet2DConditionModel, student: str, meta: bool = False) -> UNet2DConditionModel:
+    """Build a BK-SDM student of ``teacher`` with its weights copied from the teacher.
+
+    ``meta=True`` builds the structure only (no memory, no copy), to count parameters.
+    """
+    with torch.device("meta" if meta else teacher.device):
+        model = UNet2DConditionModel.from_config(student_config(teacher.config, student))
+    if meta:
+        return model.eval()
+    if model.dtype != teacher.dtype:
+        model.to(dtype=teacher.dtype)
     teacher_state = teacher.state_dict()
     for key, tensor in model.state_dict().items():
         tensor.copy_(teacher_state[teacher_key(key, student)])
