@@ -75,7 +75,7 @@ def test_small_noise_passes_half_but_fails_same() -> None:
     assert compare(noisy, image, "half").passed
     same = compare(noisy, image, "same")
     assert not same.passed
-    assert any(f.startswith("PSNR") and "dB < 85.0 dB" in f for f in same.failures)
+    assert any(f.startswith("PSNR") and f"dB < {THRESHOLDS['same'].min_psnr_db:.1f} dB" in f for f in same.failures)
     assert any(f.startswith("centred cosine distance") for f in same.failures)
     assert "FAIL" in same.summary() and "\n" not in same.summary()
 

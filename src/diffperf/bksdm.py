@@ -52,6 +52,7 @@ def derive_student(teacher: UNet2DConditionModel, student: str, meta: bool = Fal
     """
     with torch.device("meta" if meta else teacher.device):
         model = UNet2DConditionModel.from_config(student_config(teacher.config, student))
+    model.requires_grad_(False)  # an inference copy, like every other component
     if meta:
         return model.eval()
     if model.dtype != teacher.dtype:

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from diffperf.expectations import case_id
+from diffperf.gate import CaseResult
 from diffperf.session import PerfSession, VariantOutOfMemory, out_of_memory_as_failure
 from diffperf.timing import STAGES
 from diffperf.variants import VARIANT_NAMES, get_variant
@@ -38,6 +40,7 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     variant = get_variant(variant_name)
     reason = session.skip_reason(variant)
     if reason is not None:
+        session.skipped[case_id(variant_name, scenario_name)] = reason
         pytest.skip(reason)
     try:
         return _measure(benchmark, session, variant, session.scenario(scenario_name), scenario_name)
@@ -95,6 +98,16 @@ def _measure(benchmark, session: PerfSession, variant, scenario, scenario_name: 
             None if reference_peak_growth is None else reference_weights + reference_peak_growth
         )
     benchmark.extra_info.update(info)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        session.results.append(CaseResult(
+            variant=variant.name,
+            reference=variant.reference,
+            scenario=scenario.name,
+            variant_rounds=list(benchmark.stats.stats.data),
+            reference_rounds=reference_rounds,
+            peak_memory=info["peak_memory"],
+            reference_peak_memory=info.get("reference_peak_memory"),
+        ))
     return info
 
 

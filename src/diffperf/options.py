@@ -24,6 +24,8 @@ class PerfOptions:
     baseline_key: str | None = None  # None: this machine's hardware key
     output_dir: str = "perf-output"
     summary_path: str | None = None
+    report_dir: str | None = None
+    planted_slowdowns: dict[str, float] = field(default_factory=dict)  # variant -> extra work fraction
 
     def resolved_device(self):
         import torch
@@ -42,12 +44,28 @@ class PerfOptions:
         """Raise a one-line ValueError for an unknown profile or variant or a bad count."""
         if self.profile is not None:
             check_profile_name(self.profile)
-        if self.variants:
+        names = set(self.variants) | set(self.planted_slowdowns)
+        if names:
             from diffperf.variants import get_variant  # imports torch and diffusers
 
-            for name in self.variants:
+            for name in sorted(names):
                 get_variant(name)
+        for name, fraction in self.planted_slowdowns.items():
+            if not 0 < fraction < 10:
+                raise ValueError(f"--perf-plant-slowdown {name}={fraction}: the fraction must be between 0 and 10")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
         if self.warmup < 0:
             raise ValueError(f"--perf-warmup must be 0 or more, got {self.warmup}")
+
+
+def parse_slowdowns(text: str) -> dict[str, float]:
+    """``"distilled=0.1,sdpa=0.2"`` -> ``{"distilled": 0.1, "sdpa": 0.2}`` (one-line ValueError otherwise)."""
+    slowdowns = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, fraction = item.partition("=")
+        try:
+            slowdowns[name.strip()] = float(fraction)
+        except ValueError:
+            raise ValueError(f"--perf-plant-slowdown {item!r}: write VARIANT=FRACTION, e.g. distilled=0.1") from None
+    return slowdowns

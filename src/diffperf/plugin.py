@@ -12,6 +12,7 @@ from diffperf.profiles import PROFILE_NAMES
 _OPTIONS_KEY = pytest.StashKey["object"]()
 _SESSION_KEY = pytest.StashKey["object"]()
 _PLAN_KEY = pytest.StashKey[list]()
+_LINES_KEY = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,13 +36,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--perf-output", default="perf-output",
                     help="directory for this run's artefacts: failing images, summaries (default perf-output/)")
     group.addoption("--perf-summary", default=None, help="write the speed-up gate's Markdown summary to this file")
+    group.addoption("--perf-report", default=None, metavar="DIR",
+                    help="write this run's JSON (run.json) and HTML report (report.html) to DIR at the end")
+    group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
+                    help="make a variant's UNet do extra work (e.g. distilled=0.1): shows the gate catches it")
     group.addoption("--perf-model", default=None, help="hub profile: SD v1 pipeline id or directory")
     group.addoption("--perf-distilled-model", default=None, help="hub profile: BK-SDM pipeline id or directory")
     group.addoption("--perf-taesd-model", default=None, help="hub profile: TAESD (AutoencoderTiny) id or directory")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from diffperf.options import PerfOptions
+    from diffperf.options import PerfOptions, parse_slowdowns
 
     hub_models = {
         key: value
@@ -53,6 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if value
     }
     variants = tuple(name.strip() for name in config.getoption("--perf-variants").split(",") if name.strip())
+    try:
+        planted = parse_slowdowns(config.getoption("--perf-plant-slowdown"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     options = PerfOptions(
         profile=config.getoption("--perf-profile"),
         device=config.getoption("--perf-device"),
@@ -67,8 +76,10 @@ def pytest_configure(config: pytest.Config) -> None:
         baseline_key=config.getoption("--perf-baseline-key"),
         output_dir=str(config.rootpath / config.getoption("--perf-output")),
         summary_path=config.getoption("--perf-summary"),
+        report_dir=config.getoption("--perf-report"),
+        planted_slowdowns=planted,
     )
-    if variants or options.rounds is not None or options.warmup != 2:
+    if variants or planted or options.rounds is not None or options.warmup != 2:
         try:
             options.check()
         except ValueError as error:
@@ -91,6 +102,13 @@ def perf_session(request: pytest.FixtureRequest):
         session.planned_variants = config.stash[_PLAN_KEY]
         config.stash[_SESSION_KEY] = session
     return config.stash[_SESSION_KEY]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Run the perf cases variant by variant across files, so each variant's models are built once."""
+    from diffperf.ordering import group_by_variant
+
+    group_by_variant(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -116,3 +134,30 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if options is None or not any(str(arg).startswith("perf") for arg in config.args):
         return None
     return f"diffperf: profile {options.profile or 'auto (full on CUDA, tiny on CPU)'}, device {options.device or 'auto'}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Judge the speed-ups, record them on request, write summaries, and fail the run on a regression."""
+    perf = session.config.stash.get(_SESSION_KEY, None)
+    if perf is None or not perf.results:
+        return
+    from diffperf.reporting import finish_run
+
+    failed, lines = finish_run(perf, session.config)
+    session.config.stash[_LINES_KEY] = lines
+    if failed and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(_LINES_KEY, None)
+    if lines:
+        terminalreporter.section("diffperf speed-up gate")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    perf = config.stash.get(_SESSION_KEY, None)
+    if perf is not None and perf.results:
+        output_json["diffperf"] = perf.gate_report().to_json()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 
 import torch
 
-from diffperf import zoo
+from diffperf import expectations, gate, zoo
+from diffperf.gate import CaseResult, GateReport
 from diffperf.instruments import make_instrument
 from diffperf.options import PerfOptions
 from diffperf.profiles import SYNTHETIC_PROFILES
@@ -30,8 +32,16 @@ class PerfSession:
         self.profile = SYNTHETIC_PROFILES.get(self.profile_name)
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
         self.instrument = make_instrument(self.device)
-        self.store = PipelineStore(zoo.make_source(self.profile_name, self.device, options.hub_models), self.device)
+        self.store = PipelineStore(
+            zoo.make_source(self.profile_name, self.device, options.hub_models),
+            self.device,
+            planted_slowdowns=options.planted_slowdowns,
+            synchronize=self.instrument.synchronize,
+        )
         self.planned_variants: list[str | None] = []  # the variant of each collected case, in run order
+        self.results: list[CaseResult] = []  # what the latency cases measured, for the gate
+        self.skipped: dict[str, str] = {}  # case id -> why it did not run
+        self._gate: GateReport | None = None
 
     def selected(self, variant_name: str) -> bool:
         return not self.options.variants or variant_name in self.options.variants
@@ -52,6 +62,31 @@ class PerfSession:
         """Release what the cases after ``index`` no longer need."""
         self.store.keep_only(name for name in self.planned_variants[index + 1 :] if name)
 
+    def gate_report(self) -> GateReport:
+        """The speed-up gate over the cases run so far (computed once, at the end of the run)."""
+        if self._gate is None:
+            hardware = self.instrument.hardware()
+            try:
+                stored, note = expectations.lookup(
+                    self.options.baselines_dir, self.profile_name, hardware, self.options.baseline_key
+                )
+                self._gate = gate.evaluate(self.results, stored, note, self.skipped)
+            except expectations.ExpectationsError as error:
+                self._gate = gate.evaluate(self.results, None, "expected speed-ups could not be read")
+                self._gate.rows.append(gate.GateRow("speed-up", "-", "-", "-", "error", str(error)))
+        return self._gate
+
+    def record_expectations(self) -> list[str]:
+        """Store this run's speed-ups as the expectations of this hardware (--perf-update-baselines)."""
+        hardware = self.instrument.hardware()
+        key = self.options.baseline_key or expectations.hardware_key(hardware)
+        speedups, memory, refused = gate.new_expectations(self.gate_report(), self.device.type)
+        if not speedups:
+            return refused + ["no expected speed-ups recorded"]
+        recorded = {**self.describe(), "rounds": self.rounds, "date": datetime.date.today().isoformat()}
+        path = expectations.record(self.options.baselines_dir, self.profile_name, key, recorded, speedups, memory)
+        return refused + [f"recorded {len(speedups)} expected speed-ups for {key} in {path}"]
+
     def describe(self) -> dict:
         """Profile, device and software, for the benchmark JSON's machine_info."""
         import diffusers
@@ -63,6 +98,7 @@ class PerfSession:
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
             "transformers": transformers.__version__,
+            "cuda": torch.version.cuda,
         }
 
 

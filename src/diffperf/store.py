@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import time
 
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, XFormersAttnProcessor
@@ -32,7 +33,7 @@ def clone_module(module: torch.nn.Module, dtype: torch.dtype | None = None, chan
             converted = converted.to(dtype)
         if channels_last and converted.dim() == 4:
             converted = converted.contiguous(memory_format=torch.channels_last)
-        if converted is tensor.detach():
+        if converted.data_ptr() == tensor.data_ptr():  # unchanged: share the very tensor
             memo[id(tensor)] = tensor
         elif isinstance(tensor, torch.nn.Parameter):
             memo[id(tensor)] = torch.nn.Parameter(converted, requires_grad=False)
@@ -62,12 +63,37 @@ def runtime_settings(variant: Variant):
         torch.backends.cuda.matmul.allow_tf32 = previous
 
 
+def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
+    """Make every forward of ``unet`` do extra busy work lasting ``fraction`` of its own duration.
+
+    A known, real slowdown of one variant, to show that the speed-up gate catches it
+    (``--perf-plant-slowdown VARIANT=FRACTION``).
+    """
+    started = {}
+
+    def before(module, args, kwargs):
+        synchronize()
+        started["at"] = time.perf_counter()
+
+    def after(module, args, kwargs, output):
+        synchronize()
+        until = time.perf_counter() + fraction * (time.perf_counter() - started["at"])
+        while time.perf_counter() < until:
+            pass
+        return output
+
+    unet.register_forward_pre_hook(before, with_kwargs=True)
+    unet.register_forward_hook(after, with_kwargs=True)
+
+
 class PipelineStore:
     """Session cache of components and per-variant pipelines for one source and device."""
 
-    def __init__(self, source, device: torch.device):
+    def __init__(self, source, device: torch.device, planted_slowdowns: dict | None = None, synchronize=None):
         self.source = source
         self.device = device
+        self.planted_slowdowns = planted_slowdowns or {}
+        self.synchronize = synchronize or (lambda: None)
         self._components: dict[tuple[str, torch.dtype], torch.nn.Module] = {}
         self._models: dict[str, dict] = {}  # variant name -> its unet, text_encoder, vae
         self._tokenizer = None
@@ -102,6 +128,8 @@ class PipelineStore:
                 vae.set_attn_processor(processor)
             if variant.compile:
                 unet = torch.compile(unet)
+            if variant.name in self.planted_slowdowns:
+                plant_slowdown(unet, self.planted_slowdowns[variant.name], self.synchronize)
             self._models[variant.name] = {
                 "unet": unet,
                 "text_encoder": self.component(zoo.TEXT_ENCODER, dtype),

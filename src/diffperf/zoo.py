@@ -85,6 +85,8 @@ class SyntheticSource:
 
     def build(self, component: str, meta: bool = False) -> torch.nn.Module:
         """Build one fp32 component; ``meta=True`` builds it without memory (to count parameters)."""
+        if component not in COMPONENTS:
+            raise ValueError(f"unknown component {component!r}: choose one of {', '.join(COMPONENTS)}")
         if component == DISTILLED_UNET:
             return derive_student(self.build(TEACHER_UNET, meta=meta), "small")
         device = torch.device("meta") if meta else self.device

@@ -1,0 +1,157 @@
+"""Unit tests of the ``--perf-*`` options: PerfOptions checks, and the plugin through ``pytester``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffperf.options import PerfOptions
+from diffperf.variants import VARIANT_NAMES
+
+pytest_plugins = ["pytester"]
+
+LATENCY_SUITE = Path(__file__).resolve().parents[1] / "perf" / "test_latency.py"
+
+
+# --------------------------------------------------------------------------- PerfOptions
+
+
+def test_defaults_pass_the_check():
+    PerfOptions().check()
+    PerfOptions(profile="full", variants=("baseline", "fp16"), rounds=1, warmup=0).check()
+
+
+def test_unknown_profile_message():
+    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, tiny, hub$"):
+        PerfOptions(profile="nope").check()
+
+
+def test_unknown_variant_message():
+    with pytest.raises(ValueError) as info:
+        PerfOptions(variants=("baseline", "nope")).check()
+    message = str(info.value)
+    assert message.startswith("unknown variant 'nope': choose one of ")
+    assert "\n" not in message
+    assert all(name in message for name in VARIANT_NAMES)
+
+
+@pytest.mark.parametrize("rounds", [0, -3])
+def test_rounds_below_one(rounds):
+    with pytest.raises(ValueError, match=rf"^--perf-rounds must be at least 1, got {rounds}$"):
+        PerfOptions(rounds=rounds).check()
+
+
+def test_negative_warmup():
+    with pytest.raises(ValueError, match=r"^--perf-warmup must be 0 or more, got -1$"):
+        PerfOptions(warmup=-1).check()
+
+
+def test_default_profile_follows_the_device():
+    assert PerfOptions().resolved_profile(torch.device("cpu")) == "tiny"
+    assert PerfOptions().resolved_profile(torch.device("cuda")) == "full"
+    assert PerfOptions(profile="full").resolved_profile(torch.device("cpu")) == "full"
+    assert PerfOptions(device="cpu").resolved_device() == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when CUDA is missing")
+def test_cuda_device_without_cuda():
+    with pytest.raises(ValueError, match=r"^--perf-device cuda: no CUDA device is available \(use cpu\)$"):
+        PerfOptions(device="cuda").resolved_device()
+
+
+# --------------------------------------------------------------------------- the plugin (pytester)
+
+
+def test_plugin_is_registered(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*diffperf*", "*--perf-profile=*", "*--perf-variants=*"])
+
+
+def test_unknown_profile_is_a_usage_error(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--perf-profile", "nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perf-profile: invalid choice: 'nope'*"])
+
+
+def test_unknown_variant_is_a_one_line_usage_error(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--perf-variants", "baseline,nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.stderr.lines if "unknown variant" in line]
+    assert len(lines) == 1
+    assert "'nope'" in lines[0]
+    assert all(name in lines[0] for name in VARIANT_NAMES)
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_rounds_is_a_usage_error(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--perf-rounds", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perf-rounds must be at least 1, got 0*"])
+
+
+def test_options_do_not_disturb_other_tests(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--perf-variants", "baseline", "--perf-rounds", "3")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_latency_suite_baseline_only(pytester):
+    """The real latency suite, baseline only, astronaut only, tiny profile on the CPU: a few seconds."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    json_path = pytester.path / "bench.json"
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # in-process run: keep CPU use modest and avoid stalls on a shared CPU
+    try:
+        result = pytester.runpytest(
+            "--perf-device", "cpu",
+            "--perf-variants", "baseline",
+            "--perf-rounds", "6",
+            "--perf-warmup", "0",
+            "--perf-baselines", str(pytester.path / "baselines"),
+            f"--benchmark-json={json_path}",
+            "-k", "astronaut",
+            "-rs",
+            "-p", "no:randomly",
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+    others = [name for name in VARIANT_NAMES if name != "baseline"]
+    result.assert_outcomes(passed=1, skipped=len(others))
+    skip_lines = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
+    assert len(skip_lines) == len(others)
+    for name in others:
+        assert any(line.endswith(f": {name} is not in --perf-variants") for line in skip_lines), name
+
+    report = json.loads(json_path.read_text())
+    assert report["machine_info"]["diffperf"]["profile"] == "tiny"
+    assert report["machine_info"]["diffperf"]["device_type"] == "cpu"
+    (benchmark,) = report["benchmarks"]
+    assert benchmark["name"] == "test_latency[baseline-astronaut]"
+    assert benchmark["group"] == "astronaut"
+    info = benchmark["extra_info"]
+    assert info["variant"] == "baseline" and info["reference"] is None
+    assert info["profile"] == "tiny"
+    assert info["scenario"] == "astronaut" and info["scheduler"] == "ddim"
+    assert (info["steps"], info["resolution"]) == (5, 128)  # 50 steps x 0.1, 128 px
+    assert info["scaled_from"] == {"steps": 50, "resolution": 512}
+    assert set(info["stages"]) == {"text_encoding", "denoising", "decoding"}
+    assert all(seconds > 0 for seconds in info["stages"].values())
+    assert info["stages"]["denoising"] > info["stages"]["text_encoding"]
+    assert info["weight_bytes"] > 0
+    if info["peak_memory_growth"] is not None:  # None where /proc/self/clear_refs is not writable
+        assert info["peak_memory"] == info["weight_bytes"] + info["peak_memory_growth"]
+    assert "peak_memory" in info
+    assert info["reference_rounds"] == []
+    stats = benchmark["stats"]
+    assert stats["rounds"] == 6
+    assert len(stats["data"]) == 6  # raw rounds, for the statistical gate
+    assert all(seconds > 0 for seconds in stats["data"])
+    assert stats["min"] == min(stats["data"])

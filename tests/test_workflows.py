@@ -1,0 +1,84 @@
+"""The GitHub workflows: valid against GitHub's schema, pinned, bounded, and running the README's commands."""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+README = (ROOT / "README.md").read_text()
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+def steps(workflow):
+    for job in workflow["jobs"].values():
+        yield from job.get("steps", [])
+
+
+def test_there_are_the_two_workflows():
+    assert {path.name for path in WORKFLOWS} >= {"ci.yml", "perf-gpu.yml"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("check_jsonschema") is None,
+                    reason="check-jsonschema is not installed: pip install -e '.[dev]'")
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_workflow_matches_githubs_schema(path):
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_actions_are_pinned_and_jobs_have_timeouts(path):
+    workflow = load(path)
+    for step in steps(workflow):
+        if "uses" in step:
+            assert re.search(r"@(v\d+\.\d+\.\d+|[0-9a-f]{40})$", step["uses"]), f"{step['uses']} is not pinned to a version"
+    for name, job in workflow["jobs"].items():
+        assert job.get("timeout-minutes"), f"{path.name}: job {name} has no timeout"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_commands_that_install_or_run_are_the_readmes(path):
+    for step in steps(load(path)):
+        run = " ".join(step.get("run", "").split())
+        for command in re.split(r"\s*\|\s*|\n", run):
+            if command.startswith(("python3 -m venv", ".venv/bin/pytest", ".venv/bin/diffperf")):
+                words = command.split()
+                program = " ".join(words[:2])
+                assert program in README, f"{path.name} runs `{command}`, which README.md does not give"
+                if command.startswith("python3 -m venv"):
+                    assert command in " ".join(README.split()), f"{path.name}: `{command}` is not the README's"
+
+
+def test_gpu_workflow_gates_pull_requests_without_changing_baselines():
+    workflow = load(ROOT / ".github" / "workflows" / "perf-gpu.yml")
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
+    assert {"pull_request", "workflow_dispatch"} <= set(triggers)
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    job = workflow["jobs"]["perf"]
+    assert "gpu" in job["runs-on"] and "self-hosted" in job["runs-on"]
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert "--fail-on-regression" in runs and "--benchmark-json" in runs and "--perf-report" in runs
+    update = workflow["jobs"]["update-baselines"]
+    assert "workflow_dispatch" in update["if"] and "inputs.update-baselines" in update["if"]
+    assert "pull_request" not in update["if"]
+
+
+def test_cpu_workflow_runs_unit_tests_and_the_tiny_suite():
+    workflow = load(ROOT / ".github" / "workflows" / "ci.yml")
+    runs = [step.get("run", "") for step in steps(workflow)]
+    assert any(".venv/bin/pytest tests" in run for run in runs)
+    assert any(run.rstrip().endswith(".venv/bin/pytest perf") for run in runs)
+    triggers = workflow[True] if True in workflow else workflow["on"]
+    assert "push" in triggers

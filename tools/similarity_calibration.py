@@ -1,0 +1,324 @@
+"""Measure the numerical variation of each variant's raw output, to calibrate diffperf.similarity.
+
+Usage (CPU, tiny profile; docs/similarity.md has the results):
+
+    # one process per configuration; each writes the raw outputs of every runnable variant
+    python tools/similarity_calibration.py run OUT/default-2t.npz --threads 2 --repeat --planted
+    python tools/similarity_calibration.py run OUT/default-1t.npz --threads 1
+    ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
+        python tools/similarity_calibration.py run OUT/avx2-2t.npz --threads 2
+    # fp16 without fast kernels, and TF32 emulated on the CPU, against fp32 from the same process
+    python tools/similarity_calibration.py run OUT/half-1t.npz --threads 1 --force --planted \
+        --variants baseline fp16 --emulate tf32-emulated tf32-conv-emulated
+    # compare them all with a reference configuration (the first file), then tabulate
+    python tools/similarity_calibration.py analyze OUT/default-2t.npz OUT/*.npz --json OUT/rows.json
+    python tools/similarity_calibration.py report OUT/rows.json
+    # record baselines of variants that lack fast kernels here but run elsewhere (fp16 on a CPU)
+    python tools/similarity_calibration.py record --variants fp16 distilled-fp16 distilled-taesd-fp16
+
+``run`` stores, per variant and scenario, the clean raw output (and with ``--repeat`` a second
+run in the same process; with ``--planted`` the planted changes: another seed, one step fewer,
+UNet weights x (1 + 1e-3 N(0, 1)), the other scheduler). ``analyze`` prints, for every variant,
+the metrics of each configuration against the reference file's clean output under the variant's
+own kind, the metrics against fp32, and each planted change's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from diffperf import zoo
+from diffperf.image_checks import FP32_VARIANT, perturbed_copy, raw_output, same_kind
+from diffperf.profiles import SYNTHETIC_PROFILES
+from diffperf.similarity import THRESHOLDS, compare
+from diffperf.store import PipelineStore, runtime_settings
+from diffperf.variants import VARIANTS, get_variant, skip_reason
+from diffperf.workloads import SCENARIO_NAMES, get_scenario
+
+PLANTED = ("seed", "steps", "weights", "scheduler")
+OTHER_SCHEDULER = {"ddim": "pndm", "pndm": "ddim"}
+
+
+def _runnable(device, force: bool = False):
+    """Variants that run here; with ``force`` also those lacking only fast kernels (fp16 on most CPUs)."""
+    return [
+        v for v in VARIANTS
+        if skip_reason(v, device) is None
+        or (force and "kernels, which this" in (skip_reason(v, device) or "") and not v.needs_cuda)
+    ]
+
+
+def _round_to_tf32(tensor):
+    """Round float32 to TF32 (10-bit mantissa), to nearest, as tensor cores read their inputs."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32:
+        return tensor
+    bits = tensor.contiguous().view(torch.int32)
+    return ((bits + 0x1000) & ~0x1FFF).view(torch.float32)
+
+
+class EmulatedTF32(torch.overrides.TorchFunctionMode):
+    """Emulate CUDA TF32 on the CPU: the operands of matmuls (and, with ``conv``, convolutions) are
+    rounded to TF32 before an fp32 computation. torch.backends.cuda.matmul.allow_tf32 (the tf32
+    variant) covers matmuls and attention; cuDNN convolutions use TF32 by default on CUDA anyway."""
+
+    def __init__(self, conv: bool = False):
+        super().__init__()
+        import torch.nn.functional as F
+
+        self.functions = {F.linear, torch.matmul, torch.bmm, torch.baddbmm, torch.Tensor.matmul,
+                          torch.Tensor.__matmul__, F.scaled_dot_product_attention}
+        if conv:
+            self.functions.add(F.conv2d)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.functions:
+            args = tuple(_round_to_tf32(a) for a in args)
+            kwargs = {k: _round_to_tf32(v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+
+EMULATED = {"tf32-emulated": lambda: EmulatedTF32(conv=False), "tf32-conv-emulated": lambda: EmulatedTF32(conv=True)}
+
+
+def run(args) -> None:
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    profile = SYNTHETIC_PROFILES[args.profile]
+    source = zoo.make_source(args.profile, device)
+    store = PipelineStore(source, device)
+    arrays = {}
+    start = time.perf_counter()
+    variants = [v for v in _runnable(device, args.force) if not args.variants or v.name in args.variants]
+    for name in args.emulate:
+        for scenario_name in SCENARIO_NAMES:
+            scenario = get_scenario(scenario_name).scaled(profile)
+            pipe = store.pipeline(get_variant(FP32_VARIANT), scenario)
+            with EMULATED[name]():
+                arrays[f"{name}/{scenario_name}/clean"] = raw_output(pipe, scenario)
+    for variant in variants:
+        for scenario_name in SCENARIO_NAMES:
+            scenario = get_scenario(scenario_name).scaled(profile)
+            pipe = store.pipeline(variant, scenario)
+            settings = lambda: runtime_settings(variant)  # noqa: E731
+            key = f"{variant.name}/{scenario_name}"
+            arrays[f"{key}/clean"] = raw_output(pipe, scenario, settings)
+            if args.repeat:
+                arrays[f"{key}/repeat"] = raw_output(pipe, scenario, settings)
+            if args.planted:
+                arrays[f"{key}/seed"] = raw_output(pipe, scenario, settings, seed=scenario.seed + 1)
+                arrays[f"{key}/steps"] = raw_output(pipe, scenario, settings, steps=scenario.steps - 1)
+                other = zoo.make_scheduler(OTHER_SCHEDULER[scenario.scheduler], source.scheduler_config())
+                models = store.models(variant)
+                swapped = zoo.assemble_pipeline(tokenizer=store.tokenizer(), scheduler=other, **models)
+                arrays[f"{key}/scheduler"] = raw_output(swapped, scenario, settings)
+        if args.planted:
+            # Perturb the fp32 source UNet and rebuild the variant from it (casts, students, layout).
+            perturbed = PipelineStore(source, device)
+            perturbed._components[(zoo.TEACHER_UNET, torch.float32)] = perturbed_copy(
+                store.component(zoo.TEACHER_UNET, torch.float32)
+            )
+            for scenario_name in SCENARIO_NAMES:
+                scenario = get_scenario(scenario_name).scaled(profile)
+                pipe = perturbed.pipeline(variant, scenario)
+                arrays[f"{variant.name}/{scenario_name}/weights"] = raw_output(
+                    pipe, scenario, lambda: runtime_settings(variant)
+                )
+        store.keep_only([v.name for v in variants[variants.index(variant) + 1:]])
+    meta = {
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+                                            "OMP_NUM_THREADS") if k in os.environ},
+        "seconds": time.perf_counter() - start,
+    }
+    np.savez_compressed(args.out, meta=json.dumps(meta), **arrays)
+    print(json.dumps(meta))
+
+
+def _label(path: str, meta: dict) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def analyze(args) -> None:
+    reference = np.load(args.reference)
+    others = [(p, np.load(p)) for p in args.files]
+    rows = []
+    keys = sorted(k[: -len("/clean")] for k in reference.files if k.endswith("/clean"))
+    for key in keys:
+        variant_name, scenario = key.split("/")
+        variant = get_variant("tf32") if variant_name in EMULATED else get_variant(variant_name)
+        expected = reference[f"{key}/clean"]
+        kind = same_kind(variant)
+        for path, data in others:
+            for run_name in ("clean", "repeat"):
+                name = f"{key}/{run_name}"
+                if name not in data.files or (path == args.reference and run_name == "clean"):
+                    continue
+                c = compare(data[name], expected, kind)
+                rows.append(dict(variant=variant_name, scenario=scenario, kind=kind, what=f"{_label(path, {})}:{run_name}",
+                                 psnr=c.psnr_db, ssim=c.ssim, cos=c.cosine_distance, plain=c.plain_cosine_distance,
+                                 absdiff=c.max_abs_diff, passed=c.passed))
+        for planted in PLANTED:
+            name = f"{key}/{planted}"
+            if name in reference.files:
+                c = compare(reference[name], expected, kind)
+                rows.append(dict(variant=variant_name, scenario=scenario, kind=kind, what=f"planted:{planted}",
+                                 psnr=c.psnr_db, ssim=c.ssim, cos=c.cosine_distance, plain=c.plain_cosine_distance,
+                                 absdiff=c.max_abs_diff, passed=c.passed))
+        if variant.approximates_fp32 and variant_name != FP32_VARIANT:
+            fp32 = reference[f"{FP32_VARIANT}/{scenario}/clean"]
+            for path, data in others:
+                name = f"{key}/clean"
+                if name in data.files:
+                    c = compare(data[name], fp32, variant.approximates_fp32)
+                    rows.append(dict(variant=variant_name, scenario=scenario, kind=variant.approximates_fp32,
+                                     what=f"vs-fp32:{_label(path, {})}", psnr=c.psnr_db, ssim=c.ssim,
+                                     cos=c.cosine_distance, plain=c.plain_cosine_distance, absdiff=c.max_abs_diff,
+                                     passed=c.passed))
+    for row in rows:
+        print(f"{row['variant']:16s} {row['scenario']:10s} {row['kind']:9s} {row['what']:28s} "
+              f"PSNR {row['psnr']:7.1f}  SSIM {row['ssim']:.7f}  cos {row['cos']:.2e}  plain {row['plain']:.2e}  "
+              f"maxdiff {row['absdiff']:.2e}  {'pass' if row['passed'] else 'FAIL'}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1, default=float)
+    print("thresholds:", {k: v.__dict__ for k, v in THRESHOLDS.items()})
+
+
+def record(args) -> None:
+    """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs)."""
+    from diffperf.image_checks import record_image_baseline
+    from diffperf.options import PerfOptions
+    from diffperf.session import PerfSession
+
+    torch.set_num_threads(args.threads)
+    session = PerfSession(PerfOptions(profile=args.profile, device="cpu", baselines_dir=args.baselines))
+    for name in args.variants:
+        variant = get_variant(name)
+        reason = skip_reason(variant, session.device)
+        for scenario_name in SCENARIO_NAMES:
+            note = None
+            if reason is not None:
+                note = f"recorded on a CPU where it would be skipped ({reason}), with ATen's fallback kernels"
+            entry = record_image_baseline(session, name, scenario_name, note=note)
+            print(f"recorded {entry.data_path} ({note or 'runs here'})")
+        session.store.keep_only([])
+
+
+def _worst(rows):
+    finite = list(rows)
+    return {
+        "psnr": min(r["psnr"] for r in finite),
+        "dssim": max(1 - r["ssim"] for r in finite),
+        "cos": max(r["cos"] for r in finite),
+        "absdiff": max(r["absdiff"] for r in finite),
+        "passed": all(r["passed"] for r in finite),
+        "n": len(finite),
+    }
+
+
+def _fmt(w) -> str:
+    if w is None:
+        return "-"
+    if w["psnr"] == float("inf"):
+        return "identical"
+    return f"{w['psnr']:.1f} dB / {w['dssim']:.1e} / {w['cos']:.1e} / {w['absdiff']:.1e}"
+
+
+def report(args) -> None:
+    """A Markdown table per variant from ``analyze --json`` outputs."""
+    from diffperf.variants import VARIANT_NAMES
+
+    rows = [row for path in args.json_files for row in json.load(open(path))]
+    names = [n for n in VARIANT_NAMES if any(r["variant"] == n for r in rows)]
+    names += sorted({r["variant"] for r in rows} - set(VARIANT_NAMES))
+    print("| variant | own check | clean vs own baseline, worst of thread counts and ISAs | "
+          "vs fp32 (this machine; worst) | weakest planted change | margin (PSNR dB: clean - limit, limit - planted; "
+          "cos dist: limit / clean, planted / limit) |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        mine = [r for r in rows if r["variant"] == name]
+        noise = [r for r in mine if not r["what"].startswith(("planted", "vs-fp32"))]
+        fp32 = [r for r in mine if r["what"].startswith("vs-fp32")]
+        planted = [r for r in mine if r["what"].startswith("planted")]
+        kind = mine[0]["kind"] if name in VARIANT_NAMES else None
+        own = _worst(noise) if noise else None
+        fp32_worst = _worst(fp32) if fp32 else None
+        here = [r for r in fp32 if r["what"].split(":")[1] in args.here]
+        fp32_cell = "-" if not fp32 else (
+            f"{fp32[0]['kind']}: {_fmt(_worst(here)) if here else '-'}; {_fmt(fp32_worst)}"
+            f" {'pass' if fp32_worst['passed'] else 'FAIL'}")
+        if planted:
+            by_change = {}
+            for r in planted:
+                by_change.setdefault(r["what"].split(":")[1], []).append(r)
+            # A change is caught when it fails in every scenario; the weakest caught one is the one
+            # whose least-affected scenario is closest to the clean run.
+            caught = {c: rs for c, rs in by_change.items() if not any(r["passed"] for r in rs)}
+            missed = sorted(set(by_change) - set(caught))
+            weakest_name, weakest_rows = max(caught.items(), key=lambda kv: max(r["psnr"] for r in kv[1]))
+            weakest = {"psnr": max(r["psnr"] for r in weakest_rows), "cos": min(r["cos"] for r in weakest_rows),
+                       "dssim": min(1 - r["ssim"] for r in weakest_rows),
+                       "absdiff": min(r["absdiff"] for r in weakest_rows)}
+            planted_cell = (f"{weakest_name}: {weakest['psnr']:.1f} dB / {weakest['dssim']:.1e} / {weakest['cos']:.1e}"
+                            f" / {weakest['absdiff']:.1e}"
+                            + ("" if not missed else " (not caught: " + ", ".join(
+                                f"{c}, {max(r['psnr'] for r in by_change[c]):.1f} dB" for c in missed) + ")"))
+            limits = THRESHOLDS[kind]
+            clean_psnr = own["psnr"] if own and own["psnr"] != float("inf") else None
+            clean_cos = own["cos"] if own and own["cos"] > 0 else None
+            margin = (f"{'inf' if clean_psnr is None else f'{clean_psnr - limits.min_psnr_db:.0f}'}, "
+                      f"{limits.min_psnr_db - weakest['psnr']:.1f}; "
+                      f"{'inf' if clean_cos is None else f'{limits.max_cosine_distance / clean_cos:.2g}x'}, "
+                      f"{weakest['cos'] / limits.max_cosine_distance:.2g}x")
+        else:
+            planted_cell, margin = "-", "-"
+        own_cell = "-" if own is None else f"{_fmt(own)} ({own['n']} runs) {'pass' if own['passed'] else 'FAIL'}"
+        print(f"| {name} | {kind or '-'} | {own_cell} | {fp32_cell} | {planted_cell} | {margin} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("out")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--profile", default="tiny")
+    p.add_argument("--repeat", action="store_true")
+    p.add_argument("--planted", action="store_true")
+    p.add_argument("--variants", nargs="*", default=[])
+    p.add_argument("--force", action="store_true", help="also variants lacking only fast kernels (fp16)")
+    p.add_argument("--emulate", nargs="*", default=[], choices=sorted(EMULATED),
+                   help="pseudo-variants of the fp32 baseline (TF32 emulated on the CPU)")
+    p.set_defaults(func=run)
+    a = sub.add_parser("analyze")
+    a.add_argument("reference")
+    a.add_argument("files", nargs="*")
+    a.add_argument("--json")
+    a.set_defaults(func=analyze)
+    r = sub.add_parser("record")
+    r.add_argument("--variants", nargs="+", required=True)
+    r.add_argument("--baselines", default="baselines")
+    r.add_argument("--profile", default="tiny")
+    r.add_argument("--threads", type=int, default=torch.get_num_threads())
+    r.set_defaults(func=record)
+    t = sub.add_parser("report")
+    t.add_argument("json_files", nargs="+")
+    t.add_argument("--here", nargs="+", default=["default-2t"],
+                   help="the configurations the baselines were recorded in")
+    t.set_defaults(func=report)
+    args = parser.parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
