@@ -18,15 +18,6 @@ from diffperf.store import clone_module
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and a shared CPU stalls them."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def full_teacher():
     return zoo.SyntheticSource(FULL, CPU).build(zoo.TEACHER_UNET, meta=True)

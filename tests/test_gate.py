@@ -71,6 +71,7 @@ def test_too_few_rounds_gives_no_verdict_and_says_how_many():
     assert row.status == "unchecked"
     assert "--perf-rounds 6" in row.message
     assert not report.failed
+    assert any("UNCHECKED: speed-up distilled/astronaut: no verdict" in line for line in gate.terminal_lines(report))
 
 
 def test_memory_ratio_regression_fails():

@@ -20,15 +20,6 @@ CPU = torch.device("cpu")
 BUILT = (zoo.TEACHER_UNET, zoo.TEXT_ENCODER, zoo.KL_VAE, zoo.TINY_VAE)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and a shared CPU stalls them."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A tiny synthetic pipeline and a tiny autoencoder saved with save_pretrained, and their weights."""

@@ -39,15 +39,6 @@ PLANTED = ("seed", "steps", "weights", "scheduler")
 DECODERS = (zoo.KL_VAE, zoo.TINY_VAE)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and a shared CPU stalls them."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def components():
     source = zoo.SyntheticSource(TINY, CPU)

@@ -34,15 +34,6 @@ CPU = torch.device("cpu")
 CUDA = torch.device("cuda")  # only its type is looked at: no GPU is needed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and a shared CPU stalls them."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def all_dtypes_supported(monkeypatch):
     """Make the dtype check pass, so a test sees the reason it is about (CPU fp16 kernels vary)."""

@@ -29,15 +29,6 @@ from diffperf.profiles import (
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and a shared CPU stalls them."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def full_meta(component: str) -> torch.nn.Module:
     return zoo.SyntheticSource(FULL, CPU).build(component, meta=True)
 

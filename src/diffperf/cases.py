@@ -55,13 +55,14 @@ def _measure(benchmark, session: PerfSession, variant, scenario, scenario_name: 
         if variant.reference is not None:
             reference = session.timed_pipeline(get_variant(variant.reference), scenario)
 
-        for _ in range(session.options.warmup):
+        for _ in range(session.warmup):
             if reference is not None:
                 reference()
             subject()
-        instrument = session.instrument
-        peak_growth = instrument.peak_memory_growth(subject)
-        reference_peak_growth = instrument.peak_memory_growth(reference) if reference is not None else None
+        peak_growth = session.peak_memory_growth(variant.name, scenario.name, subject)
+        reference_peak_growth = None
+        if reference is not None:
+            reference_peak_growth = session.peak_memory_growth(variant.reference, scenario.name, reference)
 
         reference_rounds: list[float] = []
 

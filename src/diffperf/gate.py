@@ -191,13 +191,18 @@ def _cells(row: GateRow) -> list[str]:
     return [row.kind, f"{row.variant} vs {row.reference}", row.scenario, measured, expected, row.status]
 
 
+def _worth_a_line(row: GateRow) -> bool:
+    """Verdicts that need a reader's attention, and ratios that got no verdict for lack of rounds."""
+    return row.status in ("regressed", "error", "improved", "inconclusive") or row.message.startswith("no verdict")
+
+
 HEADER = ["ratio", "variant", "scenario", "measured [95% CI]", "expected", "verdict"]
 
 
 def as_table(report: GateReport) -> Table:
     """The verdicts as a :class:`diffperf.table.Table` (rich on a terminal, plain text in CI logs)."""
     notes = [f"{row.status.upper()}: {row.kind} {row.variant}/{row.scenario}: {row.message}"
-             for row in report.rows if row.status in ("regressed", "error", "improved", "inconclusive")]
+             for row in report.rows if _worth_a_line(row)]
     notes += [f"note: {problem}" for problem in report.problems]
     rows = [[*_cells(row)[:-1], status_cell(row.status)] for row in report.rows]
     return Table(report.note, [Column(header) for header in HEADER], rows, notes)
@@ -217,7 +222,7 @@ def markdown(report: GateReport) -> str:
     lines.append("|" + "---|" * len(HEADER))
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows]
     details = [f"- **{row.status}** {row.kind} `{row.variant}/{row.scenario}`: {row.message}"
-               for row in report.rows if row.status in ("regressed", "error", "improved", "inconclusive")]
+               for row in report.rows if _worth_a_line(row)]
     details += [f"- {problem}" for problem in report.problems]
     if details:
         lines += [""] + details

@@ -6,6 +6,8 @@ hardware, and measures a call's peak memory growth.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import platform
 import resource
 from pathlib import Path
@@ -31,7 +33,13 @@ class CpuInstrument:
         }
 
     def peak_memory_growth(self, call) -> int | None:
-        """Peak RSS during ``call`` minus RSS before it (Linux resets the peak via clear_refs)."""
+        """Peak RSS during ``call`` minus RSS before it (Linux resets the peak via clear_refs).
+
+        Freed heap is handed back to the system first (glibc's malloc_trim), so the growth counts
+        what the call needs rather than what earlier calls left cached.
+        """
+        gc.collect()
+        _malloc_trim()
         try:
             Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current VmRSS
         except OSError:
@@ -84,6 +92,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _status_kib(field: str) -> int:

@@ -14,7 +14,7 @@ class PerfOptions:
     profile: str | None = None  # None: full on CUDA, tiny on the CPU
     device: str | None = None  # None: cuda when available
     rounds: int | None = None  # None: the profile's default
-    warmup: int = 2
+    warmup: int | None = None  # None: the profile's default
     variants: tuple[str, ...] = ()  # empty: all
     enabled: frozenset[str] = frozenset()  # opt-in flags given, e.g. {"--perf-compile"}
     hub_models: dict = field(default_factory=dict)
@@ -55,7 +55,7 @@ class PerfOptions:
                 raise ValueError(f"--perf-plant-slowdown {name}={fraction}: the fraction must be between 0 and 10")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
-        if self.warmup < 0:
+        if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"--perf-warmup must be 0 or more, got {self.warmup}")
 
 

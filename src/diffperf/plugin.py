@@ -21,8 +21,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="models to build: full (SD v1 sizes, random weights; default on CUDA), "
                          "tiny (same structure, scaled down; default on the CPU), hub (real weights)")
     group.addoption("--perf-device", default=None, help="torch device to run on (default: cuda when available, else cpu)")
-    group.addoption("--perf-rounds", type=int, default=None, help="timed rounds per case (default 10)")
-    group.addoption("--perf-warmup", type=int, default=2, help="untimed warm-up calls per case (default 2)")
+    group.addoption("--perf-rounds", type=int, default=None,
+                    help="timed rounds per case, each paired with a round of its reference (default: 16 on tiny, 10 on full and hub)")
+    group.addoption("--perf-warmup", type=int, default=None,
+                    help="untimed warm-up calls of the variant and its reference per case (default: 1 on tiny, 3 on full and hub)")
     group.addoption("--perf-variants", default="", help="comma-separated variants to run (default: all that can run)")
     group.addoption("--perf-compile", action="store_true", help="also run the torch.compile variant (slow to build)")
     group.addoption("--perf-baselines", default=None,
@@ -79,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
         report_dir=config.getoption("--perf-report"),
         planted_slowdowns=planted,
     )
-    if variants or planted or options.rounds is not None or options.warmup != 2:
+    if variants or planted or options.rounds is not None or options.warmup is not None:
         try:
             options.check()
         except ValueError as error:

@@ -358,17 +358,23 @@ def _scenarios(items) -> list[str]:
     return list(dict.fromkeys(item[0] for item in items))
 
 
-def _interval_chart(items: list[tuple[str, str, Level]], colors, xlabel: str, scale: float, kind: str,
-                    bands: dict | None = None, reference_line: float | None = None, dots: bool = False) -> bytes:
-    """Horizontal bars (or, with ``dots``, points on a log axis) per scenario panel, error bars
-    from each level's interval."""
+def _scenario_panels(items):
+    """A figure with one horizontal-bar panel per scenario, each as tall as its number of rows."""
     from matplotlib.figure import Figure
 
     scenarios = _scenarios(items)
     heights = [sum(1 for item in items if item[0] == s) for s in scenarios]
     fig = Figure(figsize=(9, 0.9 + sum(0.42 * h + 0.7 for h in heights)))
     axes = fig.subplots(len(scenarios), 1, squeeze=False, gridspec_kw={"height_ratios": [h + 1 for h in heights]})
-    for scenario, (ax,) in zip(scenarios, axes):
+    return fig, [(scenario, ax) for scenario, (ax,) in zip(scenarios, axes)]
+
+
+def _interval_chart(items: list[tuple[str, str, Level]], colors, xlabel: str, scale: float, kind: str,
+                    bands: dict | None = None, reference_line: float | None = None, dots: bool = False) -> bytes:
+    """Horizontal bars (or, with ``dots``, points on a log axis) per scenario panel, error bars
+    from each level's interval."""
+    fig, panels = _scenario_panels(items)
+    for scenario, ax in panels:
         rows = [(label, level) for s, label, level in items if s == scenario]
         ys = list(range(len(rows)))[::-1]
         values = [level.value * scale for _, level in rows]
@@ -433,14 +439,9 @@ def _speedup_chart(rows: list[SpeedupRow], colors) -> bytes:
 
 
 def _stage_chart(staged) -> bytes:
-    from matplotlib.figure import Figure
-
     items = [(case.scenario, case.variant, stages) for case, stages in staged]
-    scenarios = _scenarios(items)
-    heights = [sum(1 for item in items if item[0] == s) for s in scenarios]
-    fig = Figure(figsize=(9, 0.9 + sum(0.42 * h + 0.7 for h in heights)))
-    axes = fig.subplots(len(scenarios), 1, squeeze=False, gridspec_kw={"height_ratios": [h + 1 for h in heights]})
-    for scenario, (ax,) in zip(scenarios, axes):
+    fig, panels = _scenario_panels(items)
+    for scenario, ax in panels:
         rows = [(variant, stages) for s, variant, stages in items if s == scenario]
         ys = list(range(len(rows)))[::-1]
         left = [0.0] * len(rows)
@@ -460,14 +461,9 @@ def _stage_chart(staged) -> bytes:
 
 
 def _memory_chart(cases: list[Case], colors) -> bytes:
-    from matplotlib.figure import Figure
-
     items = [(case.scenario, case) for case in cases]
-    scenarios = _scenarios(items)
-    heights = [sum(1 for item in items if item[0] == s) for s in scenarios]
-    fig = Figure(figsize=(9, 0.9 + sum(0.42 * h + 0.7 for h in heights)))
-    axes = fig.subplots(len(scenarios), 1, squeeze=False, gridspec_kw={"height_ratios": [h + 1 for h in heights]})
-    for scenario, (ax,) in zip(scenarios, axes):
+    fig, panels = _scenario_panels(items)
+    for scenario, ax in panels:
         rows = [case for s, case in items if s == scenario]
         ys = list(range(len(rows)))[::-1]
         peaks = [case.number("peak_memory") / MIB for case in rows]

@@ -18,7 +18,9 @@ from diffperf.variants import Variant, get_variant, skip_reason
 from diffperf.workloads import Scenario, get_scenario
 
 
-DEFAULT_ROUNDS = {"tiny": 10, "full": 10, "hub": 10}
+DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
+# GPUs pay cuDNN autotuning, allocator growth and lazy initialisation on the first calls.
+DEFAULT_WARMUP = {"tiny": 1, "full": 3, "hub": 3}
 
 
 class PerfSession:
@@ -31,6 +33,8 @@ class PerfSession:
         self.profile_name = options.resolved_profile(self.device)
         self.profile = SYNTHETIC_PROFILES.get(self.profile_name)
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
+        self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
+        self._peak_memory: dict[tuple[str, str], int | None] = {}
         self.instrument = make_instrument(self.device)
         self.store = PipelineStore(
             zoo.make_source(self.profile_name, self.device, options.hub_models),
@@ -57,6 +61,13 @@ class PerfSession:
     def timed_pipeline(self, variant: Variant, scenario: Scenario) -> TimedPipeline:
         pipe = self.store.pipeline(variant, scenario)
         return TimedPipeline(pipe, scenario, self.instrument, lambda: runtime_settings(variant))
+
+    def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
+        """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""
+        key = (variant_name, scenario_name)
+        if key not in self._peak_memory:
+            self._peak_memory[key] = self.instrument.peak_memory_growth(call)
+        return self._peak_memory[key]
 
     def finished_case(self, index: int) -> None:
         """Release what the cases after ``index`` no longer need."""
