@@ -13,10 +13,10 @@ SUITE = Path(__file__).resolve().parents[1] / "perf" / "test_latency.py"
 
 
 @pytest.mark.slow
-def test_planted_slowdown_fails_the_run_and_an_unchanged_run_passes(pytester, tmp_path):
+def test_planted_slowdown_fails_the_run_and_an_unchanged_run_passes(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_latency=SUITE.read_text())
     baselines = tmp_path / "baselines"
-    args = ["-k", "distilled-astronaut", "--perf-profile", "tiny", "--perf-device", "cpu", "--perf-rounds", "8",
+    args = ["-k", "distilled-astronaut", "--perf-profile", "tiny", "--perf-device", "cpu", "--perf-rounds", "10",
             "--perf-warmup", "1", "--perf-baselines", str(baselines), "-p", "no:cacheprovider"]
 
     first = pytester.runpytest(*args)
@@ -39,7 +39,13 @@ def test_planted_slowdown_fails_the_run_and_an_unchanged_run_passes(pytester, tm
     assert unchanged.ret == 0
     unchanged.stdout.fnmatch_lines(["*speed-up*distilled vs baseline*astronaut*ok*", "speed-up gate: passed"])
 
-    slowed = pytester.runpytest(*args, "--perf-plant-slowdown", "distilled=0.4")
+    step_summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    summary = tmp_path / "summary.md"
+    slowed = pytester.runpytest(*args, "--perf-plant-slowdown", "distilled=1.0", "--perf-summary", str(summary))
     assert slowed.ret == pytest.ExitCode.TESTS_FAILED
+    assert summary.read_text().startswith("## diffperf speed-up gate: ❌ failed")
+    assert "**regressed** speed-up `distilled/astronaut`" in summary.read_text()
+    assert step_summary.read_text() == summary.read_text()
     slowed.stdout.fnmatch_lines(["*REGRESSED: speed-up distilled/astronaut: *below expected*", "speed-up gate: FAILED"])
     assert json.loads(path.read_text()) == data  # nothing overwritten without --perf-update-baselines
