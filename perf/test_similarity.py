@@ -8,5 +8,7 @@ from diffperf.image_checks import run_similarity_case, similarity_cases
 
 @pytest.mark.parametrize(("variant", "scenario"), similarity_cases())
 def test_similarity(perf_session, record_property, variant, scenario):
-    for label, comparison in run_similarity_case(perf_session, variant, scenario).items():
+    comparisons = run_similarity_case(perf_session, variant, scenario)  # fails with paths and metrics
+    for label, comparison in comparisons.items():
         record_property(f"similarity_{label}", comparison.summary())
+    assert all(comparison.passed for comparison in comparisons.values())

@@ -73,9 +73,10 @@ def _measure(benchmark, session: PerfSession, variant, scenario, scenario_name: 
                 reference_rounds.append(time.perf_counter() - start)
 
         benchmark.group = scenario.name
+        first_timed = len(subject.stage_history)
         benchmark.pedantic(subject, setup=run_reference_round, rounds=session.rounds, warmup_rounds=0, iterations=1)
 
-    timed_stages = subject.stage_history[-len(reference_rounds or [None] * session.rounds):]
+    timed_stages = subject.stage_history[first_timed:]
     weight_bytes = session.store.weight_bytes(variant)
     info = {
         "variant": variant.name,
