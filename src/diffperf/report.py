@@ -399,15 +399,20 @@ def _interval_chart(items: list[tuple[str, str, Level]], colors, xlabel: str, sc
                                 label="expected ± tolerance" if y == ys[0] else None)
         if reference_line is not None:
             ax.axvline(reference_line, color="#555", linestyle="--", linewidth=0.8)
-        ax.set_yticks(ys)
-        ax.set_yticklabels(names, fontsize=8)
-        ax.set_title(scenario or kind, fontsize=9, loc="left")
-        ax.grid(True, axis="x", alpha=0.3)
-        ax.set_xlabel(xlabel, fontsize=8)
-        if bands:
-            ax.legend(fontsize=7, loc="lower right")
+        _label_panel(ax, ys, names, scenario or kind, xlabel, legend=bool(bands))
     fig.tight_layout()
     return figure_png(fig)
+
+
+def _label_panel(ax, ys: list[int], labels: list[str], title: str, xlabel: str, legend: bool = True) -> None:
+    """Row labels, title, x label, grid and legend of one scenario panel, the same on every chart."""
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.grid(True, axis="x", alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7, loc="lower right")
 
 
 def _log_ticks(ax, values: list[float]) -> None:
@@ -450,12 +455,7 @@ def _stage_chart(staged) -> bytes:
             widths = [stages.get(name, 0.0) * 1e3 for _, stages in rows]
             ax.barh(ys, widths, left=left, color=STAGE_COLORS.get(name), label=name.replace("_", " "))
             left = [a + b for a, b in zip(left, widths)]
-        ax.set_yticks(ys)
-        ax.set_yticklabels([variant for variant, _ in rows], fontsize=8)
-        ax.set_title(scenario or "stages", fontsize=9, loc="left")
-        ax.set_xlabel("median ms per stage", fontsize=8)
-        ax.grid(True, axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        _label_panel(ax, ys, [variant for variant, _ in rows], scenario or "stages", "median ms per stage")
     fig.tight_layout()
     return figure_png(fig)
 
@@ -472,12 +472,7 @@ def _memory_chart(cases: list[Case], colors) -> bytes:
                 label="peak")
         ax.barh(ys, weights, color=[colors.get(case.variant, "#888") for case in rows], alpha=0.95,
                 label="of which weights")
-        ax.set_yticks(ys)
-        ax.set_yticklabels([case.variant for case in rows], fontsize=8)
-        ax.set_title(scenario or "memory", fontsize=9, loc="left")
-        ax.set_xlabel("MiB", fontsize=8)
-        ax.grid(True, axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        _label_panel(ax, ys, [case.variant for case in rows], scenario or "memory", "MiB")
     fig.tight_layout()
     return figure_png(fig)
 
