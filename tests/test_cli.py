@@ -9,8 +9,9 @@ import json
 import pytest
 import torch
 
-from diffperf import cli, zoo
-from diffperf.variants import VARIANT_NAMES
+from diffperf import cli
+from diffperf.models import zoo
+from diffperf.models.variants import VARIANT_NAMES
 
 FULL_COUNTS = {
     zoo.TEACHER_UNET: 859_520_964,

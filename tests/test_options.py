@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffperf.options import PerfOptions
-from diffperf.variants import VARIANT_NAMES
+from diffperf.models.variants import VARIANT_NAMES
 
 pytest_plugins = ["pytester"]
 
@@ -47,6 +47,17 @@ def test_rounds_below_one(rounds):
 def test_negative_warmup():
     with pytest.raises(ValueError, match=r"^--perf-warmup must be 0 or more, got -1$"):
         PerfOptions(warmup=-1).check()
+
+
+@pytest.mark.parametrize("device", ["gpu", "mps", "cuda:x", "tpu:0"])
+def test_devices_diffperf_cannot_run_on_are_one_line(device):
+    with pytest.raises(ValueError, match=rf"^--perf-device {device}: diffperf runs on cpu or cuda\[:N\]; use one of those$"):
+        PerfOptions(device=device).check()
+
+
+def test_options_are_frozen():
+    with pytest.raises(AttributeError):
+        PerfOptions().rounds = 3
 
 
 def test_default_profile_follows_the_device():
@@ -94,6 +105,42 @@ def test_bad_rounds_is_a_usage_error(pytester):
     result = pytester.runpytest("--perf-rounds", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--perf-rounds must be at least 1, got 0*"])
+
+
+@pytest.mark.parametrize("device", ["gpu", "mps"])
+def test_unknown_device_is_a_one_line_usage_error(pytester, device):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--perf-device", device)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--perf-device {device}: diffperf runs on cpu or cuda*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unwritable_summary_and_report_paths_are_refused_up_front(pytester, monkeypatch):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    directory = pytester.mkdir("a-directory")
+    result = pytester.runpytest("--perf-summary", str(directory))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perf-summary * is a directory: give a file name*"])
+    blocker = pytester.makefile(".txt", blocker="")
+    result = pytester.runpytest("--perf-report", str(blocker))
+    result.stderr.fnmatch_lines(["*--perf-report * is a file: give a directory*"])
+    result = pytester.runpytest("--perf-summary", str(blocker / "summary.md"))
+    result.stderr.fnmatch_lines(["*is a file, so the directory cannot be created*"])
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(directory))
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*GITHUB_STEP_SUMMARY * is a directory*"])
+
+
+def test_output_paths_resolve_against_the_invocation_directory(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    config = pytester.parseconfigure("--perf-output", "out", "--perf-summary", "s.md", "--perf-report", "r")
+    plugin = config.pluginmanager.get_plugin("diffperf-run")
+    here = Path(config.invocation_params.dir)
+    assert plugin.options.output_dir == str(here / "out")
+    assert plugin.options.summary_path == str(here / "s.md")
+    assert plugin.options.report_dir == str(here / "r")
 
 
 def test_options_do_not_disturb_other_tests(pytester):

@@ -66,10 +66,17 @@ def test_gpu_workflow_gates_pull_requests_without_changing_baselines():
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
     assert {"pull_request", "workflow_dispatch"} <= set(triggers)
     assert workflow["concurrency"]["cancel-in-progress"] is False
-    job = workflow["jobs"]["perf"]
-    assert "gpu" in job["runs-on"] and "self-hosted" in job["runs-on"]
-    runs = " ".join(step.get("run", "") for step in job["steps"])
-    assert "--fail-on-regression" in runs and "--benchmark-json" in runs and "--perf-report" in runs
+    ab, perf = workflow["jobs"]["ab"], workflow["jobs"]["perf"]
+    for job in (ab, perf):
+        assert "gpu" in job["runs-on"] and "self-hosted" in job["runs-on"]
+    assert "pull_request" in ab["if"] and "pull_request" in perf["if"]  # A/B on pull requests, the rest otherwise
+    ab_runs = " ".join(step.get("run", "") for step in ab["steps"])
+    # Both revisions side by side on the one runner, alternating processes, gating on their difference.
+    assert "github.event.pull_request.base.sha" in str(ab["steps"])
+    assert "diffperf ab --base-python ../base/.venv/bin/python" in ab_runs and "--fail-on-regression" in ab_runs
+    assert "--benchmark-json" in ab_runs and "--perf-report" in ab_runs
+    perf_runs = " ".join(step.get("run", "") for step in perf["steps"])
+    assert "diffperf trend history" in perf_runs and "diffperf calibrate --processes 5" in perf_runs
     update = workflow["jobs"]["update-baselines"]
     assert "workflow_dispatch" in update["if"] and "inputs.update-baselines" in update["if"]
     assert "pull_request" not in update["if"]

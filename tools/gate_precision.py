@@ -1,180 +1,139 @@
-"""Measure the speed-up gate's precision: false alarms, smallest slowdown caught, interval widths.
+"""Measure the speed-up gate offline from saved runs: between-process spread, false alarms, catches.
 
-Run on a quiet machine; each run is one whole `pytest perf/test_latency.py` whose JSON keeps the
-raw rounds, so the verdicts can be recomputed offline against any expectations:
+Every run is one whole process's pytest-benchmark JSON with raw rounds (``diffperf calibrate``
+keeps them, as does ``pytest perf --benchmark-json``), so verdicts can be recomputed against any
+stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.evaluate):
 
-    python tools/gate_precision.py run OUT/unchanged --runs 10
-    python tools/gate_precision.py run OUT/slow10 --runs 10 --plant bf16=0.1,sdpa=0.1,channels-last=0.1,distilled-taesd=0.1
-    # expected speed-ups and tolerances from some unchanged runs
-    python tools/gate_precision.py calibrate OUT/expectations.json OUT/unchanged/run-0[0-4].json
-    # ... or recorded into baselines/<profile>/speedups.json under a hardware key
-    python tools/gate_precision.py calibrate baselines OUT/unchanged/run-*.json --key cpu-amd-epyc-2t
-    # verdicts of other runs against them: false alarms, planted slowdowns caught, half-widths
-    python tools/gate_precision.py judge OUT/expectations.json OUT/unchanged/run-0[5-9].json
-    # leave-one-out false alarms: calibrate on all unchanged runs but one, judge that one
-    python tools/gate_precision.py crossval OUT/unchanged/run-*.json
-    python tools/gate_precision.py judge OUT/expectations.json OUT/slow10/run-*.json --planted bf16,sdpa,channels-last,distilled-taesd
+    # each ratio's per-process medians: spread across processes, one column per set of runs
+    python tools/gate_precision.py spread before=OUT/before/*.json after=OUT/after/*.json
+    # verdicts of runs against a record of baselines/<profile>/speedups.json
+    python tools/gate_precision.py judge baselines OUT/unchanged/*.json
+    python tools/gate_precision.py judge baselines OUT/slow10/*.json --planted distilled,bf16
+    python tools/gate_precision.py judge baselines OUT/unchanged/*.json --key cpu-x86_64-2t   # portable bands
+    # leave-one-out: calibrate on all runs but one, judge that one, for each run
+    python tools/gate_precision.py crossval OUT/unchanged/*.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
-import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from diffperf import expectations, gate, ratios
-from diffperf.expectations import Expectation, HardwareExpectations, case_id
+from diffperf.gate import ratios
+from diffperf.gate.calibrate import calibrate_host, host_record
+from diffperf.gate.expectations import HOST, lookup, parse_record
+from diffperf.gate.verdicts import CaseResult, evaluate
+from diffperf.history.runs import Run, load_run
+from diffperf.measure.host import Host
 
 
-def run(out: Path, runs: int, plant: str, extra: list[str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for number in range(runs):
-        command = [sys.executable, "-m", "pytest", "perf/test_latency.py", "-q", "-p", "no:randomly",
-                   "--benchmark-json", str(out / f"run-{number:02d}.json"), *extra]
-        if plant:
-            command += ["--perf-plant-slowdown", plant]
-        result = subprocess.run(command, capture_output=True, text=True)
-        print(f"{out.name} run {number}: exit {result.returncode}", flush=True)
-
-
-def case_results(path: Path) -> list[gate.CaseResult]:
+def case_results(run: Run) -> list[CaseResult]:
     """The paired cases of one saved run, as the gate saw them."""
-    results = []
-    for benchmark in json.loads(path.read_text())["benchmarks"]:
-        info = benchmark["extra_info"]
-        if info.get("reference"):
-            results.append(gate.CaseResult(
-                info["variant"], info["reference"], info["scenario"], benchmark["stats"]["data"],
-                info["reference_rounds"], info.get("peak_memory"), info.get("reference_peak_memory"),
-            ))
-    return results
+    return [
+        CaseResult(case.variant, case.reference, case.scenario, list(case.data), list(case.reference_rounds),
+                   case.number("peak_memory"), case.number("reference_peak_memory"))
+        for case in run.cases if case.reference and case.paired
+    ]
 
 
-def expectations_from(files: list[Path], floor: float) -> tuple[dict, dict]:
-    """Expected speed-up = median of the runs' medians; tolerance from how far intervals fell short.
-
-    A run raises a false alarm only when the upper end of its interval lies below
-    expected x (1 - tolerance). So the tolerance covers 1.5 times the largest shortfall of an upper
-    end seen in calibration, plus a typical half-width for runs not seen yet (at least ``floor``).
-    A noisy run with a wide interval does not widen the tolerance: it could not raise an alarm.
-    """
-    medians, memory_ratios, references, device_type = defaultdict(list), defaultdict(list), {}, "cpu"
-    for path in files:
-        for result in case_results(path):
-            estimate = ratios.paired_ratio(result.reference_rounds, result.variant_rounds)
-            case = case_id(result.variant, result.scenario)
-            medians[case].append(estimate)
-            references[case] = result.reference
-            if result.peak_memory and result.reference_peak_memory:
-                memory_ratios[case].append(ratios.memory_ratio(result.reference_peak_memory, result.peak_memory))
-        device_type = json.loads(path.read_text())["machine_info"]["diffperf"]["device_type"]
-    speedups = {}
-    for case, estimates in sorted(medians.items()):
-        expected = statistics.median(estimate.median for estimate in estimates)
-        shortfall = max(max(0.0, 1 - estimate.high / expected) for estimate in estimates)
-        typical = statistics.median(estimate.half_width for estimate in estimates)
-        tolerance = math.ceil(round(max(floor, 1.5 * shortfall + typical) * 100, 6)) / 100
-        speedups[case] = {"reference": references[case], "expected": round(expected, 4), "tolerance": tolerance,
-                          "half_width": round(typical, 4), "calibration_runs": len(estimates)}
-    memory = {case: {"reference": references[case], "expected": round(statistics.median(values), 4),
-                     "tolerance": gate.DEFAULT_MEMORY_TOLERANCE[device_type]}
-              for case, values in sorted(memory_ratios.items())}
-    return speedups, memory
+def spread(groups: list[str]) -> None:
+    """Per ratio and set of runs: processes, median of the per-process medians, range (max/min - 1), log SD."""
+    columns = {}
+    for group in groups:
+        label, _, pattern = group.partition("=")
+        medians = defaultdict(list)
+        for path in sorted(Path().glob(pattern)) if not Path(pattern).is_absolute() else sorted(
+                Path("/").glob(pattern.lstrip("/"))):
+            for result in case_results(load_run(path)):
+                estimate = ratios.paired_ratio(result.reference_rounds, result.variant_rounds)
+                medians[f"{result.variant}/{result.scenario}"].append(estimate.median)
+        columns[label] = medians
+    names = sorted({name for medians in columns.values() for name in medians})
+    print("| ratio | " + " | ".join(f"{label}: processes, median, range, SD" for label in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for name in names:
+        cells = []
+        for medians in columns.values():
+            values = medians.get(name, [])
+            if len(values) < 2:
+                cells.append("-")
+                continue
+            sd = statistics.stdev(math.log(value) for value in values)
+            cells.append(f"{len(values)}, {statistics.median(values):.3f}, {max(values) / min(values) - 1:.1%}, "
+                         f"{sd:.1%}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def calibrate(out: Path, files: list[Path], floor: float, key: str | None = None) -> None:
-    """Write the expectations of ``files`` to a JSON file, or record them under ``key`` in baselines ``out``."""
-    speedups, memory = expectations_from(files, floor)
-    if key is None:
-        out.write_text(json.dumps({"speedups": speedups, "memory": memory}, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {len(speedups)} expectations from {len(files)} runs to {out}")
-        return
-    machine = json.loads(files[0].read_text())["machine_info"]["diffperf"]
-    recorded = {**machine, "calibration": f"tools/gate_precision.py calibrate, {len(files)} runs"}
-    path = expectations.record(out, machine["profile"], key, recorded, speedups, memory)
-    print(f"recorded {len(speedups)} expectations from {len(files)} runs as {key} in {path}")
+def judge(baselines: str, paths: list[Path], planted: set[str], key: str | None) -> None:
+    """Verdicts of saved runs against stored expectations: false alarms and catches, per case."""
+    statuses, widths = defaultdict(list), defaultdict(list)
+    alarm_runs = 0
+    source = None
+    for path in paths:
+        run = load_run(path)
+        info = run.machine_info["diffperf"]
+        expectations = lookup(baselines, info["profile"], Host.from_record(info), key)
+        if expectations is None:
+            sys.exit(f"{path}: no expectations for {info['host_key']} in {baselines}")
+        source = f"{expectations.key} ({expectations.source})"
+        report = evaluate(case_results(run), expectations)
+        rows = [row for row in report.rows if row.kind == "speed-up"]
+        alarm_runs += any(row.status == "regressed" and row.variant not in planted for row in rows)
+        for row in rows:
+            statuses[row.case].append(row.status)
+            if row.judged_low is not None:
+                widths[row.case].append((row.judged_high - row.judged_low) / 2 / row.value)
+    print(f"{len(paths)} runs judged against {source}; planted: {', '.join(sorted(planted)) or 'nothing'}; "
+          f"runs with a false alarm: {alarm_runs} of {len(paths)}")
+    print("| case | planted | regressed | ok | inconclusive | improved | unchecked | median half-width judged |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in sorted(statuses):
+        counts = [statuses[case].count(status) for status in ("regressed", "ok", "inconclusive", "improved", "unchecked")]
+        width = f"{statistics.median(widths[case]):.1%}" if widths[case] else "-"
+        print(f"| {case} | {'yes' if case.split('/')[0] in planted else ''} | " + " | ".join(map(str, counts))
+              + f" | {width} |")
 
 
-def crossval(files: list[Path], floor: float) -> None:
+def crossval(paths: list[Path]) -> None:
     """Leave-one-out: calibrate on all runs but one, judge that one; an honest false-alarm rate."""
+    runs = [load_run(path) for path in paths]
     alarms = []
-    for left_out in files:
-        speedups, _ = expectations_from([path for path in files if path != left_out], floor)
-        report = gate.evaluate(case_results(left_out), _stored(speedups), "offline")
-        alarms += [f"{left_out.name}: {row.variant}/{row.scenario}: {row.message}"
-                   for row in report.rows if row.kind == "speed-up" and row.status == "regressed"]
-    runs_with_alarm = len({alarm.split(":")[0] for alarm in alarms})
-    print(f"leave-one-out over {len(files)} unchanged runs: false alarms in {runs_with_alarm} runs")
+    for index, left_out in enumerate(runs):
+        calibration = calibrate_host(runs[:index] + runs[index + 1:], min_processes=2)
+        _, speedups, memory = host_record(calibration, "crossval")
+        expectations = parse_record(Path("crossval"), calibration.key, {"speedups": speedups, "memory": memory}, HOST)
+        report = evaluate(case_results(left_out), expectations)
+        alarms += [f"{left_out.label}: {row.case}: {row.value:.3f}x, judged [{row.judged_low:.3f}, "
+                   f"{row.judged_high:.3f}], expected {row.expected:.3f}x"
+                   for row in report.rows if row.status == "regressed"]
+    print(f"leave-one-out over {len(runs)} runs: false alarms in {len({a.split(':')[0] for a in alarms})} runs")
     for alarm in alarms:
         print(f"- {alarm}")
-
-
-def _stored(speedups: dict) -> HardwareExpectations:
-    return HardwareExpectations(
-        key="offline", recorded={}, memory={},
-        speedups={case: Expectation(entry["reference"], entry["expected"], entry["tolerance"])
-                  for case, entry in speedups.items()},
-    )
-
-
-def judge(expectations_file: Path, files: list[Path], planted: set[str]) -> None:
-    table = json.loads(expectations_file.read_text())["speedups"]
-    stored = _stored(table)
-    statuses, widths = defaultdict(list), defaultdict(list)
-    false_alarm_runs = 0
-    for path in files:
-        report = gate.evaluate(case_results(path), stored, "offline")
-        rows = [row for row in report.rows if row.kind == "speed-up"]
-        false_alarm_runs += any(row.status == "regressed" and row.variant not in planted for row in rows)
-        for row in rows:
-            statuses[case_id(row.variant, row.scenario)].append(row.status)
-            widths[case_id(row.variant, row.scenario)].append(row.half_width)
-    print(f"{len(files)} runs, planted: {', '.join(sorted(planted)) or 'nothing'}; "
-          f"runs with a false alarm: {false_alarm_runs} of {len(files)}")
-    print("| case | planted | tolerance | regressed | ok | inconclusive | improved | median half-width | max half-width |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for case in sorted(statuses):
-        counts = [statuses[case].count(status) for status in ("regressed", "ok", "inconclusive", "improved")]
-        print(f"| {case} | {'yes' if case.split('/')[0] in planted else ''} | {table[case]['tolerance']:.0%} | "
-              + " | ".join(map(str, counts))
-              + f" | {statistics.median(widths[case]):.1%} | {max(widths[case]):.1%} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    run_parser = commands.add_parser("run", help="run the latency suite N times, saving each run's JSON")
-    run_parser.add_argument("out", type=Path)
-    run_parser.add_argument("--runs", type=int, default=10)
-    run_parser.add_argument("--plant", default="", help="VARIANT=FRACTION,... passed to --perf-plant-slowdown")
-    run_parser.add_argument("extra", nargs="*", help="more pytest arguments (after --)")
-    calibrate_parser = commands.add_parser("calibrate", help="expectations from unchanged runs")
-    calibrate_parser.add_argument("out", type=Path)
-    calibrate_parser.add_argument("files", type=Path, nargs="+")
-    calibrate_parser.add_argument("--floor", type=float, default=gate.MIN_TOLERANCE)
-    calibrate_parser.add_argument("--key", default=None,
-                                  help="record into the baselines directory OUT under this hardware key")
-    crossval_parser = commands.add_parser("crossval", help="leave-one-out false alarms over unchanged runs")
-    crossval_parser.add_argument("files", type=Path, nargs="+")
-    crossval_parser.add_argument("--floor", type=float, default=gate.MIN_TOLERANCE)
-    judge_parser = commands.add_parser("judge", help="verdicts of saved runs against expectations")
-    judge_parser.add_argument("expectations", type=Path)
+    spread_parser = commands.add_parser("spread", help="between-process spread of each ratio")
+    spread_parser.add_argument("groups", nargs="+", metavar="LABEL=GLOB")
+    judge_parser = commands.add_parser("judge", help="verdicts of saved runs against stored expectations")
+    judge_parser.add_argument("baselines")
     judge_parser.add_argument("files", type=Path, nargs="+")
     judge_parser.add_argument("--planted", default="", help="comma-separated variants that were slowed")
+    judge_parser.add_argument("--key", default=None, help="judge against this record (e.g. the portable bands)")
+    crossval_parser = commands.add_parser("crossval", help="leave-one-out false alarms over unchanged runs")
+    crossval_parser.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
-    if args.command == "run":
-        run(args.out, args.runs, args.plant, args.extra)
-    elif args.command == "calibrate":
-        calibrate(args.out, args.files, args.floor, args.key)
-    elif args.command == "crossval":
-        crossval(args.files, args.floor)
+    if args.command == "spread":
+        spread(args.groups)
+    elif args.command == "judge":
+        judge(args.baselines, args.files, set(filter(None, args.planted.split(","))), args.key)
     else:
-        judge(args.expectations, args.files, set(filter(None, args.planted.split(","))))
+        crossval(args.files)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Measure the numerical variation of each variant's raw output, to calibrate diffperf.similarity.
+"""Measure the numerical variation of each variant's raw output, to calibrate diffperf.images.similarity.
 
 Usage (CPU, tiny profile; docs/similarity.md has the results):
 
@@ -34,13 +34,13 @@ import time
 import numpy as np
 import torch
 
-from diffperf import zoo
-from diffperf.image_checks import FP32_VARIANT, perturbed_copy, raw_output, same_kind
-from diffperf.profiles import SYNTHETIC_PROFILES
-from diffperf.similarity import THRESHOLDS, compare
-from diffperf.store import PipelineStore, runtime_settings
-from diffperf.variants import VARIANTS, get_variant, skip_reason
-from diffperf.workloads import SCENARIO_NAMES, get_scenario
+from diffperf.models import zoo
+from diffperf.images.checks import FP32_VARIANT, perturbed_copy, raw_output, same_kind
+from diffperf.models.profiles import SYNTHETIC_PROFILES
+from diffperf.images.similarity import THRESHOLDS, ImageComparison, compare
+from diffperf.models.store import PipelineStore, runtime_settings
+from diffperf.models.variants import VARIANTS, get_variant, skip_reason
+from diffperf.models.workloads import SCENARIO_NAMES, get_scenario
 
 PLANTED = ("seed", "steps", "weights", "scheduler")
 OTHER_SCHEDULER = {"ddim": "pndm", "pndm": "ddim"}
@@ -85,6 +85,22 @@ class EmulatedTF32(torch.overrides.TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class PerturbedSource:
+    """A component source whose fp32 teacher UNet is ``unet``; every other component comes from ``source``."""
+
+    def __init__(self, source, unet: torch.nn.Module):
+        self.source = source
+        self.unet = unet
+
+    def build(self, component: str, meta: bool = False) -> torch.nn.Module:
+        if component == zoo.TEACHER_UNET and not meta:
+            return self.unet
+        return self.source.build(component, meta=meta)
+
+    def __getattr__(self, name):  # name, derives_students, tokenizer, scheduler_config
+        return getattr(self.source, name)
+
+
 EMULATED = {"tf32-emulated": lambda: EmulatedTF32(conv=False), "tf32-conv-emulated": lambda: EmulatedTF32(conv=True)}
 
 
@@ -121,10 +137,8 @@ def run(args) -> None:
                 arrays[f"{key}/scheduler"] = raw_output(swapped, scenario, settings)
         if args.planted:
             # Perturb the fp32 source UNet and rebuild the variant from it (casts, students, layout).
-            perturbed = PipelineStore(source, device)
-            perturbed._components[(zoo.TEACHER_UNET, torch.float32)] = perturbed_copy(
-                store.component(zoo.TEACHER_UNET, torch.float32)
-            )
+            unet = perturbed_copy(store.component(zoo.TEACHER_UNET, torch.float32))
+            perturbed = PipelineStore(PerturbedSource(source, unet), device)
             for scenario_name in SCENARIO_NAMES:
                 scenario = get_scenario(scenario_name).scaled(profile)
                 pipe = perturbed.pipeline(variant, scenario)
@@ -143,8 +157,15 @@ def run(args) -> None:
     print(json.dumps(meta))
 
 
-def _label(path: str, meta: dict) -> str:
+def _label(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
+
+
+def _row(variant: str, scenario: str, what: str, comparison: ImageComparison) -> dict:
+    """One row of ``analyze``'s table (and JSON): a comparison's numbers."""
+    return dict(variant=variant, scenario=scenario, kind=comparison.kind, what=what, psnr=comparison.psnr_db,
+                ssim=comparison.ssim, cos=comparison.cosine_distance, plain=comparison.plain_cosine_distance,
+                absdiff=comparison.max_abs_diff, passed=comparison.passed)
 
 
 def analyze(args) -> None:
@@ -162,27 +183,20 @@ def analyze(args) -> None:
                 name = f"{key}/{run_name}"
                 if name not in data.files or (path == args.reference and run_name == "clean"):
                     continue
-                c = compare(data[name], expected, kind)
-                rows.append(dict(variant=variant_name, scenario=scenario, kind=kind, what=f"{_label(path, {})}:{run_name}",
-                                 psnr=c.psnr_db, ssim=c.ssim, cos=c.cosine_distance, plain=c.plain_cosine_distance,
-                                 absdiff=c.max_abs_diff, passed=c.passed))
+                rows.append(_row(variant_name, scenario, f"{_label(path)}:{run_name}",
+                                 compare(data[name], expected, kind)))
         for planted in PLANTED:
             name = f"{key}/{planted}"
             if name in reference.files:
-                c = compare(reference[name], expected, kind)
-                rows.append(dict(variant=variant_name, scenario=scenario, kind=kind, what=f"planted:{planted}",
-                                 psnr=c.psnr_db, ssim=c.ssim, cos=c.cosine_distance, plain=c.plain_cosine_distance,
-                                 absdiff=c.max_abs_diff, passed=c.passed))
+                comparison = compare(reference[name], expected, kind)
+                rows.append(_row(variant_name, scenario, f"planted:{planted}", comparison))
         if variant.approximates_fp32 and variant_name != FP32_VARIANT:
             fp32 = reference[f"{FP32_VARIANT}/{scenario}/clean"]
             for path, data in others:
                 name = f"{key}/clean"
                 if name in data.files:
-                    c = compare(data[name], fp32, variant.approximates_fp32)
-                    rows.append(dict(variant=variant_name, scenario=scenario, kind=variant.approximates_fp32,
-                                     what=f"vs-fp32:{_label(path, {})}", psnr=c.psnr_db, ssim=c.ssim,
-                                     cos=c.cosine_distance, plain=c.plain_cosine_distance, absdiff=c.max_abs_diff,
-                                     passed=c.passed))
+                    rows.append(_row(variant_name, scenario, f"vs-fp32:{_label(path)}",
+                                     compare(data[name], fp32, variant.approximates_fp32)))
     for row in rows:
         print(f"{row['variant']:16s} {row['scenario']:10s} {row['kind']:9s} {row['what']:28s} "
               f"PSNR {row['psnr']:7.1f}  SSIM {row['ssim']:.7f}  cos {row['cos']:.2e}  plain {row['plain']:.2e}  "
@@ -195,7 +209,7 @@ def analyze(args) -> None:
 
 def record(args) -> None:
     """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs)."""
-    from diffperf.image_checks import record_image_baseline
+    from diffperf.images.checks import ImageCheckFailed, record_image_baseline
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 
@@ -208,7 +222,11 @@ def record(args) -> None:
             note = None
             if reason is not None:
                 note = f"recorded on a CPU where it would be skipped ({reason}), with ATen's fallback kernels"
-            entry = record_image_baseline(session, name, scenario_name, note=note)
+            try:
+                entry = record_image_baseline(session, name, scenario_name, note=note)
+            except ImageCheckFailed as error:
+                print(f"not recorded: {error}", file=sys.stderr)
+                continue
             print(f"recorded {entry.data_path} ({note or 'runs here'})")
         session.store.keep_only([])
 
@@ -235,7 +253,7 @@ def _fmt(w) -> str:
 
 def report(args) -> None:
     """A Markdown table per variant from ``analyze --json`` outputs."""
-    from diffperf.variants import VARIANT_NAMES
+    from diffperf.models.variants import VARIANT_NAMES
 
     rows = [row for path in args.json_files for row in json.load(open(path))]
     names = [n for n in VARIANT_NAMES if any(r["variant"] == n for r in rows)]

@@ -10,17 +10,17 @@ import argparse
 import json
 import sys
 
-from diffperf.profiles import PROFILE_NAMES
+from diffperf.models.profiles import PROFILE_NAMES
 
 
 def variants_table(profile: str, device_name: str | None = None) -> list[dict]:
     """Each variant: what it changes, its components' parameter counts, whether it runs here and why not."""
     import torch
 
-    from diffperf import zoo
-    from diffperf.bksdm import derive_student
+    from diffperf.models import zoo
+    from diffperf.models.bksdm import derive_student
     from diffperf.options import PerfOptions
-    from diffperf.variants import VARIANTS, skip_reason
+    from diffperf.models.variants import VARIANTS, skip_reason
 
     device = PerfOptions(device=device_name).resolved_device()
     source = zoo.make_source(profile, torch.device("meta"))
@@ -42,25 +42,31 @@ def variants_table(profile: str, device_name: str | None = None) -> list[dict]:
             "parameters": {component: counts[component] for component in variant.components},
             "runs_here": reason is None,
             "why_not": reason,
-            "opt_in": variant.opt_in,
+            # the option it needs on this device (the optional speed-ups are opt-in on some devices only)
+            "opt_in": variant.opt_in if device.type in variant.opt_in_devices else None,
         })
     return rows
 
 
 def _print_variants(rows: list[dict], profile: str) -> None:
+    from diffperf.models.variants import get_variant
+
     print(f"profile {profile}: {len(rows)} variants")
     for row in rows:
         params = ", ".join(f"{name} {count:,}" for name, count in row["parameters"].items())
         status = "runs here" if row["runs_here"] else f"skipped: {row['why_not']}"
-        extra = f" (opt-in: {row['opt_in']})" if row["opt_in"] and row["runs_here"] else ""
+        variant = get_variant(row["variant"])
+        why = f", {variant.opt_in_why}" if variant.opt_in_why else ""
+        extra = f" (opt-in: {row['opt_in']}{why})" if row["opt_in"] and row["runs_here"] else ""
         reference = f" vs {row['reference']}" if row["reference"] else ""
-        print(f"- {row['variant']}{reference} [{row['dtype']}]: {row['changes']}")
+        best = " (best stack: its speed-up over fp32 is shown first)" if variant.best_stack else ""
+        print(f"- {row['variant']}{reference} [{row['dtype']}]: {row['changes']}{best}")
         print(f"    parameters: {params}")
         print(f"    {status}{extra}")
 
 
 def _cmd_variants(args) -> int:
-    from diffperf.zoo import ModelNotAvailable
+    from diffperf.models.zoo import ModelNotAvailable
 
     try:
         rows = variants_table(args.profile, args.device)
@@ -84,7 +90,7 @@ def _warn(message: str) -> None:
 def _history_command(handler):
     """Run ``handler(args)``; bad input (HistoryError, unwritable output) is one line and exit 2."""
     def run(args) -> int:
-        from diffperf.history import HistoryError
+        from diffperf.history.runs import HistoryError
 
         try:
             return handler(args)
@@ -108,35 +114,70 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _cmd_compare(args) -> int:
-    from diffperf.compare import compare_many, comparison_tables
-    from diffperf.history import load_runs
-    from diffperf.table import render
+def _load_history(paths):
+    """Saved runs named by --history (None when the option was not given)."""
+    from diffperf.history.runs import load_runs
 
+    if not paths:
+        return None
+    runs, warnings = load_runs(paths)
+    for message in warnings:
+        _warn(message)
+    return runs
+
+
+def _comparisons(args) -> list:
+    """``RUN RUN ...`` (each later run against the first of its machine) or ``--base RUN... --head RUN...``."""
+    from diffperf.history.compare import compare_many, compare_sides
+    from diffperf.history.runs import HistoryError, load_runs
+    from diffperf.render.history_text import machine_warnings
+
+    history = _load_history(args.history)
+    if args.base or args.head:
+        if args.files or not (args.base and args.head):
+            raise HistoryError("give RUN RUN ... or both --base RUN... and --head RUN..., not a mix")
+        (base, base_warnings), (head, head_warnings) = load_runs(args.base), load_runs(args.head)
+        for message in base_warnings + head_warnings:
+            _warn(message)
+        return [compare_sides(base, head, args.confidence, args.threshold, history)]
+    if not args.files:
+        raise HistoryError("nothing to compare: give RUN RUN ... or --base RUN... --head RUN...")
     runs, warnings = load_runs(args.files)
     if len(runs) < 2:
-        print(f"diffperf compare: need at least two runs, got {len(runs)} ({runs[0].source})", file=sys.stderr)
-        return 2
-    comparisons, more = compare_many(runs, confidence=args.confidence, threshold=args.threshold)
-    for message in warnings + more:
+        raise HistoryError(f"need at least two runs, got {len(runs)} ({runs[0].source})")
+    for message in warnings + machine_warnings(runs):
         _warn(message)
+    return compare_many(runs, args.confidence, args.threshold, history)
+
+
+def _cmd_compare(args) -> int:
+    from diffperf.render.history_text import comparison_label, comparison_tables, untested_warning
+    from diffperf.render.table import render
+
+    comparisons = _comparisons(args)
     render([table for comparison in comparisons for table in comparison_tables(comparison)])
-    regressions = [f"{c.new.label} vs {c.old.label}: {text}" for c in comparisons for text in c.regressions]
-    untested = sum(c.untested for c in comparisons)
+    untested = untested_warning(comparisons)
     if untested:
-        _warn(f"{untested} change(s) untested for lack of raw rounds; those cannot fail the comparison")
+        _warn(untested)
+    regressions = [f"{comparison_label(c)}: {line}" for c in comparisons for line in c.regressions]
+    return _print_regressions(args.command, regressions, args.fail_on_regression)
+
+
+def _print_regressions(command: str, regressions: list[str], fail_on_regression: bool) -> int:
+    """One ``REGRESSION ...`` line each; the exit status: 1 when there are any and they should fail."""
     for line in regressions:
         print(f"REGRESSION {line}")
-    if regressions and args.fail_on_regression:
-        print(f"diffperf compare: {len(regressions)} regression(s)", file=sys.stderr)
+    if regressions and fail_on_regression:
+        print(f"diffperf {command}: {len(regressions)} regression(s)", file=sys.stderr)
         return 1
     return 0
 
 
 def _cmd_trend(args) -> int:
-    from diffperf.history import load_runs
-    from diffperf.table import render
-    from diffperf.trend import build_trends, trend_tables, write_trend
+    from diffperf.history.runs import load_runs
+    from diffperf.history.trend import build_trends, write_trend
+    from diffperf.render.history_text import trend_tables, trend_warnings
+    from diffperf.render.table import render
 
     outputs = args.out or []
     for out in outputs:
@@ -145,7 +186,7 @@ def _cmd_trend(args) -> int:
             return 2
     runs, warnings = load_runs(args.paths)
     trends = build_trends(runs, confidence=args.confidence)
-    for message in warnings + trends.warnings:
+    for message in warnings + trend_warnings(trends):
         _warn(message)
     render(trend_tables(trends))
     for out in outputs:
@@ -155,19 +196,29 @@ def _cmd_trend(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from diffperf.report import write_report
+    from diffperf.history.report import write_report
 
-    write_report(args.run, args.out, images_dir=args.images)
-    print(f"wrote {args.out}")
+    history = _load_history(args.history)
+    out = write_report(args.run, args.out, images_dir=args.images, confidence=args.confidence, history=history)
+    print(f"wrote {out}")
     return 0
 
 
 def _add_history_commands(commands) -> None:
     compare = commands.add_parser(
-        "compare", help="compare saved runs: latency and speed-up changes with a significance verdict",
-        description="Compare pytest-benchmark JSON runs (--benchmark-json / --benchmark-autosave files): "
-                    "the first run of each profile and hardware is the base every later one is compared with.")
-    compare.add_argument("files", nargs="+", metavar="RUN", help="pytest-benchmark JSON files or directories")
+        "compare", help="compare saved runs: latency and speed-up changes judged against run-to-run variation",
+        description="Compare pytest-benchmark JSON runs (--benchmark-json / --benchmark-autosave files). "
+                    "RUN RUN ...: the first run of each profile and hardware is the base every later one is "
+                    "compared with. --base/--head: several runs per side, tested between runs. With one run "
+                    "on a side, --history supplies the run-to-run spread; without it such changes are untested.")
+    compare.add_argument("files", nargs="*", metavar="RUN", help="pytest-benchmark JSON files or directories")
+    compare.add_argument("--base", nargs="+", metavar="RUN", default=None,
+                         help="the old side: runs (files or directories) of the base revision")
+    compare.add_argument("--head", nargs="+", metavar="RUN", default=None,
+                         help="the new side: runs (files or directories) of the head revision")
+    compare.add_argument("--history", nargs="+", metavar="PATH", default=None,
+                         help="saved runs (files or directories) whose run-to-run spread is used when a side has "
+                              "one run; only runs of the same profile and hardware count")
     compare.add_argument("--fail-on-regression", action="store_true",
                          help="exit 1 when a latency is significantly slower or a speed-up significantly lower")
     compare.add_argument("--threshold", type=_fraction, default=0.05,
@@ -176,9 +227,9 @@ def _add_history_commands(commands) -> None:
     compare.set_defaults(handler=_history_command(_cmd_compare))
 
     trend = commands.add_parser(
-        "trend", help="each variant's speed-up and latency over commits and dates",
+        "trend", help="each variant's speed-up and latency over commits and dates, with change points",
         description="Plot speed-ups and latencies of saved runs over time, one panel per profile, hardware "
-                    "and scenario.")
+                    "and scenario, and find where a persistent shift began (ruptures PELT and a t test).")
     trend.add_argument("paths", nargs="+", metavar="RUNS", help="pytest-benchmark JSON files or directories "
                        "(e.g. .benchmarks/)")
     trend.add_argument("--out", action="append", metavar="FILE",
@@ -188,13 +239,183 @@ def _add_history_commands(commands) -> None:
 
     report = commands.add_parser(
         "report", help="one self-contained HTML page for a run",
-        description="Speed-up table with verdicts, latency and memory charts, per-stage breakdown and "
-                    "baseline/current/difference images, in one HTML file.")
+        description="Speed-up table with verdicts, latency and memory charts, per-stage breakdown, "
+                    "baseline/current/difference images and, with --history, change points, in one HTML file.")
     report.add_argument("run", metavar="RUN.json", help="a pytest-benchmark JSON file")
-    report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write")
+    report.add_argument("--out", required=True, metavar="FILE",
+                        help="the HTML file to write, or a directory to write report.html in")
     report.add_argument("--images", default=None, metavar="DIR",
                         help="directory of <variant>-<scenario>-{expected,actual,diff}.png images")
+    report.add_argument("--history", nargs="+", metavar="PATH", default=None,
+                        help="saved runs (files or directories): add each case's change points over them")
+    report.add_argument("--confidence", type=_fraction, default=0.95, help="interval confidence (default 0.95)")
     report.set_defaults(handler=_history_command(_cmd_report))
+
+
+# ---- calibration and same-machine A/B: measurement across processes -------------------------------
+
+def _pytest_args(args) -> list[str]:
+    """Arguments after ``--`` go to every worker's pytest; --profile and --baselines are passed on too."""
+    extra = list(args.pytest_args or [])
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    if getattr(args, "profile", None):
+        extra += ["--perf-profile", args.profile]
+    return extra
+
+
+def _out_dir(args, what: str):
+    import datetime
+    from pathlib import Path
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(args.out) if args.out else Path("perf-output") / what / stamp
+
+
+def _cmd_calibrate(args) -> int:
+    from diffperf.gate.calibrate import CalibrationError, calibrate_host, host_record, portable_bands
+    from diffperf.gate.expectations import ExpectationsError, expectations_path, record
+    from diffperf.history.runs import HistoryError, load_runs
+    from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+
+    command = "diffperf calibrate " + " ".join(args.argv)
+    if not args.from_runs and args.processes < args.min_processes:
+        print(f"diffperf calibrate: --processes {args.processes}: a calibration needs at least {args.min_processes} "
+              "processes; nothing recorded", file=sys.stderr)
+        return 2
+    try:
+        if args.from_runs:
+            runs, warnings = load_runs(args.from_runs)
+            for message in warnings:
+                _warn(message)
+        else:
+            worker = Worker(pytest_args=tuple(_pytest_args(args)))
+            out = _out_dir(args, "calibration")
+            print(f"diffperf calibrate: {args.processes} processes of {worker.suite}, runs in {out}", flush=True)
+            paths = run_alternating({"run": worker}, args.processes, out,
+                                    progress=lambda label, index, path: print(f"  process {index + 1} done: {path}",
+                                                                              flush=True))["run"]
+            runs, _ = load_runs(paths)
+        by_host: dict = {}
+        for run in runs:
+            info = run.machine_info.get("diffperf") if isinstance(run.machine_info.get("diffperf"), dict) else {}
+            by_host.setdefault(info.get("host_key"), []).append(run)
+        calibrations = [calibrate_host(members, args.min_processes) for members in by_host.values()]
+        profiles = {calibration.profile for calibration in calibrations}
+        if len(profiles) != 1:
+            raise CalibrationError(f"the runs come from several profiles ({', '.join(sorted(profiles))})")
+        profile = profiles.pop()
+        _move_aside_if_corrupt(expectations_path(args.baselines, profile), profile)
+        for calibration in calibrations:
+            header, speedups, memory = host_record(calibration, command)
+            path = record(args.baselines, profile, "hosts", calibration.key, header, speedups, memory)
+            print(f"recorded {len(speedups)} speed-ups and {len(memory)} memory ratios of {calibration.key} "
+                  f"({calibration.processes} processes) in {path}")
+        if args.portable:
+            classes: dict = {}
+            for calibration in calibrations:
+                classes.setdefault(calibration.portable_key, []).append(calibration)
+            for members in classes.values():
+                key, header, speedups, memory = portable_bands(members, command)
+                path = record(args.baselines, profile, "portable", key, header, speedups, memory)
+                print(f"recorded portable bands {key} for {len(speedups)} speed-ups from {len(members)} host(s) "
+                      f"in {path}")
+    except (CalibrationError, HistoryError, ExpectationsError, ValueError, WorkerFailed) as error:
+        print(f"diffperf calibrate: {error}; nothing recorded", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("diffperf calibrate: interrupted; nothing recorded", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _move_aside_if_corrupt(path, profile: str) -> None:
+    """A speedups.json that cannot be read is kept beside the new one, never overwritten."""
+    import datetime
+
+    from diffperf.gate.expectations import ExpectationsError, load_file
+
+    try:
+        load_file(path, profile)
+    except ExpectationsError as error:
+        kept = path.with_name(f"{path.name}.unreadable-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+        path.rename(kept)
+        _warn(f"{error}: moved it to {kept} and started a new file")
+
+
+def _cmd_ab(args) -> int:
+    from diffperf.history.compare import compare_sides
+    from diffperf.history.runs import load_runs
+    from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+    from diffperf.render.history_text import comparison_tables
+    from diffperf.render.table import render
+
+    extra = tuple(_pytest_args(args))
+    workers = {
+        "base": Worker(python=args.base_python, directory=args.base_dir, pytest_args=extra),
+        "head": Worker(python=args.head_python, directory=args.head_dir, pytest_args=extra),
+    }
+    out = _out_dir(args, "ab")
+    print(f"diffperf ab: {args.processes} processes each of base ({args.base_dir}) and head ({args.head_dir}), "
+          f"alternating; runs in {out}", flush=True)
+    try:
+        paths = run_alternating(workers, args.processes, out,
+                                progress=lambda label, index, path: print(f"  {label} process {index + 1} done",
+                                                                          flush=True))
+    except (ValueError, WorkerFailed) as error:
+        print(f"diffperf ab: {error}", file=sys.stderr)
+        return 2
+    base, _ = load_runs(paths["base"])
+    head, _ = load_runs(paths["head"])
+    comparison = compare_sides(base, head, confidence=args.confidence, threshold=args.threshold)
+    tables = comparison_tables(comparison)
+    render(tables)
+    if args.summary:
+        from diffperf.files import write_text_atomic
+        from diffperf.render.table import markdown_table
+
+        write_text_atomic(args.summary, "## diffperf A/B: base vs head, same machine\n\n"
+                          + "\n\n".join(markdown_table(table) for table in tables) + "\n")
+    return _print_regressions(args.command, comparison.regressions, args.fail_on_regression)
+
+
+def _add_measurement_commands(commands) -> None:
+    calibrate = commands.add_parser(
+        "calibrate", help="record expected speed-ups, measured across several fresh processes",
+        description="Run the latency suite in several fresh processes (or read saved runs) and record, per "
+                    "speed-up, its expected value, its between-process spread and the host it was measured on "
+                    "in <baselines>/<profile>/speedups.json, merged case by case. Arguments after -- go to pytest.")
+    calibrate.add_argument("--processes", type=int, default=10, help="fresh processes to measure (default 10, at least 5)")
+    calibrate.add_argument("--min-processes", type=int, default=5, help=argparse.SUPPRESS)
+    calibrate.add_argument("--profile", choices=PROFILE_NAMES, default=None, help="model profile (default: the suite's)")
+    calibrate.add_argument("--baselines", default="baselines", help="baselines directory (default baselines/)")
+    calibrate.add_argument("--out", default=None, metavar="DIR", help="where the runs' JSON files go")
+    calibrate.add_argument("--from-runs", nargs="+", metavar="RUN", default=None,
+                           help="calibrate from saved runs (JSON files or directories) instead of measuring")
+    calibrate.add_argument("--portable", action="store_true",
+                           help="also record portable bands from the calibrations of several hosts (--from-runs)")
+    calibrate.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
+    calibrate.set_defaults(handler=_cmd_calibrate)
+
+    ab = commands.add_parser(
+        "ab", help="same-machine A/B: two environments measured in alternating processes, then compared",
+        description="Measure two environments on this machine, alternating processes (base, head, base, ...), "
+                    "and judge the change of every latency and speed-up between them, as asv continuous does. "
+                    "Each side is a Python interpreter (say a virtual environment with one git revision or one "
+                    "diffusers version installed) and a checkout holding perf/. Arguments after -- go to pytest.")
+    ab.add_argument("--base-python", default=sys.executable, help="the base side's Python (default: this one)")
+    ab.add_argument("--base-dir", default=".", help="the base side's checkout (default: .)")
+    ab.add_argument("--head-python", default=sys.executable, help="the head side's Python (default: this one)")
+    ab.add_argument("--head-dir", default=".", help="the head side's checkout (default: .)")
+    ab.add_argument("--processes", type=int, default=3, help="processes per side (default 3)")
+    ab.add_argument("--profile", choices=PROFILE_NAMES, default=None, help="model profile (default: the suite's)")
+    ab.add_argument("--out", default=None, metavar="DIR", help="where the runs' JSON files go")
+    ab.add_argument("--threshold", type=_fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    ab.add_argument("--confidence", type=_fraction, default=0.95, help="interval confidence (default 0.95)")
+    ab.add_argument("--summary", default=None, metavar="FILE.md", help="also write the tables as Markdown")
+    ab.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant regression")
+    ab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
+    ab.set_defaults(handler=_history_command(_cmd_ab))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,11 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--json", action="store_true", help="machine-readable output")
     variants.set_defaults(handler=_cmd_variants)
     _add_history_commands(commands)
+    _add_measurement_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return args.handler(args)
 
 

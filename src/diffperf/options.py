@@ -1,52 +1,146 @@
-"""The ``--perf-*`` options as one checked value (importing this module stays light)."""
+"""The ``--perf-*`` options: declared once, read once into a frozen, checked value.
+
+Importing this module stays light (no torch): the plugin is loaded by every pytest run in an
+environment where diffperf is installed.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from diffperf.profiles import check_profile_name, default_profile_name
+from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_profile_name
+
+DEVICE_TYPES = ("cpu", "cuda")
+# The VAE's 8x downsampling and the UNet's 3 downsamplings of the latent: 64 pixels is an 8x8 latent.
+RESOLUTION_MULTIPLE = 64
 
 
-@dataclass
+def add_options(parser) -> None:
+    """Declare the ``--perf-*`` options on pytest's parser."""
+    group = parser.getgroup("diffperf", "diffperf: diffusers performance regression suite")
+    group.addoption("--perf-profile", choices=PROFILE_NAMES, default=None,
+                    help="models to build: full (SD v1 sizes, random weights; default on CUDA), "
+                         "tiny (same structure, scaled down; default on the CPU), hub (real weights)")
+    group.addoption("--perf-device", default=None, help="cpu or cuda[:N] (default: cuda when available, else cpu)")
+    group.addoption("--perf-rounds", type=int, default=None,
+                    help="timed rounds per case, each paired with a round of its reference "
+                         "(default: 16 on tiny, 10 on full and hub; at least 6 for a verdict)")
+    group.addoption("--perf-warmup", type=int, default=None,
+                    help="untimed warm-up calls of the variant and its reference per case "
+                         "(default: 2 on tiny, 3 on full and hub)")
+    group.addoption("--perf-variants", default="", help="comma-separated variants to run (default: all that can run)")
+    group.addoption("--perf-steps", type=int, default=None, metavar="N",
+                    help="denoising steps of every scenario, instead of the profile's (recorded in extra_info)")
+    group.addoption("--perf-resolution", type=int, default=None, metavar="PX",
+                    help=f"image width and height in pixels, a multiple of {RESOLUTION_MULTIPLE}, instead of the "
+                         "profile's (recorded in extra_info)")
+    group.addoption("--perf-compile", action="store_true", help="also run the torch.compile variant (slow to build)")
+    group.addoption("--perf-speedups", action="store_true",
+                    help="also run the variants that are opt-in on this device (docs/variants.md)")
+    group.addoption("--perf-baselines", default=None,
+                    help="directory of stored baselines (default: baselines/ under the rootdir)")
+    group.addoption("--perf-update-baselines", action="store_true",
+                    help="record this run's images as the new image baselines (expected speed-ups are "
+                         "recorded by `diffperf calibrate`, across several processes)")
+    group.addoption("--perf-allow-missing-baselines", action="store_true",
+                    help="skip, instead of failing, checks whose baseline is not recorded yet")
+    group.addoption("--perf-baseline-key", default=None,
+                    help="judge against this record of speedups.json instead of this host's")
+    group.addoption("--perf-no-gate", action="store_true",
+                    help="report the speed-up gate's verdicts but never fail the run on them (calibration)")
+    group.addoption("--perf-output", default="perf-output",
+                    help="directory for this run's artefacts: failing images (default perf-output/)")
+    group.addoption("--perf-summary", default=None, help="write the speed-up gate's Markdown summary to this file")
+    group.addoption("--perf-report", default=None, metavar="DIR",
+                    help="write this run's JSON (run.json) and HTML report (report.html) to DIR")
+    group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
+                    help="make a variant's UNet do extra work (e.g. distilled=0.1): shows the gate catches it")
+    group.addoption("--perf-model", default=None, help="hub profile: SD v1 pipeline id or directory")
+    group.addoption("--perf-distilled-model", default=None, help="hub profile: BK-SDM pipeline id or directory")
+    group.addoption("--perf-taesd-model", default=None, help="hub profile: TAESD (AutoencoderTiny) id or directory")
+
+
+@dataclass(frozen=True)
 class PerfOptions:
-    """The ``--perf-*`` options, parsed and checked."""
+    """The ``--perf-*`` options, parsed and checked; paths are absolute."""
 
     profile: str | None = None  # None: full on CUDA, tiny on the CPU
     device: str | None = None  # None: cuda when available
     rounds: int | None = None  # None: the profile's default
     warmup: int | None = None  # None: the profile's default
     variants: tuple[str, ...] = ()  # empty: all
+    steps: int | None = None  # None: the profile's steps
+    resolution: int | None = None  # None: the profile's resolution
     enabled: frozenset[str] = frozenset()  # opt-in flags given, e.g. {"--perf-compile"}
     hub_models: dict = field(default_factory=dict)
     baselines_dir: str = "baselines"
-    update_baselines: bool = False  # the only way a run writes baselines
+    update_baselines: bool = False  # the only way a run writes image baselines
     allow_missing_baselines: bool = False
-    baseline_key: str | None = None  # None: this machine's hardware key
+    baseline_key: str | None = None  # None: this host's record, else its class's portable bands
+    no_gate: bool = False
     output_dir: str = "perf-output"
     summary_path: str | None = None
     report_dir: str | None = None
     planted_slowdowns: dict[str, float] = field(default_factory=dict)  # variant -> extra work fraction
+    baselines_given: bool = False  # --perf-baselines was passed: hints repeat it
 
-    def resolved_device(self):
-        import torch
+    @classmethod
+    def from_config(cls, config) -> "PerfOptions":
+        """Read the options from pytest's config; relative paths are taken from the invocation directory.
 
-        if self.device is None:
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--perf-device {self.device}: no CUDA device is available (use cpu)")
-        return device
+        Raises a one-line ValueError for anything that cannot work.
+        """
+        here = Path(config.invocation_params.dir)
 
-    def resolved_profile(self, device) -> str:
-        return check_profile_name(self.profile or default_profile_name(device.type == "cuda"))
+        def path(value: str | None) -> str | None:
+            return None if value is None else str((here / os.path.expanduser(value)).resolve())
+
+        hub_models = {
+            key: value
+            for key, value in (
+                ("model", config.getoption("--perf-model")),
+                ("distilled", config.getoption("--perf-distilled-model")),
+                ("taesd", config.getoption("--perf-taesd-model")),
+            )
+            if value
+        }
+        baselines = config.getoption("--perf-baselines")
+        options = cls(
+            profile=config.getoption("--perf-profile"),
+            device=config.getoption("--perf-device"),
+            rounds=config.getoption("--perf-rounds"),
+            warmup=config.getoption("--perf-warmup"),
+            variants=tuple(name.strip() for name in config.getoption("--perf-variants").split(",") if name.strip()),
+            steps=config.getoption("--perf-steps"),
+            resolution=config.getoption("--perf-resolution"),
+            enabled=frozenset(flag for flag in ("--perf-compile", "--perf-speedups")
+                              if config.getoption(flag)),
+            hub_models=hub_models,
+            baselines_dir=path(baselines) if baselines else str(config.rootpath / "baselines"),
+            update_baselines=config.getoption("--perf-update-baselines"),
+            allow_missing_baselines=config.getoption("--perf-allow-missing-baselines"),
+            baseline_key=config.getoption("--perf-baseline-key"),
+            no_gate=config.getoption("--perf-no-gate"),
+            output_dir=path(config.getoption("--perf-output")),
+            summary_path=path(config.getoption("--perf-summary")),
+            report_dir=path(config.getoption("--perf-report")),
+            planted_slowdowns=parse_slowdowns(config.getoption("--perf-plant-slowdown")),
+            baselines_given=baselines is not None,
+        )
+        options.check()
+        return options
 
     def check(self) -> None:
-        """Raise a one-line ValueError for an unknown profile or variant or a bad count."""
+        """Raise a one-line ValueError for an unknown profile, device or variant, a bad count or an unwritable path."""
         if self.profile is not None:
             check_profile_name(self.profile)
+        if self.device is not None:
+            check_device_name(self.device)
         names = set(self.variants) | set(self.planted_slowdowns)
         if names:
-            from diffperf.variants import get_variant  # imports torch and diffusers
+            from diffperf.models.variants import get_variant  # imports torch and diffusers
 
             for name in sorted(names):
                 get_variant(name)
@@ -57,6 +151,83 @@ class PerfOptions:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"--perf-warmup must be 0 or more, got {self.warmup}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--perf-steps must be at least 1, got {self.steps}")
+        if self.resolution is not None and (self.resolution < RESOLUTION_MULTIPLE
+                                            or self.resolution % RESOLUTION_MULTIPLE):
+            raise ValueError(f"--perf-resolution must be a positive multiple of {RESOLUTION_MULTIPLE} pixels "
+                             f"(an 8x8 latent at least), got {self.resolution}")
+        if self.summary_path:
+            check_writable_file("--perf-summary", self.summary_path)
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            check_writable_file("GITHUB_STEP_SUMMARY", os.environ["GITHUB_STEP_SUMMARY"])
+        if self.report_dir:
+            check_writable_directory("--perf-report", self.report_dir)
+
+    def resolved_device(self):
+        """The torch device to run on; a one-line ValueError when it cannot be used here."""
+        import torch
+
+        if self.device is None:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(check_device_name(self.device))
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"--perf-device {self.device}: no CUDA device is available (use cpu)")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(
+                    f"--perf-device {self.device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+                )
+        return device
+
+    def resolved_profile(self, device) -> str:
+        return check_profile_name(self.profile or default_profile_name(device.type == "cuda"))
+
+    @property
+    def workload_overrides(self) -> dict:
+        """The workload options given (``{"steps": 1, "resolution": 64}``), empty when none."""
+        return {name: value for name, value in (("steps", self.steps), ("resolution", self.resolution))
+                if value is not None}
+
+    @property
+    def baselines_hint(self) -> str:
+        """The options a "record it with ..." hint must repeat so it records where this run reads."""
+        return f" --perf-baselines {self.baselines_dir}" if self.baselines_given else ""
+
+
+def check_device_name(name: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``; a one-line ValueError for anything else (gpu, mps, ...)."""
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_TYPES or (index and not (kind == "cuda" and index.isdigit())):
+        raise ValueError(f"--perf-device {name}: diffperf runs on cpu or cuda[:N]; use one of those")
+    return name
+
+
+def check_writable_file(option: str, value: str) -> None:
+    """One line when ``value`` is a directory or its directory cannot be created or written."""
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{option} {value} is a directory: give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {value} is not writable: give another file")
+    _check_creatable(option, value, path.parent)
+
+
+def check_writable_directory(option: str, value: str) -> None:
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {value} is a file: give a directory")
+    _check_creatable(option, value, path)
+
+
+def _check_creatable(option: str, value: str, directory: Path) -> None:
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {value}: {existing} is a file, so the directory cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {value}: {existing} is not writable: give a path you can write")
 
 
 def parse_slowdowns(text: str) -> dict[str, float]:

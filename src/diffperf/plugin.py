@@ -1,165 +1,148 @@
-"""The pytest plugin (registered through the ``pytest11`` entry point): wires hooks to diffperf.
+"""The pytest plugin (the ``pytest11`` entry point): declares the options and registers one plugin object.
 
-It stays light: torch and diffusers are imported only when a ``perf`` case asks for the session.
+:class:`DiffperfPlugin` holds the frozen options and the run's state and wires pytest's and
+pytest-benchmark's hooks to diffperf. It stays light: torch and diffusers are imported only when
+a ``perf`` case asks for the session.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from diffperf.profiles import PROFILE_NAMES
+from diffperf.options import PerfOptions, add_options
 
-_OPTIONS_KEY = pytest.StashKey["object"]()
-_SESSION_KEY = pytest.StashKey["object"]()
-_PLAN_KEY = pytest.StashKey[list]()
-_LINES_KEY = pytest.StashKey[list]()
+PLUGIN_NAME = "diffperf-run"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("diffperf", "diffperf: diffusers performance regression suite")
-    group.addoption("--perf-profile", choices=PROFILE_NAMES, default=None,
-                    help="models to build: full (SD v1 sizes, random weights; default on CUDA), "
-                         "tiny (same structure, scaled down; default on the CPU), hub (real weights)")
-    group.addoption("--perf-device", default=None, help="torch device to run on (default: cuda when available, else cpu)")
-    group.addoption("--perf-rounds", type=int, default=None,
-                    help="timed rounds per case, each paired with a round of its reference (default: 16 on tiny, 10 on full and hub)")
-    group.addoption("--perf-warmup", type=int, default=None,
-                    help="untimed warm-up calls of the variant and its reference per case (default: 1 on tiny, 3 on full and hub)")
-    group.addoption("--perf-variants", default="", help="comma-separated variants to run (default: all that can run)")
-    group.addoption("--perf-compile", action="store_true", help="also run the torch.compile variant (slow to build)")
-    group.addoption("--perf-baselines", default=None,
-                    help="directory of stored baselines (default: baselines/ under the rootdir)")
-    group.addoption("--perf-update-baselines", action="store_true",
-                    help="record this run's images and speed-ups as the new baselines (atomically)")
-    group.addoption("--perf-allow-missing-baselines", action="store_true",
-                    help="skip, instead of failing, checks whose baseline is not recorded yet")
-    group.addoption("--perf-baseline-key", default=None,
-                    help="hardware key of the expected speed-ups to gate against (default: this machine's)")
-    group.addoption("--perf-output", default="perf-output",
-                    help="directory for this run's artefacts: failing images, summaries (default perf-output/)")
-    group.addoption("--perf-summary", default=None, help="write the speed-up gate's Markdown summary to this file")
-    group.addoption("--perf-report", default=None, metavar="DIR",
-                    help="write this run's JSON (run.json) and HTML report (report.html) to DIR at the end")
-    group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
-                    help="make a variant's UNet do extra work (e.g. distilled=0.1): shows the gate catches it")
-    group.addoption("--perf-model", default=None, help="hub profile: SD v1 pipeline id or directory")
-    group.addoption("--perf-distilled-model", default=None, help="hub profile: BK-SDM pipeline id or directory")
-    group.addoption("--perf-taesd-model", default=None, help="hub profile: TAESD (AutoencoderTiny) id or directory")
+    add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads --benchmark-json (--perf-report sets it)
 def pytest_configure(config: pytest.Config) -> None:
-    from diffperf.options import PerfOptions, parse_slowdowns
-
-    hub_models = {
-        key: value
-        for key, value in (
-            ("model", config.getoption("--perf-model")),
-            ("distilled", config.getoption("--perf-distilled-model")),
-            ("taesd", config.getoption("--perf-taesd-model")),
-        )
-        if value
-    }
-    variants = tuple(name.strip() for name in config.getoption("--perf-variants").split(",") if name.strip())
     try:
-        planted = parse_slowdowns(config.getoption("--perf-plant-slowdown"))
+        options = PerfOptions.from_config(config)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-    options = PerfOptions(
-        profile=config.getoption("--perf-profile"),
-        device=config.getoption("--perf-device"),
-        rounds=config.getoption("--perf-rounds"),
-        warmup=config.getoption("--perf-warmup"),
-        variants=variants,
-        enabled=frozenset({"--perf-compile"} if config.getoption("--perf-compile") else ()),
-        hub_models=hub_models,
-        baselines_dir=config.getoption("--perf-baselines") or str(config.rootpath / "baselines"),
-        update_baselines=config.getoption("--perf-update-baselines"),
-        allow_missing_baselines=config.getoption("--perf-allow-missing-baselines"),
-        baseline_key=config.getoption("--perf-baseline-key"),
-        output_dir=str(config.rootpath / config.getoption("--perf-output")),
-        summary_path=config.getoption("--perf-summary"),
-        report_dir=config.getoption("--perf-report"),
-        planted_slowdowns=planted,
-    )
-    if variants or planted or options.rounds is not None or options.warmup is not None:
-        try:
-            options.check()
-        except ValueError as error:
-            raise pytest.UsageError(str(error)) from None
-    config.stash[_OPTIONS_KEY] = options
-    config.stash[_PLAN_KEY] = []
+    if options.report_dir and not config.getoption("benchmark_json", None):
+        Path(options.report_dir).mkdir(parents=True, exist_ok=True)
+        config.option.benchmark_json = Path(options.report_dir) / "run.json"
+    config.pluginmanager.register(DiffperfPlugin(options), PLUGIN_NAME)
 
 
 @pytest.fixture(scope="session")
 def perf_session(request: pytest.FixtureRequest):
-    """The session's PerfSession: builds each variant once, lazily, and releases it after its last case."""
-    config = request.config
-    if _SESSION_KEY not in config.stash:
-        from diffperf.session import PerfSession
-
-        try:
-            session = PerfSession(config.stash[_OPTIONS_KEY])
-        except ValueError as error:
-            pytest.exit(f"diffperf: {error}", returncode=4)
-        session.planned_variants = config.stash[_PLAN_KEY]
-        config.stash[_SESSION_KEY] = session
-    return config.stash[_SESSION_KEY]
+    """The run's PerfSession: builds each variant once, lazily, and releases it after its last case."""
+    return request.config.pluginmanager.get_plugin(PLUGIN_NAME).start_session()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    """Run the perf cases variant by variant across files, so each variant's models are built once."""
-    from diffperf.ordering import group_by_variant
+class DiffperfPlugin:
+    """One ``pytest perf`` run: its options, its session (built on first use) and the gate's outcome."""
 
-    group_by_variant(items)
+    def __init__(self, options: PerfOptions):
+        self.options = options
+        self.session = None  # diffperf.session.PerfSession, once a perf case asks for it
+        self.plan: list[str | None] = []  # the variant of each collected case, in run order
+        self.outcome = None  # diffperf.gate.outcome.GateOutcome, at the end of the run
+        self.baselines_line = None  # what happened to the image baselines a run recorded
 
+    def start_session(self):
+        """The run's PerfSession, built on first use (the ``perf_session`` fixture)."""
+        if self.session is None:
+            from diffperf.session import PerfSession
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Remember which variant each case uses, in run order, to release models after their last case."""
-    plan = session.config.stash[_PLAN_KEY]
-    plan[:] = [getattr(item, "callspec", None) and item.callspec.params.get("variant") for item in session.items]
+            try:
+                self.session = PerfSession(self.options, self.plan)
+            except ValueError as error:
+                pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+        return self.session
 
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        """Run the perf cases variant by variant across files, so each variant's models are built once."""
+        from diffperf.measure.ordering import group_by_variant
 
-def pytest_runtest_teardown(item: pytest.Item, nextitem) -> None:
-    perf = item.config.stash.get(_SESSION_KEY, None)
-    if perf is not None and item in item.session.items:
-        perf.finished_case(item.session.items.index(item))
+        group_by_variant(items)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from diffperf.measure.ordering import variant_of
 
-def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    perf = config.stash.get(_SESSION_KEY, None)
-    if perf is not None:
-        machine_info["diffperf"] = perf.describe()
+        self.plan[:] = [variant_of(item) for item in session.items]
 
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        if self.session is not None and item in item.session.items:
+            self.session.finished_case(item.session.items.index(item))
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    options = config.stash.get(_OPTIONS_KEY, None)
-    if options is None or not any(str(arg).startswith("perf") for arg in config.args):
-        return None
-    return f"diffperf: profile {options.profile or 'auto (full on CUDA, tiny on CPU)'}, device {options.device or 'auto'}"
+    def pytest_report_header(self, config: pytest.Config) -> str | None:
+        if not any(str(arg).startswith("perf") for arg in config.args):
+            return None
+        options = self.options
+        return f"diffperf: profile {options.profile or 'auto (full on CUDA, tiny on CPU)'}, device {options.device or 'auto'}"
 
+    def pytest_benchmark_update_machine_info(self, machine_info: dict) -> None:
+        if self.session is not None:
+            machine_info["diffperf"] = self.session.describe()
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Judge the speed-ups, record them on request, write summaries, and fail the run on a regression."""
-    perf = session.config.stash.get(_SESSION_KEY, None)
-    if perf is None or not perf.results:
-        return
-    from diffperf.reporting import finish_run
+    def pytest_benchmark_update_json(self, config: pytest.Config, output_json: dict) -> None:
+        """Add the gate's verdicts to the JSON; with --perf-report, write the HTML report beside it."""
+        if self.session is None or not self.session.results:
+            return
+        output_json["diffperf"] = self.gate_outcome().report.to_json()
+        if self.options.report_dir:
+            from diffperf.files import write_json_atomic
+            from diffperf.history.report import write_report
 
-    failed, lines = finish_run(perf, session.config)
-    session.config.stash[_LINES_KEY] = lines
-    if failed and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            directory = Path(self.options.report_dir)
+            if Path(config.getoption("benchmark_json")).resolve() != (directory / "run.json").resolve():
+                write_json_atomic(directory / "run.json", output_json)
+            write_report(output_json, directory / "report.html", images_dir=Path(self.options.output_dir) / "images")
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Record image baselines of a completed run; judge the speed-ups, write summaries, fail on a regression."""
+        if self.session is None:
+            return
+        self.baselines_line = self.session.commit_image_baselines(
+            completed=session.exitstatus == pytest.ExitCode.OK and not session.shouldfail and not session.shouldstop)
+        if not self.session.results:
+            return
+        outcome = self.gate_outcome()
+        if outcome.exit_code is not None and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = outcome.exit_code
+        from diffperf.files import write_text_atomic
+        from diffperf.render import throughput_text
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    lines = config.stash.get(_LINES_KEY, None)
-    if lines:
+        markdown = outcome.markdown + throughput_text.markdown(self.throughput_entries())
+        if self.options.summary_path:
+            write_text_atomic(self.options.summary_path, markdown)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            with Path(step_summary).open("a") as stream:  # GitHub's file: append, as actions do
+                stream.write(markdown)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.baselines_line:
+            terminalreporter.write_line(f"diffperf: {self.baselines_line}")
+        if self.outcome is None:
+            return
         terminalreporter.section("diffperf speed-up gate")
-        for line in lines:
+        for line in self.outcome.lines:
             terminalreporter.write_line(line)
+        from diffperf.render import throughput_text
 
+        lines = throughput_text.terminal_lines(self.throughput_entries())
+        if lines:
+            terminalreporter.section(throughput_text.TITLE)
+            for line in lines:
+                terminalreporter.write_line(line)
 
-def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
-    perf = config.stash.get(_SESSION_KEY, None)
-    if perf is not None and perf.results:
-        output_json["diffperf"] = perf.gate_report().to_json()
+    def throughput_entries(self) -> list[dict]:
+        """What each latency case achieved (diffperf.measure.flops.Throughput), as its extra_info records it."""
+        return [record.case_info() for record in self.session.throughput] if self.session is not None else []
+
+    def gate_outcome(self):
+        """The gate's verdicts, rendered, computed once (pytest-benchmark's JSON may ask first)."""
+        if self.outcome is None:
+            self.outcome = self.session.judge()
+        return self.outcome

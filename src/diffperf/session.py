@@ -1,51 +1,61 @@
-"""The state of one ``pytest perf`` session: options, device, model store and release plan."""
+"""The state of one ``pytest perf`` run: device, host, model store, what was measured and skipped."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 
 import torch
 
-from diffperf import expectations, gate, zoo
-from diffperf.gate import CaseResult, GateReport
-from diffperf.instruments import make_instrument
+from diffperf.gate.expectations import ExpectationsError, known_keys
+from diffperf.gate.verdicts import CaseResult
+from diffperf.measure.flops import CallFlops, MatmulPeak, Throughput, count_call_flops, datasheet_peak, \
+    measure_matmul_peak
+from diffperf.measure.host import this_host
+from diffperf.measure.instruments import make_instrument
+from diffperf.measure.process import steady_process
+from diffperf.measure.timing import TimedPipeline
+from diffperf.models import zoo
+from diffperf.models.profiles import SYNTHETIC_PROFILES
+from diffperf.models.store import PipelineStore, runtime_settings
+from diffperf.models.variants import Variant, skip_reason
+from diffperf.models.workloads import Scenario, get_scenario
 from diffperf.options import PerfOptions
-from diffperf.profiles import SYNTHETIC_PROFILES
-from diffperf.store import PipelineStore, runtime_settings
-from diffperf.timing import TimedPipeline
-from diffperf.variants import Variant, get_variant, skip_reason
-from diffperf.workloads import Scenario, get_scenario
-
 
 DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
-# GPUs pay cuDNN autotuning, allocator growth and lazy initialisation on the first calls.
-DEFAULT_WARMUP = {"tiny": 1, "full": 3, "hub": 3}
+# GPUs pay cuDNN heuristics, allocator growth and lazy initialisation on the first calls.
+DEFAULT_WARMUP = {"tiny": 2, "full": 3, "hub": 3}
 
 
 class PerfSession:
     """Builds variants lazily on first use and releases them after their last case."""
 
-    def __init__(self, options: PerfOptions):
+    def __init__(self, options: PerfOptions, plan: list[str | None] | None = None):
         options.check()
         self.options = options
         self.device = options.resolved_device()
+        self.process_settings = steady_process(self.device.type)  # before any model is built
         self.profile_name = options.resolved_profile(self.device)
         self.profile = SYNTHETIC_PROFILES.get(self.profile_name)
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
         self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
-        self._peak_memory: dict[tuple[str, str], int | None] = {}
         self.instrument = make_instrument(self.device)
+        self.host = this_host(self.device)
+        if options.baseline_key is not None:
+            check_forced_key(options.baselines_dir, self.profile_name, options.baseline_key)
         self.store = PipelineStore(
             zoo.make_source(self.profile_name, self.device, options.hub_models),
             self.device,
             planted_slowdowns=options.planted_slowdowns,
             synchronize=self.instrument.synchronize,
         )
-        self.planned_variants: list[str | None] = []  # the variant of each collected case, in run order
+        self.plan = plan if plan is not None else []  # the variant of each collected case, in run order
         self.results: list[CaseResult] = []  # what the latency cases measured, for the gate
         self.skipped: dict[str, str] = {}  # case id -> why it did not run
-        self._gate: GateReport | None = None
+        self.image_baselines = None  # diffperf.images.baselines.ImageBaselines, once a similarity case runs
+        self._peak_memory: dict[tuple[str, str], int | None] = {}
+        self._flops: dict[tuple[str, str], CallFlops] = {}
+        self._matmul_peaks: dict[str, MatmulPeak] = {}  # by precision
+        self.throughput: list[Throughput] = []  # what the latency cases achieved, for the summaries
 
     def selected(self, variant_name: str) -> bool:
         return not self.options.variants or variant_name in self.options.variants
@@ -56,7 +66,8 @@ class PerfSession:
         return skip_reason(variant, self.device, self.options.enabled)
 
     def scenario(self, name: str) -> Scenario:
-        return get_scenario(name).scaled(self.profile)
+        """The scenario as this run runs it: scaled by the profile, with --perf-steps and --perf-resolution."""
+        return get_scenario(name).scaled(self.profile, self.options.steps, self.options.resolution)
 
     def timed_pipeline(self, variant: Variant, scenario: Scenario) -> TimedPipeline:
         pipe = self.store.pipeline(variant, scenario)
@@ -69,48 +80,74 @@ class PerfSession:
             self._peak_memory[key] = self.instrument.peak_memory_growth(call)
         return self._peak_memory[key]
 
+    def call_flops(self, variant_name: str, scenario_name: str, pipeline: TimedPipeline) -> CallFlops:
+        """FLOPs of one call of a variant on a scenario, per stage, counted once per session."""
+        key = (variant_name, scenario_name)
+        if key not in self._flops:
+            self._flops[key] = count_call_flops(pipeline)
+        return self._flops[key]
+
+    def matmul_peak(self, precision: str) -> MatmulPeak:
+        """The device's dense matmul peak at ``precision``, measured once per session (and its datasheet figure)."""
+        if precision not in self._matmul_peaks:
+            datasheet = None
+            if self.device.type == "cuda":
+                datasheet = datasheet_peak(self.instrument.hardware()["device_name"], precision)
+            self._matmul_peaks[precision] = measure_matmul_peak(self.device, precision, self.instrument.synchronize,
+                                                                datasheet)
+        return self._matmul_peaks[precision]
+
     def finished_case(self, index: int) -> None:
         """Release what the cases after ``index`` no longer need."""
-        self.store.keep_only(name for name in self.planned_variants[index + 1 :] if name)
+        self.store.keep_only(name for name in self.plan[index + 1 :] if name)
 
-    def gate_report(self) -> GateReport:
-        """The speed-up gate over the cases run so far (computed once, at the end of the run)."""
-        if self._gate is None:
-            hardware = self.instrument.hardware()
-            try:
-                stored, note = expectations.lookup(
-                    self.options.baselines_dir, self.profile_name, hardware, self.options.baseline_key
-                )
-                self._gate = gate.evaluate(self.results, stored, note, self.skipped)
-            except expectations.ExpectationsError as error:
-                self._gate = gate.evaluate(self.results, None, "expected speed-ups could not be read")
-                self._gate.rows.append(gate.GateRow("speed-up", "-", "-", "-", "error", str(error)))
-        return self._gate
+    def commit_image_baselines(self, completed: bool) -> str | None:
+        """Write the image baselines this run recorded if it completed, else nothing; one line saying which."""
+        staged = self.image_baselines.staged if self.image_baselines is not None else {}
+        if not staged:
+            return None
+        if not completed:
+            count = len(staged)
+            staged.clear()
+            return f"image baselines: none recorded: the run failed or was interrupted ({count} discarded)"
+        return f"image baselines: recorded {self.image_baselines.commit()} in {self.image_baselines.directory}"
 
-    def record_expectations(self) -> list[str]:
-        """Store this run's speed-ups as the expectations of this hardware (--perf-update-baselines)."""
-        hardware = self.instrument.hardware()
-        key = self.options.baseline_key or expectations.hardware_key(hardware)
-        speedups, memory, refused = gate.new_expectations(self.gate_report(), self.device.type)
-        if not speedups:
-            return refused + ["no expected speed-ups recorded"]
-        recorded = {**self.describe(), "rounds": self.rounds, "date": datetime.date.today().isoformat()}
-        path = expectations.record(self.options.baselines_dir, self.profile_name, key, recorded, speedups, memory)
-        return refused + [f"recorded {len(speedups)} expected speed-ups for {key} in {path}"]
+    def judge(self):
+        """The speed-up gate over the cases run so far (diffperf.gate.outcome)."""
+        from diffperf.gate.outcome import judge_run
+
+        return judge_run(self.results, self.skipped, self.host, self.profile_name, self.rounds, self.options)
 
     def describe(self) -> dict:
-        """Profile, device and software, for the benchmark JSON's machine_info."""
+        """Profile, device, host fingerprint, process settings and software, for the JSON's machine_info."""
         import diffusers
         import transformers
 
         return {
             "profile": self.profile_name,
             **self.instrument.hardware(),
+            **self.host.describe(),
+            "process": self.process_settings,
+            "rounds": self.rounds,
+            "warmup": self.warmup,
+            "workload_overrides": self.options.workload_overrides or None,
+            "matmul_peaks": {precision: peak.to_json() for precision, peak in self._matmul_peaks.items()},
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
             "transformers": transformers.__version__,
             "cuda": torch.version.cuda,
         }
+
+
+def check_forced_key(baselines_dir: str, profile: str, key: str) -> None:
+    """Before anything is measured: --perf-baseline-key must name a stored record (one-line ValueError)."""
+    try:
+        known = known_keys(baselines_dir, profile)
+    except ExpectationsError as error:
+        raise ValueError(str(error)) from None
+    if key not in known:
+        raise ValueError(f"--perf-baseline-key {key}: no such record for profile {profile} in {baselines_dir} "
+                         f"(recorded: {', '.join(known) or 'none'})")
 
 
 @contextlib.contextmanager

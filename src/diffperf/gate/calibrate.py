@@ -1,0 +1,189 @@
+"""Calibration: expected speed-ups and their between-process spread, measured across processes.
+
+``diffperf calibrate`` runs the latency suite in several fresh processes
+(:mod:`diffperf.measure.workers`) or reads saved runs, and records per ratio the expected value,
+how far one process's median strays from it (:func:`~diffperf.gate.ratios.process_spread`) and
+the host it was measured on. Portable bands for hosts without a calibration of their own are
+derived from the calibrations of several hosts (:func:`portable_bands`).
+
+Numbers only; :mod:`diffperf.cli` says what was recorded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from diffperf.gate import ratios
+from diffperf.gate.expectations import case_id
+from diffperf.history.runs import Run
+
+MIN_PROCESSES = 5
+#: The smallest change of a speed-up that the gate reports on a calibrated host: the interval
+#: (between-process spread included) carries the noise; this is the change worth failing a run for.
+HOST_TOLERANCE = 0.03
+#: Portable bands are at least this wide, and 1.25 x the largest difference between hosts' values.
+PORTABLE_FLOOR = 0.08
+PORTABLE_FACTOR = 1.25
+#: Peak memory is exact on CUDA (the allocator's counters) and on the CPU (PyTorch's allocation events).
+MEMORY_TOLERANCE = 0.05
+
+
+class CalibrationError(ValueError):
+    """Runs that cannot be calibrated from; the message says why and what to do."""
+
+
+@dataclass
+class CaseCalibration:
+    reference: str
+    spread: ratios.ProcessSpread
+    process_medians: list[float]
+    memory_ratio: float | None
+
+
+@dataclass
+class HostCalibration:
+    """One host's calibration: per case, the spread of its speed-up over the processes measured."""
+
+    key: str
+    label: str
+    portable_key: str
+    fingerprint: dict
+    profile: str
+    processes: int
+    rounds: int
+    cases: dict[str, CaseCalibration] = field(default_factory=dict)
+
+
+def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostCalibration:
+    """Calibrate from saved runs of one host and profile, one run per process."""
+    if len(runs) < min_processes:
+        raise CalibrationError(f"{len(runs)} runs: a calibration needs at least {min_processes} processes")
+    identities = {(_info(run, "host_key"), _info(run, "profile")) for run in runs}
+    if len(identities) != 1 or None in next(iter(identities)):
+        shown = ", ".join(sorted(f"{key} ({profile})" for key, profile in identities if key))
+        raise CalibrationError(f"the runs come from {len(identities)} hosts or profiles ({shown or 'unknown'}): "
+                               "calibrate each host from its own runs")
+    first = runs[0]
+    calibration = HostCalibration(
+        key=_info(first, "host_key"), label=_info(first, "host_label"), portable_key=_info(first, "portable_key"),
+        fingerprint=_info(first, "fingerprint") or {}, profile=_info(first, "profile"), processes=len(runs),
+        rounds=int(_info(first, "rounds") or 0),
+    )
+    estimates: dict[str, list[ratios.RatioEstimate]] = {}
+    memory: dict[str, list[float]] = {}
+    references: dict[str, str] = {}
+    for run in runs:
+        for case in run.cases:
+            if not case.reference or not case.paired:
+                continue
+            name = case_id(case.variant, case.scenario)
+            references[name] = case.reference
+            try:
+                estimates.setdefault(name, []).append(ratios.paired_ratio(case.reference_rounds, case.data))
+            except ratios.TooFewRounds as error:
+                raise CalibrationError(f"{run.label}: {name}: {error}") from None
+            peak, reference_peak = case.number("peak_memory"), case.number("reference_peak_memory")
+            if peak and reference_peak:
+                memory.setdefault(name, []).append(ratios.memory_ratio(reference_peak, peak))
+    for name, found in sorted(estimates.items()):
+        if len(found) < min_processes:
+            continue  # measured in too few of the processes (a -k selection that changed between them)
+        calibration.cases[name] = CaseCalibration(
+            reference=references[name],
+            spread=ratios.process_spread(found),
+            process_medians=[round(estimate.median, 5) for estimate in found],
+            memory_ratio=statistics.median(memory[name]) if len(memory.get(name, [])) == len(found) else None,
+        )
+    if not calibration.cases:
+        raise CalibrationError("no speed-up was measured in every process: nothing to calibrate")
+    return calibration
+
+
+def host_record(calibration: HostCalibration, command: str) -> tuple[dict, dict, dict]:
+    """The header, speed-up and memory tables to store under the host's key."""
+    header = {
+        "label": calibration.label,
+        "fingerprint": calibration.fingerprint,
+        "calibration": {
+            "processes": calibration.processes,
+            "rounds": calibration.rounds,
+            "date": datetime.date.today().isoformat(),
+            "command": command,
+        },
+    }
+    speedups = {name: _speedup_entry(case, HOST_TOLERANCE) for name, case in calibration.cases.items()}
+    memory = {name: {"reference": case.reference, "expected": round(case.memory_ratio, 4),
+                     "tolerance": MEMORY_TOLERANCE}
+              for name, case in calibration.cases.items() if case.memory_ratio}
+    return header, speedups, memory
+
+
+def portable_bands(calibrations: list[HostCalibration], command: str) -> tuple[str, dict, dict, dict]:
+    """Bands for hosts of one class without their own calibration, from the calibrations of hosts of that class.
+
+    Per case: the expected value is the median of the hosts' values; the tolerance covers
+    :data:`PORTABLE_FACTOR` x the largest distance of a host's value from it, and never less than
+    :data:`PORTABLE_FLOOR`, which stands for the variation between hosts of a class that the hosts
+    measured cannot show (all of it, when one host was measured); the spread is the widest any
+    host showed. Returns the portable key and the header, speed-up and memory tables.
+    """
+    keys = {calibration.portable_key for calibration in calibrations}
+    if len(keys) != 1:
+        raise CalibrationError(f"portable bands stand for one class of hosts; these runs are of {sorted(keys)}")
+    speedups, memory = {}, {}
+    names = sorted({name for calibration in calibrations for name in calibration.cases})
+    for name in names:
+        measured = [calibration.cases[name] for calibration in calibrations if name in calibration.cases]
+        values = [case.spread.expected for case in measured]
+        expected = math.exp(statistics.median(math.log(value) for value in values))
+        distance = max(abs(math.log(value / expected)) for value in values)
+        widest = max(measured, key=lambda case: case.spread.run_sd).spread
+        spread = ratios.ProcessSpread(expected, widest.run_sd, max(case.spread.between_sd for case in measured),
+                                      min(case.spread.processes for case in measured), widest.half_width)
+        tolerance = max(PORTABLE_FLOOR, _round_up(PORTABLE_FACTOR * (math.exp(distance) - 1)))
+        speedups[name] = {**_speedup_entry(CaseCalibration(measured[0].reference, spread, [], None), tolerance),
+                          "host_values": [round(value, 4) for value in values]}
+        memories = [case.memory_ratio for case in measured if case.memory_ratio]
+        if memories:
+            value = statistics.median(memories)
+            spread_memory = max(abs(m / value - 1) for m in memories)
+            memory[name] = {"reference": measured[0].reference, "expected": round(value, 4),
+                            "tolerance": max(MEMORY_TOLERANCE, _round_up(PORTABLE_FACTOR * spread_memory))}
+    header = {
+        "hosts": sorted(calibration.key for calibration in calibrations),
+        "calibration": {
+            "processes": sum(calibration.processes for calibration in calibrations),
+            "date": datetime.date.today().isoformat(),
+            "command": command,
+        },
+    }
+    return keys.pop(), header, speedups, memory
+
+
+def _speedup_entry(case: CaseCalibration, tolerance: float) -> dict:
+    spread = case.spread
+    entry = {
+        "reference": case.reference,
+        "expected": round(spread.expected, 4),
+        "tolerance": tolerance,
+        "run_sd": round(spread.run_sd, 5),
+        "between_sd": round(spread.between_sd, 5),
+        "processes": spread.processes,
+        "half_width": round(spread.half_width, 4),
+    }
+    if case.process_medians:
+        entry["process_medians"] = case.process_medians
+    return entry
+
+
+def _round_up(fraction: float) -> float:
+    """Up to the next whole percent (0.031 -> 0.04; 0.03 stays 0.03)."""
+    return math.ceil(round(fraction * 100, 6)) / 100
+
+
+def _info(run: Run, key: str):
+    info = run.machine_info.get("diffperf")
+    return info.get(key) if isinstance(info, dict) else None

@@ -1,0 +1,195 @@
+"""Expected speed-ups and memory ratios, stored in ``baselines/<profile>/speedups.json``.
+
+Written only by ``diffperf calibrate`` (several processes: :mod:`diffperf.gate.calibrate`), read
+by every run. Schema 2::
+
+    {"schema": 2, "profile": "tiny",
+     "hosts": {                       # one record per host fingerprint (diffperf.measure.host)
+       "cpu-amd-epyc-2t-1a2b3c4d": {
+         "label": "cpu-amd-epyc-2t", "fingerprint": {...}, "calibration": {...},
+         "speedups": {"bf16/vase": {"reference": "baseline", "expected": 1.12, "tolerance": 0.03,
+                                    "run_sd": 0.011, "between_sd": 0.006, "processes": 10,
+                                    "half_width": 0.018, "process_medians": [...]}},
+         "memory": {"bf16/vase": {"reference": "baseline", "expected": 0.47, "tolerance": 0.05}}}},
+     "portable": {                    # bands for hosts without a record of their own
+       "cpu-x86_64-2t": {"hosts": [...], "calibration": {...}, "speedups": {...}, "memory": {...}}}}
+
+A host uses its own record only when its fingerprint is the recorded one; otherwise the portable
+bands of its class, and the run says what differs from the closest recorded host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diffperf.files import write_json_atomic
+from diffperf.gate.ratios import ProcessSpread
+from diffperf.measure.host import Host, differences
+
+SCHEMA = 2
+HOST = "host"  # expectations calibrated on this very host
+PORTABLE = "portable"  # bands measured to hold across hosts of this class
+FORCED = "forced"  # a key the user named with --perf-baseline-key
+
+
+class ExpectationsError(ValueError):
+    """A speed-up baseline file that cannot be used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    reference: str
+    expected: float
+    tolerance: float
+    spread: ProcessSpread | None = None  # speed-ups only: how the ratio varies between processes
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """The expectations a run is judged against, and where they came from."""
+
+    key: str
+    source: str  # HOST | PORTABLE | FORCED
+    calibration: dict
+    speedups: dict[str, Expectation]
+    memory: dict[str, Expectation]
+    # For PORTABLE: the closest recorded host and how this one differs from it (field, recorded, here).
+    closest_host: str | None = None
+    differences: list[tuple[str, object, object]] = field(default_factory=list)
+
+
+def case_id(variant: str, scenario: str) -> str:
+    return f"{variant}/{scenario}"
+
+
+def expectations_path(baselines_dir: str | Path, profile: str) -> Path:
+    return Path(baselines_dir) / profile / "speedups.json"
+
+
+def empty_file(profile: str) -> dict:
+    return {"schema": SCHEMA, "profile": profile, "hosts": {}, "portable": {}}
+
+
+def load_file(path: Path, profile: str) -> dict:
+    """The whole file (empty when absent); :class:`ExpectationsError` when it cannot be used."""
+    if not path.exists():
+        return empty_file(profile)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExpectationsError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else None
+        raise ExpectationsError(f"{path} has schema {found!r}, not diffperf's speed-up schema {SCHEMA}")
+    for table in ("hosts", "portable"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ExpectationsError(f"{path}: '{table}' is not a table")
+        data.setdefault(table, {})
+    return data
+
+
+def lookup(baselines_dir: str | Path, profile: str, host: Host, forced_key: str | None = None) -> Expectations | None:
+    """What this host is judged against: its own record, else its class's portable bands, else None.
+
+    ``forced_key`` names a host or portable record to use whatever this host is; an unknown
+    forced key raises :class:`ExpectationsError` (the user asked for something that cannot work).
+    """
+    path = expectations_path(baselines_dir, profile)
+    data = load_file(path, profile)
+    hosts, portable = data["hosts"], data["portable"]
+    if forced_key is not None:
+        table = hosts if forced_key in hosts else portable if forced_key in portable else None
+        if table is None:
+            known = ", ".join(sorted(hosts) + sorted(portable)) or "none"
+            raise ExpectationsError(f"--perf-baseline-key {forced_key}: no such record in {path} (recorded: {known})")
+        return parse_record(path, forced_key, table[forced_key], FORCED)
+    if host.key in hosts:
+        return parse_record(path, host.key, hosts[host.key], HOST)
+    closest, differing = _closest(hosts, host)
+    if host.portable_key in portable:
+        expectations = parse_record(path, host.portable_key, portable[host.portable_key], PORTABLE)
+        return Expectations(**{**expectations.__dict__, "closest_host": closest, "differences": differing})
+    return None
+
+
+def known_keys(baselines_dir: str | Path, profile: str) -> list[str]:
+    data = load_file(expectations_path(baselines_dir, profile), profile)
+    return sorted(data["hosts"]) + sorted(data["portable"])
+
+
+def record(baselines_dir: str | Path, profile: str, table: str, key: str, header: dict, speedups: dict,
+           memory: dict) -> Path:
+    """Merge calibrated cases into record ``key`` of ``table`` ("hosts" or "portable"), atomically.
+
+    Cases are merged one by one: a calibration of some cases keeps every other case of the record.
+    ``header`` (fingerprint, label, calibration notes, ...) replaces the record's header fields.
+    """
+    path = expectations_path(baselines_dir, profile)
+    data = load_file(path, profile)
+    entry = data[table].setdefault(key, {})
+    entry.update(header)
+    entry["speedups"] = {**entry.get("speedups", {}), **speedups}
+    entry["memory"] = {**entry.get("memory", {}), **memory}
+    data["profile"] = profile
+    write_json_atomic(path, data)
+    return path
+
+
+def _closest(hosts: dict, host: Host) -> tuple[str | None, list]:
+    """The recorded host of the same device type with the fewest fingerprint differences."""
+    best = None
+    for key, entry in hosts.items():
+        fingerprint = entry.get("fingerprint") if isinstance(entry, dict) else None
+        if not isinstance(fingerprint, dict) or not key.startswith(host.device_type + "-"):
+            continue
+        found = differences(fingerprint, host.fingerprint)
+        if best is None or len(found) < len(best[1]):
+            best = (key, found)
+    return best if best is not None else (None, [])
+
+
+def parse_record(path: Path, key: str, entry, source: str) -> Expectations:
+    """One record of the file (a host's or portable bands) as :class:`Expectations`."""
+    if not isinstance(entry, dict):
+        raise ExpectationsError(f"{path}: record {key!r} is not a table")
+    return Expectations(
+        key=key,
+        source=source,
+        calibration=dict(entry.get("calibration", {})),
+        speedups=_entries(path, key, entry.get("speedups", {}), "speed-up"),
+        memory=_entries(path, key, entry.get("memory", {}), "memory ratio"),
+    )
+
+
+def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
+    if not isinstance(table, dict):
+        raise ExpectationsError(f"{path}: {key} {what}s are not a table")
+    entries = {}
+    for case, entry in table.items():
+        try:
+            expected = float(entry["expected"])
+            tolerance = float(entry["tolerance"])
+            reference = str(entry.get("reference", ""))
+            spread = None
+            if "run_sd" in entry:
+                spread = ProcessSpread(
+                    expected=expected,
+                    run_sd=float(entry["run_sd"]),
+                    between_sd=float(entry["between_sd"]),
+                    processes=int(entry["processes"]),
+                    half_width=float(entry.get("half_width", 0.0)),
+                )
+        except (TypeError, KeyError, ValueError):
+            raise ExpectationsError(f"{path}: {key} {what} {case!r} lacks numeric fields") from None
+        if not (math.isfinite(expected) and expected > 0 and 0 < tolerance < 1):
+            raise ExpectationsError(
+                f"{path}: {key} {what} {case!r} has expected {expected} and tolerance {tolerance}: "
+                "expected must be > 0 and tolerance between 0 and 1"
+            )
+        if spread is not None and not (spread.processes >= 2 and spread.run_sd >= 0 and spread.between_sd >= 0):
+            raise ExpectationsError(f"{path}: {key} {what} {case!r} has an impossible spread")
+        entries[case] = Expectation(reference, expected, tolerance, spread)
+    return entries

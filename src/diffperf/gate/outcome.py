@@ -1,0 +1,69 @@
+"""The end of a ``pytest perf`` run: look up the expectations, judge, and decide the exit status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from diffperf.gate import verdicts
+from diffperf.gate.expectations import ExpectationsError, expectations_path, lookup
+from diffperf.gate.verdicts import CaseResult, GateReport
+from diffperf.measure.host import Host
+from diffperf.options import PerfOptions
+from diffperf.render import gate_text
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    report: GateReport
+    lines: list[str]  # the terminal summary, verdict line last
+    markdown: str
+    exit_code: pytest.ExitCode | None  # None: the gate does not change pytest's exit status
+
+
+def calibrate_hint(profile: str, options: PerfOptions) -> str:
+    """The command that records expectations where this run reads them."""
+    hint = "diffperf calibrate"
+    if options.profile:
+        hint += f" --profile {profile}"
+    if options.baselines_given:
+        hint += f" --baselines {options.baselines_dir}"
+    return hint
+
+
+def judge_run(results: list[CaseResult], skipped: dict[str, str], host: Host, profile: str, rounds: int,
+              options: PerfOptions) -> GateOutcome:
+    """Judge what the run measured against this host's expectations (or its portable bands)."""
+    error = None
+    try:
+        expectations = lookup(options.baselines_dir, profile, host, options.baseline_key)
+    except ExpectationsError as problem:
+        expectations, error = None, str(problem)
+    if options.workload_overrides:  # expectations hold for the profile's own workload, not this one
+        expectations = None
+    report = verdicts.evaluate(results, expectations, skipped)
+    context = gate_text.GateContext(
+        host_key=host.key,
+        portable_key=host.portable_key,
+        path=str(expectations_path(options.baselines_dir, profile)),
+        calibrate_hint=calibrate_hint(profile, options),
+        error=error,
+        workload_overridden=bool(options.workload_overrides),
+    )
+    return GateOutcome(report, gate_text.terminal_lines(report, context), gate_text.markdown(report, context),
+                       _exit_code(report, options, error))
+
+
+def _exit_code(report: GateReport, options: PerfOptions, error: str | None) -> pytest.ExitCode | None:
+    """Fail on a regression or an unusable expectations file; a usage error when the user's options cannot work."""
+    if error is not None:
+        return pytest.ExitCode.USAGE_ERROR if options.baseline_key else pytest.ExitCode.TESTS_FAILED
+    if options.no_gate:
+        return None
+    if report.failed:
+        return pytest.ExitCode.TESTS_FAILED
+    too_few = [row for row in report.rows if row.reason == verdicts.TOO_FEW_ROUNDS]
+    if options.rounds is not None and too_few and not report.judged:
+        return pytest.ExitCode.USAGE_ERROR
+    return None

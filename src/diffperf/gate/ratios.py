@@ -1,0 +1,400 @@
+"""Statistics of speed-up ratios: numbers and statuses only (words are :mod:`diffperf.render`'s job).
+
+Three levels of variation, each with its estimator:
+
+* **Within one process.** A case times a *variant* and its *reference* interleaved (R V R V ...),
+  so pair ``i``'s speed-up ``reference[i] / variant[i]`` cancels slow drift.
+  :func:`paired_ratio` gives the median pair ratio with the exact distribution-free interval of
+  the median (order statistics, ``scipy.stats.quantile_test``).
+* **Between processes.** Allocator state, kernel choice and thread placement differ between
+  processes, so the next process's median lands outside this process's interval more often than
+  the interval admits. A calibration over several processes (:func:`process_spread`) measures
+  that spread per ratio; :func:`across_processes` widens one run's interval by it, so a run
+  never claims more confidence than the next process honours.
+* **Between runs of two revisions.** :func:`between_runs` compares per-run values of two sets
+  of runs (a pooled t interval on their logarithms), optionally borrowing the run-to-run spread
+  of a saved history when a side has a single run.
+
+:func:`judge_speedup` and :func:`judge_memory` turn an interval and an expectation into a status.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+#: Largest number of rounds :func:`rounds_to_decide` suggests.
+MAX_ROUNDS = 10_000
+
+PAIRED = "paired"  # exact order-statistic CI of the median pair ratio
+UNPAIRED = "unpaired"  # percentile bootstrap of the ratio of medians
+ACROSS_PROCESSES = "across processes"  # PAIRED widened by the calibrated between-process spread
+BETWEEN_RUNS = "between runs"  # pooled t interval on log per-run values
+
+
+class TooFewRounds(ValueError):
+    """Too few rounds for a distribution-free confidence interval."""
+
+    def __init__(self, needed: int, got: int, confidence: float) -> None:
+        self.needed = needed
+        self.got = got
+        self.confidence = confidence
+        super().__init__(f"need at least {needed} rounds for a {confidence:.0%} interval, got {got}")
+
+    def __reduce__(self):  # picklable (e.g. across pytest-xdist workers)
+        return (type(self), (self.needed, self.got, self.confidence))
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio with a two-sided confidence interval."""
+
+    median: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+    method: str
+
+    def __post_init__(self) -> None:
+        values = (self.median, self.low, self.high)
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"ratio estimate must be finite and positive, got {values}")
+        if not self.low <= self.median <= self.high:
+            raise ValueError(f"need low <= median <= high, got {self.low} <= {self.median} <= {self.high}")
+        _check_confidence(self.confidence)
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, got {self.n}")
+
+    @property
+    def half_width(self) -> float:
+        """Relative half-width of the interval: ``(high - low) / 2 / median``."""
+        return (self.high - self.low) / 2 / self.median
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A measurement against its expected value: a status and the band it was judged in."""
+
+    status: str  # "regressed" | "improved" | "ok" | "inconclusive"
+    expected: float
+    tolerance: float
+    lower: float  # expected * (1 - tolerance)
+    upper: float  # expected * (1 + tolerance)
+
+
+@dataclass(frozen=True)
+class ProcessSpread:
+    """How one ratio varies between processes: a calibration over ``processes`` processes.
+
+    ``run_sd`` is the standard deviation of ln(one process's median ratio): what the next
+    process will see. ``between_sd`` is what remains of it beyond the processes' own
+    within-process noise (``run_sd**2 - within variance``, at least 0).
+    """
+
+    expected: float
+    run_sd: float
+    between_sd: float
+    processes: int
+    half_width: float  # median within-process relative half-width
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """A change between two sets of runs: new / old, its interval, a p-value and the degrees of freedom."""
+
+    estimate: RatioEstimate
+    p_value: float
+    df: int
+
+
+# --------------------------------------------------------------------------- within one process
+
+
+@lru_cache(maxsize=None)
+def min_pairs(confidence: float = 0.95) -> int:
+    """Smallest n for which a distribution-free two-sided CI of the median exists (6 at 95%, 8 at 99%).
+
+    Found by asking ``scipy.stats.quantile_test`` itself, so it always agrees with :func:`paired_ratio`.
+    """
+    _check_confidence(confidence)
+    for n in range(1, 1024):
+        ci = stats.quantile_test(np.arange(n, dtype=float), q=0.0, p=0.5).confidence_interval(
+            confidence_level=confidence
+        )
+        if np.isfinite(ci.low) and np.isfinite(ci.high):
+            return n
+    raise ValueError(f"confidence {confidence} is too close to 1")
+
+
+def paired_ratio(
+    reference_times: Sequence[float], variant_times: Sequence[float], confidence: float = 0.95
+) -> RatioEstimate:
+    """Median speed-up ``reference[i] / variant[i]`` of interleaved pairs, with an exact distribution-free CI.
+
+    The interval is two order statistics of the pair ratios chosen from Binomial(n, 1/2)
+    (``scipy.stats.quantile_test``): it covers the median pair ratio with probability at least
+    ``confidence`` for any continuous distribution of i.i.d. pair ratios.
+    """
+    _check_confidence(confidence)
+    reference = _as_times("reference_times", reference_times)
+    variant = _as_times("variant_times", variant_times)
+    if reference.size != variant.size:
+        raise ValueError(
+            f"paired rounds need equal lengths: got {reference.size} reference times "
+            f"and {variant.size} variant times"
+        )
+    needed = min_pairs(confidence)
+    if reference.size < needed:
+        raise TooFewRounds(needed, int(reference.size), confidence)
+    ratios = reference / variant
+    median = float(np.median(ratios))
+    # The interval depends only on p and alternative, not on q (which only feeds the p-value).
+    ci = stats.quantile_test(ratios, q=median, p=0.5, alternative="two-sided").confidence_interval(
+        confidence_level=confidence
+    )
+    return RatioEstimate(median, float(ci.low), float(ci.high), confidence, int(ratios.size), PAIRED)
+
+
+def unpaired_ratio(
+    reference_times: Sequence[float], variant_times: Sequence[float], confidence: float = 0.95, seed: int = 0
+) -> RatioEstimate:
+    """Ratio of medians ``median(reference) / median(variant)`` of samples that were not interleaved.
+
+    Percentile bootstrap resampling both samples independently (``scipy.stats.bootstrap``):
+    percentile rather than BCa because it respects monotone transformations and BCa's jackknife
+    is unreliable for a median. It cannot cancel drift; coverage is approximate with few rounds.
+    """
+    _check_confidence(confidence)
+    reference = _as_times("reference_times", reference_times)
+    variant = _as_times("variant_times", variant_times)
+    needed = min_pairs(confidence)
+    smallest = int(min(reference.size, variant.size))
+    if smallest < needed:
+        raise TooFewRounds(needed, smallest, confidence)
+
+    def ratio_of_medians(ref: np.ndarray, var: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.median(ref, axis=axis) / np.median(var, axis=axis)
+
+    median = float(ratio_of_medians(reference, variant))
+    ci = stats.bootstrap(
+        (reference, variant), ratio_of_medians, vectorized=True, paired=False, confidence_level=confidence,
+        method="percentile", rng=np.random.default_rng(seed),
+    ).confidence_interval
+    # A percentile interval can (pathologically) miss its own point estimate: keep the estimate inside.
+    return RatioEstimate(median, min(float(ci.low), median), max(float(ci.high), median), confidence, smallest,
+                         UNPAIRED)
+
+
+def memory_ratio(reference_peak_bytes: float, variant_peak_bytes: float) -> float:
+    """Peak-memory ratio ``variant / reference`` (lower is better)."""
+    for name, value in (("reference_peak_bytes", reference_peak_bytes), ("variant_peak_bytes", variant_peak_bytes)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite, positive number of bytes, got {value!r}")
+    return float(variant_peak_bytes) / float(reference_peak_bytes)
+
+
+# --------------------------------------------------------------------------- between processes
+
+
+def process_spread(estimates: Sequence[RatioEstimate]) -> ProcessSpread:
+    """Calibrate one ratio from one :func:`paired_ratio` estimate per process (at least 2 processes).
+
+    The expected value is the median of the processes' medians; ``run_sd`` the sample standard
+    deviation of their logarithms; the within-process variance of each is read off its own
+    interval (half its log width over the normal quantile of its confidence).
+    """
+    if len(estimates) < 2:
+        raise ValueError(f"a between-process spread needs at least 2 processes, got {len(estimates)}")
+    logs = np.log([estimate.median for estimate in estimates])
+    run_sd = float(np.std(logs, ddof=1))
+    within = [
+        (math.log(e.high) - math.log(e.low)) / 2 / stats.norm.ppf((1 + e.confidence) / 2) for e in estimates
+    ]
+    within_variance = float(np.mean(np.square(within)))
+    return ProcessSpread(
+        expected=float(np.exp(np.median(logs))),
+        run_sd=run_sd,
+        between_sd=math.sqrt(max(0.0, run_sd**2 - within_variance)),
+        processes=len(estimates),
+        half_width=float(np.median([e.half_width for e in estimates])),
+    )
+
+
+def between_process_margin(spread: ProcessSpread, confidence: float = 0.95) -> float:
+    """Half-width, in log units, that the between-process spread adds to a run's interval.
+
+    ``t * sqrt(between_sd**2 + run_sd**2 / K)``: the next process's own offset plus the
+    uncertainty of the expected value itself, with Student's t for K - 1 degrees of freedom
+    because both come from K processes.
+    """
+    _check_confidence(confidence)
+    t = stats.t.ppf((1 + confidence) / 2, df=max(1, spread.processes - 1))
+    return float(t * math.sqrt(spread.between_sd**2 + spread.run_sd**2 / spread.processes))
+
+
+def across_processes(estimate: RatioEstimate, spread: ProcessSpread) -> RatioEstimate:
+    """``estimate``'s interval widened by :func:`between_process_margin`, side by side in log units."""
+    margin = between_process_margin(spread, estimate.confidence)
+    log_median = math.log(estimate.median)
+    below = math.hypot(log_median - math.log(estimate.low), margin)
+    above = math.hypot(math.log(estimate.high) - log_median, margin)
+    return RatioEstimate(
+        estimate.median, math.exp(log_median - below), math.exp(log_median + above), estimate.confidence,
+        estimate.n, ACROSS_PROCESSES,
+    )
+
+
+# --------------------------------------------------------------------------- between runs
+
+
+def between_runs(
+    old_values: Sequence[float],
+    new_values: Sequence[float],
+    confidence: float = 0.95,
+    history_sd: float | None = None,
+    history_df: int = 0,
+) -> RunChange | None:
+    """The change ``new / old`` of a per-run value (a latency or a speed-up), judged between runs.
+
+    Works on logarithms: the difference of the two sides' means with a pooled t interval whose
+    variance pools the deviations within each side (n - 1 degrees of freedom each) and, when
+    given, a saved history's run-to-run standard deviation of the log (``history_sd`` with
+    ``history_df`` degrees of freedom). Returns None when there are no degrees of freedom at
+    all: one run per side and no history cannot separate a change from run-to-run variation.
+    """
+    _check_confidence(confidence)
+    old = np.log(_as_times("old_values", old_values))
+    new = np.log(_as_times("new_values", new_values))
+    squares = float(np.sum((old - old.mean()) ** 2) + np.sum((new - new.mean()) ** 2))
+    df = old.size - 1 + new.size - 1
+    if history_sd is not None and history_df > 0:
+        squares += history_df * history_sd**2
+        df += history_df
+    if df == 0:
+        return None
+    pooled_sd = math.sqrt(squares / df)
+    difference = float(new.mean() - old.mean())
+    standard_error = pooled_sd * math.sqrt(1 / old.size + 1 / new.size)
+    t = stats.t.ppf((1 + confidence) / 2, df)
+    if standard_error == 0:
+        p_value = 1.0 if difference == 0 else 0.0
+    else:
+        p_value = float(2 * stats.t.sf(abs(difference) / standard_error, df))
+    estimate = RatioEstimate(
+        math.exp(difference), math.exp(difference - t * standard_error), math.exp(difference + t * standard_error),
+        confidence, int(min(old.size, new.size)), BETWEEN_RUNS,
+    )
+    return RunChange(estimate, p_value, df)
+
+
+def run_to_run_sd(series: Sequence[Sequence[float]]) -> tuple[float, int] | None:
+    """Pooled standard deviation of the log of per-run values, and its degrees of freedom.
+
+    ``series`` holds, per case or per group of comparable runs, the values of several runs; each
+    contributes ``len - 1`` degrees of freedom. None when none has two runs.
+    """
+    squares, df = 0.0, 0
+    for values in series:
+        logs = np.log(_as_times("values", values))
+        squares += float(np.sum((logs - logs.mean()) ** 2))
+        df += logs.size - 1
+    if df == 0:
+        return None
+    return math.sqrt(squares / df), df
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def judge_speedup(estimate: RatioEstimate, expected: float, tolerance: float) -> Verdict:
+    """An interval of a speed-up (higher is better) against ``expected`` +- ``tolerance``.
+
+    "regressed" when the whole interval lies below ``expected * (1 - tolerance)``, "improved"
+    when it lies wholly above ``expected * (1 + tolerance)``, "ok" when it lies within the band,
+    "inconclusive" when it straddles a bound.
+    """
+    _check_expectation(expected, tolerance)
+    lower, upper = expected * (1 - tolerance), expected * (1 + tolerance)
+    if estimate.high < lower:
+        status = "regressed"
+    elif estimate.low > upper:
+        status = "improved"
+    elif estimate.low >= lower and estimate.high <= upper:
+        status = "ok"
+    else:
+        status = "inconclusive"
+    return Verdict(status, expected, tolerance, lower, upper)
+
+
+def rounds_to_decide(within: RatioEstimate, judged: RatioEstimate, verdict: Verdict) -> int | None:
+    """Paired rounds that would likely decide an inconclusive verdict; None when more rounds cannot.
+
+    Only the within-process part of the judged interval shrinks with rounds (as ``1/sqrt(n)``);
+    the between-process part ``judged`` adds does not. For each straddled bound ``b`` at log
+    distance ``d`` from the median, with within half-width ``w`` and added part ``m`` on that
+    side (``judged = sqrt(w**2 + m**2)``), ``n' = n * w**2 / (d**2 - m**2)``. None when the median
+    sits on a bound, when ``m >= d`` (more processes in the calibration, not rounds, would help)
+    or beyond :data:`MAX_ROUNDS`.
+    """
+    if verdict.status != "inconclusive":
+        return None
+    log_median = math.log(within.median)
+    needed = within.n + 1  # an interval touching a bound is not yet decisive
+    for bound, straddled in ((verdict.lower, judged.low < verdict.lower), (verdict.upper, judged.high > verdict.upper)):
+        if not straddled:
+            continue
+        distance = abs(log_median - math.log(bound))
+        below = bound < within.median
+        w = log_median - math.log(within.low) if below else math.log(within.high) - log_median
+        j = log_median - math.log(judged.low) if below else math.log(judged.high) - log_median
+        added_squared = max(0.0, j**2 - w**2)
+        if distance == 0 or added_squared >= distance**2:
+            return None
+        needed = max(needed, math.ceil(within.n * w**2 / (distance**2 - added_squared)))
+    return needed if needed <= MAX_ROUNDS else None
+
+
+def judge_memory(measured_ratio: float, expected: float, tolerance: float) -> Verdict:
+    """A peak-memory ratio (variant / reference, lower is better) against ``expected`` +- ``tolerance``.
+
+    One measurement, no interval: "regressed" above the band, "improved" below it, else "ok".
+    """
+    _check_expectation(expected, tolerance)
+    if not (math.isfinite(measured_ratio) and measured_ratio > 0):
+        raise ValueError(f"measured_ratio must be finite and positive, got {measured_ratio!r}")
+    lower, upper = expected * (1 - tolerance), expected * (1 + tolerance)
+    status = "regressed" if measured_ratio > upper else "improved" if measured_ratio < lower else "ok"
+    return Verdict(status, expected, tolerance, lower, upper)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_times(name: str, values: Sequence[float]) -> np.ndarray:
+    """Validate a 1-D sequence of finite, positive values."""
+    times = np.asarray(values, dtype=float)
+    if times.ndim != 1 or times.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of times, got shape {times.shape}")
+    bad = np.flatnonzero(~(np.isfinite(times) & (times > 0)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name} must contain only finite, positive times; got {float(times[i])!r} at index {i}")
+    return times
+
+
+def _check_confidence(confidence: float) -> None:
+    if not (0 < confidence < 1):
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+
+
+def _check_expectation(expected: float, tolerance: float) -> None:
+    if not (math.isfinite(expected) and expected > 0):
+        raise ValueError(f"expected must be finite and positive, got {expected!r}")
+    if not (math.isfinite(tolerance) and 0 <= tolerance < 1):
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")

@@ -1,0 +1,177 @@
+"""The speed-up gate: each variant's speed-up over its reference, judged against its expectation.
+
+Each latency case leaves a :class:`CaseResult` with paired rounds. At the end of the run
+:func:`evaluate` estimates every speed-up (:func:`~diffperf.gate.ratios.paired_ratio`), widens
+its interval by the ratio's calibrated between-process spread
+(:func:`~diffperf.gate.ratios.across_processes`), and judges that interval against the stored
+band. Peak-memory ratios are judged without an interval. The result is numbers and statuses;
+:mod:`diffperf.render` puts them into words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from diffperf.gate import ratios
+from diffperf.gate.expectations import Expectation, Expectations, case_id
+
+CONFIDENCE = 0.95
+
+# Why a row has no verdict (GateRow.reason).
+TOO_FEW_ROUNDS = "too few rounds"
+NO_EXPECTATION = "no expectation"
+NO_SPREAD = "no between-process spread"
+REFERENCE_CHANGED = "reference changed"
+NOT_MEASURED = "not measured"  # benchmarks disabled: nothing was timed
+
+
+@dataclass
+class CaseResult:
+    """What one latency case measured, for the gate."""
+
+    variant: str
+    reference: str | None
+    scenario: str
+    variant_rounds: list[float]
+    reference_rounds: list[float]
+    peak_memory: int | None
+    reference_peak_memory: int | None
+
+
+@dataclass
+class GateRow:
+    """One judged ratio (speed-up or memory) of one case: numbers and a status, no prose."""
+
+    kind: str  # "speed-up" | "memory"
+    variant: str
+    reference: str
+    scenario: str
+    status: str  # regressed | improved | ok | inconclusive | unchecked | error
+    reason: str | None = None  # why it is unchecked or an error
+    value: float | None = None  # median pair ratio (speed-up) or the ratio (memory)
+    low: float | None = None  # within-process interval
+    high: float | None = None
+    judged_low: float | None = None  # the interval the verdict is judged on (between processes included)
+    judged_high: float | None = None
+    confidence: float | None = None
+    n: int | None = None
+    expected: float | None = None
+    tolerance: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    rounds_needed: int | None = None  # inconclusive: paired rounds that would likely decide
+    min_rounds: int | None = None  # too few rounds: the least that gives an interval
+    stored_reference: str | None = None  # reference changed: what the expectation was recorded against
+
+    @property
+    def case(self) -> str:
+        return case_id(self.variant, self.scenario)
+
+    @property
+    def half_width(self) -> float | None:
+        if self.value is None or self.low is None:
+            return None
+        return (self.high - self.low) / 2 / self.value
+
+
+@dataclass
+class GateReport:
+    """The gate's verdicts for one run and the expectations they were judged against."""
+
+    expectations: Expectations | None
+    rows: list[GateRow] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)  # stored case -> why it did not run
+
+    @property
+    def regressions(self) -> list[GateRow]:
+        return [row for row in self.rows if row.status in ("regressed", "error")]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.regressions)
+
+    @property
+    def judged(self) -> list[GateRow]:
+        """Rows that got a verdict (any status but unchecked)."""
+        return [row for row in self.rows if row.status != "unchecked"]
+
+    def to_json(self) -> dict:
+        source = self.expectations
+        return {
+            "baseline_key": source.key if source else None,
+            "baseline_source": source.source if source else None,
+            "closest_host": source.closest_host if source else None,
+            "differences": [list(item) for item in source.differences] if source else [],
+            "failed": self.failed,
+            "judged": len(self.judged),
+            "not_run": self.not_run,
+            "speedups": [asdict(row) for row in self.rows if row.kind == "speed-up"],
+            "memory": [asdict(row) for row in self.rows if row.kind == "memory"],
+        }
+
+
+def evaluate(results: list[CaseResult], expectations: Expectations | None,
+             skipped: dict[str, str] | None = None, confidence: float = CONFIDENCE) -> GateReport:
+    """Judge every paired case; ``skipped`` maps case ids that did not run to why."""
+    report = GateReport(expectations)
+    measured = set()
+    for result in results:
+        if result.reference is None:
+            continue
+        case = case_id(result.variant, result.scenario)
+        measured.add(case)
+        speedup = expectations.speedups.get(case) if expectations else None
+        memory = expectations.memory.get(case) if expectations else None
+        report.rows.append(speedup_row(result, speedup, confidence))
+        memory_row_ = memory_row(result, memory)
+        if memory_row_ is not None:
+            report.rows.append(memory_row_)
+    if expectations is not None:
+        for case in sorted(set(expectations.speedups) - measured):
+            report.not_run[case] = (skipped or {}).get(case, "not selected in this run")
+    return report
+
+
+def speedup_row(result: CaseResult, expectation: Expectation | None, confidence: float = CONFIDENCE) -> GateRow:
+    """One speed-up: its within-process estimate, the widened interval, and the verdict on it."""
+    row = GateRow("speed-up", result.variant, result.reference, result.scenario, "unchecked")
+    if len(result.variant_rounds) != len(result.reference_rounds) or not result.variant_rounds:
+        row.reason = NOT_MEASURED
+        return row
+    try:
+        within = ratios.paired_ratio(result.reference_rounds, result.variant_rounds, confidence)
+    except ratios.TooFewRounds as error:
+        row.reason, row.n, row.min_rounds = TOO_FEW_ROUNDS, error.got, error.needed
+        return row
+    row.value, row.low, row.high, row.n, row.confidence = within.median, within.low, within.high, within.n, confidence
+    if expectation is None:
+        row.reason = NO_EXPECTATION
+        return row
+    if expectation.reference and expectation.reference != result.reference:
+        row.status, row.reason, row.stored_reference = "error", REFERENCE_CHANGED, expectation.reference
+        return row
+    if expectation.spread is None:
+        row.reason = NO_SPREAD
+        return row
+    judged = ratios.across_processes(within, expectation.spread)
+    verdict = ratios.judge_speedup(judged, expectation.expected, expectation.tolerance)
+    row.status = verdict.status
+    row.judged_low, row.judged_high = judged.low, judged.high
+    row.expected, row.tolerance, row.lower, row.upper = verdict.expected, verdict.tolerance, verdict.lower, verdict.upper
+    row.rounds_needed = ratios.rounds_to_decide(within, judged, verdict)
+    return row
+
+
+def memory_row(result: CaseResult, expectation: Expectation | None) -> GateRow | None:
+    """The peak-memory ratio of a case, judged when an expectation is stored; None when not measured."""
+    if not result.peak_memory or not result.reference_peak_memory:
+        return None
+    value = ratios.memory_ratio(result.reference_peak_memory, result.peak_memory)
+    row = GateRow("memory", result.variant, result.reference, result.scenario, "unchecked", value=value)
+    if expectation is None:
+        row.reason = NO_EXPECTATION
+        return row
+    verdict = ratios.judge_memory(value, expectation.expected, expectation.tolerance)
+    row.status = verdict.status
+    row.expected, row.tolerance, row.lower, row.upper = verdict.expected, verdict.tolerance, verdict.lower, verdict.upper
+    return row

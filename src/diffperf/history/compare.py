@@ -1,0 +1,340 @@
+"""Compare saved runs: each case's latency and speed-up change, judged against run-to-run variation.
+
+The rounds of one process share its allocator state, kernel choices and thread placement, so they
+are not independent draws of what the next process measures: two unchanged runs minutes apart
+can differ by far more than either run's own interval admits. Every verdict here is therefore
+between runs, on one value per run (:mod:`diffperf.history.values`): the run's median latency of
+a case, and its median paired speed-up.
+
+* Several runs per side: :func:`diffperf.gate.ratios.between_runs`, a pooled t interval on the
+  logarithms of the per-run values.
+* One run on a side: the run-to-run spread of the same case and metric in saved ``history`` runs
+  of the same profile and hardware is pooled in (:func:`diffperf.gate.ratios.run_to_run_sd` over
+  the history's stretches between change points, so that a real shift in the history does not
+  pass for noise). With one run per side and no such history the change is untested
+  (:data:`ONE_RUN_PER_SIDE`): nothing can separate a change from run-to-run variation.
+
+The change is new / old (for latency the time ratio: above 1 is slower), judged by
+:func:`diffperf.gate.ratios.judge_speedup` against 1 +- ``threshold``: slower / faster (latency)
+or lower / higher (speed-up) only when the whole interval lies beyond the threshold, "no change"
+when it lies within, "inconclusive" otherwise. Results are numbers, statuses and reason codes;
+:mod:`diffperf.render.history_text` puts them into words.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from diffperf.gate import ratios
+from diffperf.history.changepoints import segments
+from diffperf.history.runs import Case, HistoryError, MachineKey, Run, group_by_machine, without
+from diffperf.history.values import (
+    CONFIDENCE, LATENCY, SPEEDUP, Level, flop_rate, latency_level, metric_series, peak_fraction, run_value,
+    speedup_level,
+)
+
+__all__ = [
+    "CONFIDENCE", "THRESHOLD", "CaseComparison", "Change", "Comparison", "Side", "compare_many", "compare_runs",
+    "compare_sides", "comparison_tables", "history_spread",
+]
+
+THRESHOLD = 0.05
+
+# Statuses of a change.
+SLOWER, FASTER = "slower", "faster"  # latency
+LOWER, HIGHER = "lower", "higher"  # speed-up
+NO_CHANGE, INCONCLUSIVE, UNTESTED = "no change", "inconclusive", "untested"
+REGRESSIONS = (SLOWER, LOWER)
+
+# Why a change is untested (Change.reason).
+ONE_RUN_PER_SIDE = "one run per side"  # and no history: a change cannot be told from run-to-run variation
+SHORT_HISTORY = "short history"  # one run per side, and the history has fewer than two comparable runs of the case
+NO_SPEEDUP = "no speed-up"  # a side has no run with paired raw rounds (or a gate value)
+REFERENCE_CHANGED = "reference changed"  # the sides measure the speed-up against different variants
+
+# judge_speedup's statuses for a ratio new / old: a higher time is a slower run, a higher speed-up a better one.
+_STATUS = {
+    LATENCY: {"regressed": FASTER, "improved": SLOWER, "ok": NO_CHANGE, "inconclusive": INCONCLUSIVE},
+    SPEEDUP: {"regressed": LOWER, "improved": HIGHER, "ok": NO_CHANGE, "inconclusive": INCONCLUSIVE},
+}
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's per-run values of a metric; with a single run, also that run's own interval."""
+
+    values: tuple[float, ...]
+    within: Level | None = None  # information only: it cannot see run-to-run variation
+
+    @property
+    def value(self) -> float:
+        """The geometric mean of the per-run values (the centre of the test on logarithms)."""
+        return float(np.exp(np.mean(np.log(self.values))))
+
+    @property
+    def runs(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a per-run value changed between the sides: numbers, a status and why it is untested."""
+
+    metric: str  # LATENCY or SPEEDUP
+    ratio: float  # new / old (NaN when not comparable)
+    status: str  # slower|faster (latency), lower|higher (speed-up), no change, inconclusive, untested
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    df: int | None = None  # degrees of freedom of the run-to-run spread
+    history_df: int = 0  # of which from the saved history
+    reason: str | None = None  # untested: ONE_RUN_PER_SIDE, SHORT_HISTORY, NO_SPEEDUP, REFERENCE_CHANGED
+
+    @property
+    def tested(self) -> bool:
+        return self.status != UNTESTED
+
+    @property
+    def regressed(self) -> bool:
+        return self.status in REGRESSIONS
+
+
+@dataclass
+class CaseComparison:
+    variant: str
+    scenario: str
+    reference: str | None  # the new side's reference variant
+    old_latency: Side
+    new_latency: Side
+    latency: Change
+    old_speedup: Side | None = None
+    new_speedup: Side | None = None
+    speedup: Change | None = None
+    old_reference: str | None = None
+    # Achieved FLOP/s of the whole call, per run (information only: it moves with latency, judged above).
+    old_flop_rate: Side | None = None
+    new_flop_rate: Side | None = None
+    new_peak_fraction: float | None = None  # the new side's mean fraction of its measured peak
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}/{self.scenario}" if self.scenario else self.variant
+
+    @property
+    def changes(self) -> list[Change]:
+        return [self.latency] + ([self.speedup] if self.speedup is not None else [])
+
+
+@dataclass
+class Comparison:
+    old_runs: list[Run]
+    new_runs: list[Run]
+    cases: list[CaseComparison]
+    only_old: list[str] = field(default_factory=list)
+    only_new: list[str] = field(default_factory=list)
+    confidence: float = CONFIDENCE
+    threshold: float = THRESHOLD
+    history_runs: int | None = None  # saved runs of this machine offered as history (None: no history given)
+
+    @property
+    def machine(self) -> MachineKey:
+        return self.new_runs[0].machine
+
+    @property
+    def regressed(self) -> list[tuple[CaseComparison, Change]]:
+        return [(case, change) for case in self.cases for change in case.changes if change.regressed]
+
+    @property
+    def untested(self) -> list[Change]:
+        return [change for case in self.cases for change in case.changes if not change.tested]
+
+    @property
+    def regressions(self) -> list[str]:
+        """One line per regression (slower latency, lower speed-up)."""
+        from diffperf.render.history_text import regression_lines
+
+        return regression_lines(self)
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: float = CONFIDENCE,
+                  threshold: float = THRESHOLD, history: Iterable[Run] | None = None) -> Comparison:
+    """Compare every case both sides measured; the sides' runs must share one profile and hardware.
+
+    ``history``: saved runs whose run-to-run spread is used where a side has a single run (only
+    runs of the same profile and hardware, and not the sides' own files, count).
+    :class:`HistoryError` when the sides share no case or mix profiles and hardware.
+    """
+    old_runs, new_runs = list(old_runs), list(new_runs)
+    if not old_runs or not new_runs:
+        raise HistoryError("each side needs at least one run")
+    machine = _one_machine(old_runs + new_runs)
+    old_cases, new_cases = _cases_by_key(old_runs), _cases_by_key(new_runs)
+    common = [key for key in new_cases if key in old_cases]
+    if not common:
+        raise HistoryError(f"no variant in common between {_side_name(old_runs)} ({_names(old_cases)}) "
+                           f"and {_side_name(new_runs)} ({_names(new_cases)})")
+    past = None
+    if history is not None:
+        past = [run for run in without(history, old_runs + new_runs) if run.machine == machine]
+    cases = [_compare_case(old_cases[key], new_cases[key], past, confidence, threshold) for key in common]
+    return Comparison(
+        old_runs, new_runs, cases,
+        only_old=[_label(key) for key in old_cases if key not in new_cases],
+        only_new=[_label(key) for key in new_cases if key not in old_cases],
+        confidence=confidence, threshold=threshold, history_runs=None if past is None else len(past),
+    )
+
+
+def compare_runs(old: Run, new: Run, confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
+                 history: Iterable[Run] | None = None) -> Comparison:
+    """One run against another: :func:`compare_sides` with one run per side."""
+    return compare_sides([old], [new], confidence, threshold, history)
+
+
+def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
+                 history: Iterable[Run] | None = None) -> list[Comparison]:
+    """Each run against the first run of the same profile and hardware.
+
+    :class:`HistoryError` when no two runs share a profile and hardware.
+    """
+    history = None if history is None else list(history)
+    comparisons = [
+        compare_runs(members[0], other, confidence, threshold, history)
+        for members in group_by_machine(runs).values() for other in members[1:]
+    ]
+    if not comparisons:
+        raise HistoryError("nothing to compare: no two runs share a profile and hardware ("
+                           + "; ".join(f"{run.label}: {run.machine}" for run in runs) + ")")
+    return comparisons
+
+
+def comparison_tables(comparison: Comparison) -> list:
+    """The comparison as tables: :func:`diffperf.render.history_text.comparison_tables`."""
+    from diffperf.render.history_text import comparison_tables as tables
+
+    return tables(comparison)
+
+
+# --------------------------------------------------------------------------- one case
+
+
+Sided = list[tuple[Run, Case]]  # one side's runs that have the case
+
+
+def _compare_case(old: Sided, new: Sided, history: list[Run] | None, confidence: float,
+                  threshold: float) -> CaseComparison:
+    key = new[0][1].key
+    old_latency, new_latency = _side(old, LATENCY, confidence), _side(new, LATENCY, confidence)
+    result = CaseComparison(
+        variant=key[0], scenario=key[1], reference=new[-1][1].reference, old_reference=old[-1][1].reference,
+        old_latency=old_latency, new_latency=new_latency,
+        latency=_change(LATENCY, old_latency, new_latency, history, key, confidence, threshold),
+        old_flop_rate=_rates(old), new_flop_rate=_rates(new), new_peak_fraction=_mean_fraction(new),
+    )
+    references = {case.reference for _, case in old + new}
+    if references == {None}:
+        return result
+    result.old_speedup, result.new_speedup = _side(old, SPEEDUP, confidence), _side(new, SPEEDUP, confidence)
+    if len(references) > 1:
+        result.speedup = Change(SPEEDUP, _ratio(result.old_speedup, result.new_speedup), UNTESTED,
+                                reason=REFERENCE_CHANGED)
+    elif result.old_speedup is None or result.new_speedup is None:
+        result.speedup = Change(SPEEDUP, _ratio(result.old_speedup, result.new_speedup), UNTESTED, reason=NO_SPEEDUP)
+    else:
+        result.speedup = _change(SPEEDUP, result.old_speedup, result.new_speedup, history, key, confidence,
+                                 threshold)
+    return result
+
+
+def _side(pairs: Sided, metric: str, confidence: float) -> Side | None:
+    """Per-run values of one side; None when no run of the side has one (a speed-up without paired rounds)."""
+    values = [value for run, case in pairs if (value := run_value(case, run, metric)) is not None]
+    if not values:
+        return None
+    within = None
+    if len(pairs) == 1:
+        run, case = pairs[0]
+        within = latency_level(case, confidence) if metric == LATENCY else speedup_level(case, run, confidence)
+    return Side(tuple(values), within)
+
+
+def _rates(pairs: Sided) -> Side | None:
+    """One side's achieved FLOP/s per run; None when no run of the side recorded it."""
+    values = [rate for _, case in pairs if (rate := flop_rate(case)) is not None]
+    return Side(tuple(values)) if values else None
+
+
+def _mean_fraction(pairs: Sided) -> float | None:
+    fractions = [value for _, case in pairs if (value := peak_fraction(case)) is not None]
+    return float(np.mean(fractions)) if fractions else None
+
+
+def _change(metric: str, old: Side, new: Side, history: list[Run] | None, key: tuple[str, str],
+            confidence: float, threshold: float) -> Change:
+    """The change new / old of one metric, judged between runs (with the history's spread where a side has one run)."""
+    spread = None
+    if history is not None and min(old.runs, new.runs) == 1:
+        spread = history_spread(history, key, metric)
+    history_sd, history_df = spread if spread is not None else (None, 0)
+    change = ratios.between_runs(old.values, new.values, confidence, history_sd, history_df)
+    if change is None:
+        return Change(metric, new.value / old.value, UNTESTED,
+                      reason=ONE_RUN_PER_SIDE if history is None else SHORT_HISTORY)
+    estimate = change.estimate
+    verdict = ratios.judge_speedup(estimate, 1.0, threshold)
+    return Change(metric, estimate.median, _STATUS[metric][verdict.status], estimate.low, estimate.high,
+                  change.p_value, change.df, history_df)
+
+
+def history_spread(history: list[Run], key: tuple[str, str], metric: str) -> tuple[float, int] | None:
+    """Run-to-run (sd, df) of a case's log per-run values in ``history`` (one profile and hardware).
+
+    Pooled over the stretches between the history's change points, so that a real shift in the
+    history does not pass for run-to-run variation. None with fewer than two runs in a stretch.
+    """
+    _, values = metric_series(history, key, metric)
+    return ratios.run_to_run_sd(segments(values)) if values else None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _one_machine(runs: list[Run]) -> MachineKey:
+    groups = group_by_machine(runs)
+    if len(groups) > 1:
+        raise HistoryError("the runs come from different profiles/hardware and cannot be compared: "
+                           + "; ".join(f"{key} ({', '.join(r.label for r in members)})"
+                                       for key, members in groups.items()))
+    return next(iter(groups))
+
+
+def _cases_by_key(runs: list[Run]) -> dict[tuple[str, str], Sided]:
+    found: dict[tuple[str, str], Sided] = {}
+    for run in runs:
+        for case in run.cases:
+            found.setdefault(case.key, []).append((run, case))
+    return found
+
+
+def _ratio(old: Side | None, new: Side | None) -> float:
+    return new.value / old.value if old is not None and new is not None else math.nan
+
+
+def _side_name(runs: list[Run]) -> str:
+    return runs[0].label if len(runs) == 1 else f"{len(runs)} runs"
+
+
+def _label(key: tuple[str, str]) -> str:
+    return f"{key[0]}/{key[1]}" if key[1] else key[0]
+
+
+def _names(cases: dict) -> str:
+    labels = sorted(_label(key) for key in cases)
+    return (", ".join(labels[:8]) + (f", ... ({len(labels)} in all)" if len(labels) > 8 else "")) or "no benchmarks"

@@ -1,0 +1,245 @@
+"""One self-contained HTML page for one run: verdicts, charts, stages, memory, images and history.
+
+``write_report(run, out)`` takes a saved pytest-benchmark JSON file (or the decoded document, e.g.
+at the end of a ``pytest perf`` run) and writes one HTML file with its CSS inline and its charts
+and images embedded as PNGs, so it can be attached to a CI run or mailed as is:
+
+* the speed-up table with the gate's verdicts (the file's top-level ``diffperf`` key; without
+  it, speed-ups are estimated from the raw paired rounds and marked "not gated");
+* latency per variant and scenario: median with the exact CI of the median (the IQR when the
+  raw rounds were not saved), as a table and a chart;
+* the per-stage breakdown; peak memory and its ratio to the reference;
+* achieved FLOP/s per stage and the fraction of the device's measured matmul peak, where the
+  cases recorded them (:mod:`diffperf.measure.flops`);
+* each case's baseline, current and difference images
+  (``<images_dir>/<variant>-<scenario>-{expected,actual,diff}.png``; "not recorded" when absent);
+* with ``history`` (saved runs), each case's change points over the runs of this profile and
+  hardware (:mod:`diffperf.history.changepoints`).
+
+This module gathers the numbers; ``templates/report.html`` lays them out and
+:mod:`diffperf.history.charts` draws them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from diffperf.gate import ratios
+from diffperf.history import changepoints, charts, pages
+from diffperf.history.runs import SAVE_DATA_HINT, Case, Run, load_run, run_from_dict, sort_by_time, without
+from diffperf.history.values import (
+    CONFIDENCE, Level, gate_level, gate_row, latency_level, positive, speedup_level, throughput_info,
+)
+from diffperf.render import throughput_text
+from diffperf.render.history_text import gate_detail, gate_summary, ungated_detail
+
+__all__ = ["IMAGE_KINDS", "REPORT_NAME", "SpeedupRow", "build_report", "image_path", "report_path", "speedup_rows",
+           "write_report"]
+
+#: (file suffix, caption) of the images shown for each case.
+IMAGE_KINDS = (("expected", "baseline"), ("actual", "current"), ("diff", "difference"))
+#: The file written when the output named is a directory.
+REPORT_NAME = "report.html"
+MIB = 1024 * 1024
+
+
+def write_report(run: str | os.PathLike | Mapping | Run, out_path: str | os.PathLike,
+                 images_dir: str | os.PathLike | None = None, confidence: float = CONFIDENCE,
+                 history: Iterable[Run] | None = None) -> Path:
+    """Write the HTML report of ``run`` (a JSON file path, a decoded document or a Run) atomically.
+
+    ``out_path`` names the file, or a directory to write :data:`REPORT_NAME` in. Raises
+    :class:`~diffperf.history.runs.HistoryError` for input that is not pytest-benchmark JSON.
+    Returns the path written.
+    """
+    if isinstance(run, Run):
+        record = run
+    elif isinstance(run, Mapping):
+        record = run_from_dict(dict(run), source="this run", label="this run")
+    else:
+        record = load_run(run)
+    out = report_path(out_path)
+    pages.write_output(out, build_report(record, images_dir, confidence, history))
+    return out
+
+
+def report_path(out_path: str | os.PathLike) -> Path:
+    """The file to write: ``out_path``, or ``out_path/report.html`` when it is a directory (or ends in a slash)."""
+    if Path(out_path).is_dir() or str(out_path).endswith(("/", os.sep)):
+        return Path(out_path) / REPORT_NAME
+    return Path(out_path)
+
+
+def image_path(images_dir: str | os.PathLike, variant: str, scenario: str, kind: str) -> Path:
+    """Where the report looks for an image: ``<images_dir>/<variant>-<scenario>-<kind>.png``."""
+    return Path(images_dir) / f"{variant}-{scenario}-{kind}.png"
+
+
+def build_report(run: Run, images_dir: str | os.PathLike | None = None, confidence: float = CONFIDENCE,
+                 history: Iterable[Run] | None = None) -> str:
+    """The report page of ``run`` as an HTML string."""
+    cases = list(run.cases)
+    colors = charts.variant_colors(case.variant for case in cases)
+    return pages.render_page(
+        "report.html", run=run, gate_line=gate_summary(run.gate) if run.gate is not None else None,
+        notices=_notices(run, images_dir), save_data_hint=SAVE_DATA_HINT,
+        max_pvalue=changepoints.MAX_PVALUE, min_magnitude=changepoints.MIN_MAGNITUDE,
+        speedups=_speedup_section(run, confidence, colors), latency=_latency_section(cases, confidence, colors),
+        stages=_stage_section(cases), memory=_memory_section(run, cases, colors),
+        throughput=_throughput_section(cases),
+        images=_image_section(cases, images_dir), history=_history_section(run, history),
+    )
+
+
+# --------------------------------------------------------------------------- speed-ups
+
+
+@dataclass
+class SpeedupRow:
+    """One speed-up as the report shows it: the gate's numbers, or an estimate from the raw rounds."""
+
+    variant: str
+    reference: str
+    scenario: str
+    level: Level | None
+    status: str
+    detail: str
+    judged: tuple[float, float] | None = None  # the interval the gate judged (between processes included)
+    expected: float | None = None
+    tolerance: float | None = None
+    band: tuple[float, float] | None = None  # expected x (1 -+ tolerance)
+
+
+def speedup_rows(run: Run, confidence: float = CONFIDENCE) -> list[SpeedupRow]:
+    """The gate's speed-up rows when the file has them, else estimates from the raw paired rounds."""
+    rows = run.gate_rows("speedups")
+    if rows:
+        return [_gated_row(row) for row in rows]
+    found = []
+    for case in run.cases:
+        if case.reference is None:
+            continue
+        try:
+            level = speedup_level(case, run, confidence)
+        except ValueError as error:  # rounds that are not valid times
+            level, detail = None, str(error)
+        else:
+            detail = ungated_detail(level)
+        found.append(SpeedupRow(case.variant, case.reference, case.scenario, level, "not gated", detail))
+    return found
+
+
+def _gated_row(row: Mapping) -> SpeedupRow:
+    """A row of the gate's JSON; files written before it kept numbers only have ``median`` and ``message``."""
+    level = gate_level(row)
+    expected = positive(row.get("expected"))
+    tolerance = row.get("tolerance") if isinstance(row.get("tolerance"), (int, float)) else None
+    band = _pair(row.get("lower"), row.get("upper"))
+    if band is None and expected is not None and tolerance is not None:  # files without the band's bounds
+        band = (expected * (1 - tolerance), expected * (1 + tolerance))
+    return SpeedupRow(str(row.get("variant", "?")), str(row.get("reference", "?")), str(row.get("scenario", "")),
+                      level, str(row.get("status", "unchecked")), gate_detail(row),
+                      _pair(row.get("judged_low"), row.get("judged_high")), expected, tolerance, band)
+
+
+def _speedup_section(run: Run, confidence: float, colors: dict) -> dict:
+    rows = speedup_rows(run, confidence)
+    tally: dict[str, int] = {}
+    for row in rows:
+        tally[row.status] = tally.get(row.status, 0) + 1
+    # The interval column is headed by the confidence its intervals were computed at.
+    confidences = {row.level.confidence for row in rows if row.level is not None and row.level.low is not None}
+    items = [(row.scenario, row.variant, f"{row.variant} vs {row.reference}", row.level, row.band)
+             for row in rows if row.level is not None]
+    return {
+        "rows": rows, "tally": tally,
+        "confidence": confidences.pop() if len(confidences) == 1 else None,
+        "judged": any(row.judged for row in rows),
+        "chart": charts.speedup_chart(items, colors) if items else None,
+    }
+
+
+# --------------------------------------------------------------------------- latency, stages, memory
+
+
+def _latency_section(cases: list[Case], confidence: float, colors: dict) -> dict:
+    rows = [(case, latency_level(case, confidence)) for case in cases]
+    items = [(case.scenario, case.variant, level) for case, level in rows]
+    return {"rows": rows, "confidence": confidence,
+            "chart": charts.interval_chart(items, colors, "median latency (ms)", 1e3, "latency") if rows else None}
+
+
+def _stage_section(cases: list[Case]) -> dict:
+    rows = [(case, case.stages) for case in cases if case.stages]
+    names = list(dict.fromkeys(name for _, stages in rows for name in stages))
+    items = [(case.scenario, case.variant, stages) for case, stages in rows]
+    return {"rows": rows, "names": names, "chart": charts.stage_chart(items) if rows else None}
+
+
+def _memory_section(run: Run, cases: list[Case], colors: dict) -> dict:
+    rows = []
+    for case in cases:
+        peak = case.number("peak_memory")
+        if not peak:
+            continue
+        reference_peak = case.number("reference_peak_memory")
+        gate = gate_row(run, case, "memory")
+        rows.append({
+            "case": case, "peak": peak, "weights": case.number("weight_bytes"),
+            "ratio": ratios.memory_ratio(reference_peak, peak) if case.reference and reference_peak else None,
+            "status": str(gate.get("status")) if gate else None, "detail": gate_detail(gate) if gate else "",
+        })
+    items = [(row["case"].scenario, row["case"].variant, row["peak"], row["weights"]) for row in rows]
+    return {"rows": rows, "gated": bool(run.gate_rows("memory")), "mib": MIB,
+            "chart": charts.memory_chart(items, colors) if rows else None}
+
+
+def _throughput_section(cases: list[Case]) -> dict:
+    """The cases' achieved FLOP/s and fractions of peak, in the words of the terminal summary."""
+    table = throughput_text.as_table([case.extra_info for case in cases if throughput_info(case) is not None])
+    return {"headers": [column.header for column in table.columns], "rows": table.rows, "method": throughput_text.METHOD}
+
+
+# --------------------------------------------------------------------------- images, history, notices
+
+
+def _image_section(cases: list[Case], images_dir) -> dict:
+    """Per case with a scenario: each kind's PNG bytes (None when not recorded) and the path looked at."""
+    found = []
+    for case in cases:
+        if not case.scenario:
+            continue
+        figures = []
+        for kind, caption in IMAGE_KINDS:
+            path = image_path(images_dir, case.variant, case.scenario, kind) if images_dir is not None else None
+            png = path.read_bytes() if path is not None and path.is_file() else None
+            figures.append({"kind": kind, "caption": caption, "png": png, "path": str(path or "")})
+        found.append((case, figures))
+    return {"cases": found, "directory_given": images_dir is not None}
+
+
+def _history_section(run: Run, history: Iterable[Run] | None) -> dict | None:
+    """Change points of each of the run's cases over the history of its profile and hardware (None: no history)."""
+    if history is None:
+        return None
+    members = sort_by_time([past for past in without(history, [run]) if past.machine == run.machine] + [run])
+    points = [(case.label, point) for case in run.cases for point in changepoints.case_change_points(members, case.key)]
+    return {"runs": members, "points": points, "cases": len(run.cases)}
+
+
+def _notices(run: Run, images_dir) -> dict:
+    """What the reader must know about the file before reading the numbers."""
+    return {
+        "without_raw": [case.label for case in run.cases if not case.has_raw],
+        "not_gated": run.gate is None and any(case.reference for case in run.cases),
+        "problems": [str(problem) for problem in (run.gate or {}).get("problems", []) or []],
+        "missing_images": str(images_dir) if images_dir is not None and not Path(images_dir).is_dir() else None,
+    }
+
+
+def _pair(low, high) -> tuple[float, float] | None:
+    low, high = positive(low), positive(high)
+    return (low, high) if low is not None and high is not None else None

@@ -1,0 +1,371 @@
+"""The image-similarity case: a variant's raw decoded output against its stored baselines.
+
+One case runs one variant once on one scenario and obtains the *raw* decoder output (before the
+pipeline's ``(x / 2 + 0.5).clamp(0, 1)``), exactly as ``StableDiffusionPipeline.__call__``
+makes it: the pipeline runs with ``output_type="latent"`` and the latents are decoded here with
+the pipeline's own VAE, ``vae.decode(latents / vae.config.scaling_factor)`` (TAESD's scaling
+factor is 1.0). Then, in order:
+
+1. health (:func:`diffperf.images.similarity.check_health`): NaN/inf, all black, one flat colour
+   fail with a diagnosis that fits the variant's dtype;
+2. against the variant's own stored baseline, comparison kind ``"same"`` (``"half"`` for
+   reduced-precision variants, whose rounding differs between CPU generations);
+3. for variants that approximate fp32 (``Variant.approximates_fp32``), against the fp32
+   baseline's stored output, kind ``"fp32"`` or ``"half"``; the speed-ups that change the image
+   by design (ToMe, DeepCache, int8) get a kind of their own, ``"tome"``, ``"deepcache"`` or
+   ``"int8"``, bounded by what the method measured (docs/similarity.md), while their own baseline
+   is checked exactly (``"same"``), so any change fails there and one that makes them worse than
+   recorded also fails against fp32.
+
+A failing comparison writes actual, expected and amplified difference PNGs under the run's
+output directory and fails with one line giving their paths and the metric values (the words
+come from :mod:`diffperf.render.image_text`). With ``--perf-update-baselines`` the case records
+the baseline instead (atomically); a normal run never writes baselines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffperf.images.baselines import BaselineError, ImageBaseline, ImageBaselines, MissingBaseline
+from diffperf.images.similarity import ImageComparison, check_health, compare, difference_image, save_png, to_uint8
+from diffperf.models.variants import VARIANT_NAMES, Variant, get_variant
+from diffperf.models.workloads import SCENARIO_NAMES, Scenario
+from diffperf.render.image_text import (
+    failed_check_line,
+    missing_baselines_line,
+    unusable_baseline_line,
+    unusable_output_line,
+)
+
+FP32_VARIANT = "baseline"
+"""The variant whose stored output the fp32-approximating variants are compared with."""
+
+
+def similarity_cases() -> list:
+    """Every (variant, scenario) pair, variant by variant (the order the latency cases use)."""
+    return [
+        pytest.param(variant, scenario, id=f"{variant}-{scenario}")
+        for variant in VARIANT_NAMES
+        for scenario in SCENARIO_NAMES
+    ]
+
+
+def same_kind(variant: Variant) -> str:
+    """The comparison kind of a variant against its own baseline: ``"same"`` for fp32 variants,
+    ``"half"`` for fp16/bf16 ones, whose kernels round differently on other CPUs and GPUs
+    (bf16 from two CPUs differs as much as bf16 from fp32: see diffperf.images.similarity), and
+    ``"int8"`` for int8 dynamic quantization, which turns another thread count's fp32 noise into
+    whole quantization steps (61.8 dB between 1 and 2 threads)."""
+    if variant.int8_dynamic:
+        return "int8"
+    return "same" if variant.dtype == "float32" else "half"
+
+
+# ---------------------------------------------------------------------------------------------
+# The case
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    """One comparison a case makes: its label, its ``THRESHOLDS`` kind and the variant whose baseline it uses."""
+
+    label: str
+    """``"own"`` (the variant's own baseline) or ``"fp32"`` (the fp32 variant's)."""
+    kind: str
+    baseline_variant: str
+
+
+def planned_checks(variant: Variant, recording: bool) -> list[PlannedCheck]:
+    """The comparisons a case makes for ``variant``: its own baseline (not while recording it), and the
+    fp32 baseline for variants that approximate fp32."""
+    checks = [] if recording else [PlannedCheck("own", same_kind(variant), variant.name)]
+    if variant.approximates_fp32 and variant.name != FP32_VARIANT:
+        checks.append(PlannedCheck("fp32", variant.approximates_fp32, FP32_VARIANT))
+    return checks
+
+
+def run_similarity_case(session, variant_name: str, scenario_name: str) -> dict[str, ImageComparison]:
+    """Check (or, with --perf-update-baselines, record) ``variant_name``'s image on ``scenario_name``.
+
+    Skips with ``session.skip_reason`` when the variant cannot run here, and when a baseline is
+    missing under --perf-allow-missing-baselines; fails with one line per failed check otherwise.
+    Returns the comparisons made, by label ("own", "fp32"), for callers that report them.
+    """
+    variant = get_variant(variant_name)
+    reason = session.skip_reason(variant)
+    if reason is not None:
+        pytest.skip(reason)
+    case = SimilarityCase(session, variant, session.scenario(scenario_name))
+    try:
+        outcome = case.run(recording=session.options.update_baselines)
+    except ImageCheckFailed as error:
+        raise pytest.fail.Exception(str(error), pytrace=False) from None  # one line, no chained traceback
+    if outcome.failures:
+        pytest.fail("\n".join(outcome.failures), pytrace=False)
+    if outcome.missing:
+        pytest.skip(missing_baselines_line(outcome.missing))
+    return outcome.comparisons
+
+
+def record_image_baseline(session, variant_name: str, scenario_name: str, note: str | None = None) -> ImageBaseline:
+    """Run and record one image baseline whether or not the variant would run here (tools only).
+
+    For baselines of variants that lack fast kernels on the recording machine (fp16 on most
+    CPUs) but run elsewhere; ``note`` goes into the index entry. Raises ImageCheckFailed (one
+    line) for an unhealthy image or a model that cannot be loaded.
+    """
+    case = SimilarityCase(session, get_variant(variant_name), session.scenario(scenario_name))
+    return case.record(case.healthy_output(), note=note)
+
+
+class ImageCheckFailed(Exception):
+    """A similarity case cannot go on; ``str()`` is one line saying why and what to do."""
+
+
+@dataclass
+class CaseOutcome:
+    """What a similarity case found."""
+
+    comparisons: dict[str, ImageComparison] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    """One line per failed comparison."""
+    missing: list[str] = field(default_factory=list)
+    """One line per baseline missing under --perf-allow-missing-baselines."""
+
+
+class SimilarityCase:
+    """One variant on one scenario: its output, recorded or checked against its stored baselines."""
+
+    def __init__(self, session, variant: Variant, scenario: Scenario):
+        self.session = session
+        self.variant = variant
+        self.scenario = scenario
+        self.baselines = image_baselines(session)
+        self.key = self.baselines.key(variant.name, scenario.name)
+        self.artefacts = Artefacts(Path(session.options.output_dir) / "images", self.key)
+
+    def run(self, recording: bool) -> CaseOutcome:
+        """Obtain the output, check its health, record it if ``recording``, then make the planned checks."""
+        raw = self.healthy_output()
+        if recording:  # written at the end of a run that completed (diffperf.plugin), never by a failed one
+            self.baselines.stage(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
+                                 provenance=recording_facts(self.session))
+        outcome = CaseOutcome()
+        for check in planned_checks(self.variant, recording):
+            try:
+                stored = self.baseline(check.baseline_variant)
+            except MissingBaseline as error:  # only under --perf-allow-missing-baselines
+                outcome.missing.append(str(error))
+                continue
+            comparison = compare(raw, stored.raw, check.kind)
+            outcome.comparisons[check.label] = comparison
+            failure = self.report(check, raw, stored, comparison)
+            if failure is not None:
+                outcome.failures.append(failure)
+        return outcome
+
+    def healthy_output(self) -> np.ndarray:
+        """The variant's raw output; ImageCheckFailed when it cannot be made or is unusable (its image written)."""
+        from diffperf.models.zoo import ModelNotAvailable
+        from diffperf.session import VariantOutOfMemory
+
+        try:
+            raw = variant_output(self.session, self.variant, self.scenario)
+        except (VariantOutOfMemory, ModelNotAvailable) as error:
+            raise ImageCheckFailed(str(error)) from None
+        health = check_health(raw)
+        if health is not None:
+            image = self.artefacts.write_actual(raw)
+            raise ImageCheckFailed(unusable_output_line(self.key, health, self.variant.dtype, image))
+        return raw
+
+    def record(self, raw: np.ndarray, note: str | None = None) -> ImageBaseline:
+        """Store ``raw`` as the variant's baseline on the scenario (--perf-update-baselines)."""
+        provenance = recording_facts(self.session)
+        if note:
+            provenance["note"] = note
+        return self.baselines.record(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
+                                     provenance=provenance)
+
+    def baseline(self, variant_name: str) -> ImageBaseline:
+        """The stored baseline of ``variant_name`` on the scenario, healthy.
+
+        MissingBaseline under --perf-allow-missing-baselines; ImageCheckFailed for any other problem.
+        """
+        try:
+            stored = self.baselines.load(variant_name, self.scenario.name,
+                                         expected=scenario_conditions(self.scenario))
+        except BaselineError as error:
+            if isinstance(error, MissingBaseline) and self.session.options.allow_missing_baselines:
+                raise
+            raise ImageCheckFailed(str(error)) from None
+        health = check_health(stored.raw)
+        if health is not None:
+            raise ImageCheckFailed(unusable_baseline_line(stored.data_path, health, get_variant(variant_name).dtype,
+                                                          self.baselines.record_hint))
+        return stored
+
+    def report(self, check: PlannedCheck, raw: np.ndarray, stored: ImageBaseline,
+               comparison: ImageComparison) -> str | None:
+        """Write the comparison's images (always against the own baseline, for the HTML report; else on
+        failure) and return its failure line, or None when it passed."""
+        if check.label != "own" and comparison.passed:
+            return None
+        images = self.artefacts.write(check.label, raw, stored.raw)
+        if comparison.passed:
+            return None
+        fp32_variant = None if check.label == "own" else check.baseline_variant
+        return failed_check_line(self.key, fp32_variant, stored.data_path, comparison, images,
+                                 version_changes(stored.provenance, recording_facts(self.session)))
+
+
+def image_baselines(session) -> ImageBaselines:
+    """The image baselines of the session's profile and device type (one per session: it holds what is staged)."""
+    if session.image_baselines is None:
+        session.image_baselines = ImageBaselines(session.options.baselines_dir, session.profile_name,
+                                                 session.device.type, record_hint=record_hint(session))
+    return session.image_baselines
+
+
+def record_hint(session) -> str:
+    """The command that records this run's baselines where this run reads them."""
+    hint = "pytest perf --perf-update-baselines"
+    if session.options.profile:
+        hint += f" --perf-profile {session.profile_name}"
+    return hint + session.options.baselines_hint
+
+
+def scenario_conditions(scenario: Scenario) -> dict:
+    """What a stored image depends on, besides profile, device type and variant."""
+    return {name: getattr(scenario, name) for name in ("prompt", "seed", "steps", "resolution", "scheduler", "images")}
+
+
+def variant_output(session, variant: Variant, scenario: Scenario) -> np.ndarray:
+    """One run of ``variant`` on ``scenario`` in the session: its raw decoded images."""
+    from diffperf.models.store import runtime_settings
+    from diffperf.session import out_of_memory_as_failure
+
+    with out_of_memory_as_failure(variant, session):
+        pipe = session.store.pipeline(variant, scenario)
+        return raw_output(pipe, scenario, lambda: runtime_settings(variant))
+
+
+def recording_facts(session) -> dict:
+    """Index-only facts about the machine and software that make this run's images."""
+    import diffusers
+    import transformers
+
+    facts = {
+        "device": session.instrument.hardware()["device_name"],
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+    }
+    if session.device.type == "cpu":
+        facts["threads"] = torch.get_num_threads()
+        facts["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return facts
+
+
+def version_changes(recorded: dict, now: dict) -> list[tuple[str, str, str]]:
+    """(library, recorded version, current version) for each of torch, diffusers, transformers that changed."""
+    return [
+        (name, recorded[name], now[name])
+        for name in ("torch", "diffusers", "transformers")
+        if name in recorded and recorded[name] != now[name]
+    ]
+
+
+@dataclass(frozen=True)
+class ArtefactImages:
+    """The PNGs written for one comparison."""
+
+    actual: Path
+    expected: Path
+    difference: Path
+    gain: float
+    """How much the difference image amplifies the raw difference, in 8-bit levels of the image."""
+
+
+class Artefacts:
+    """Where a case writes its images: ``<output>/images/<variant>-<scenario>-{actual,expected,diff}.png``
+    against its own baseline (every run, for the report), and ``...-vs-fp32-*.png`` when the fp32
+    comparison fails."""
+
+    def __init__(self, directory: Path, key: str):
+        self.directory = directory
+        self.key = key
+
+    def write_actual(self, raw: np.ndarray) -> Path:
+        path = self.directory / f"{self.key}-actual.png"
+        save_png(path, to_uint8(raw))
+        return path
+
+    def write(self, label: str, actual: np.ndarray, expected: np.ndarray) -> ArtefactImages:
+        """Actual, expected and amplified-difference PNGs, and the difference's gain."""
+        stem = self.directory / (self.key if label == "own" else f"{self.key}-vs-{label}")
+        images = ArtefactImages(Path(f"{stem}-actual.png"), Path(f"{stem}-expected.png"), Path(f"{stem}-diff.png"),
+                                gain=_difference_gain(actual, expected))
+        save_png(images.actual, to_uint8(actual))
+        save_png(images.expected, to_uint8(expected))
+        save_png(images.difference, difference_image(actual, expected))
+        return images
+
+
+def _difference_gain(actual: np.ndarray, expected: np.ndarray) -> float:
+    """One 8-bit level of the image is 2/255 raw; the difference image maps the largest difference to 255 levels."""
+    peak = float(np.nanmax(np.abs(actual.astype(np.float64) - expected)))
+    return 2.0 / peak if peak > 0 else 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw output
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def raw_output(pipe, scenario: Scenario, settings=None, *, seed: int | None = None,
+               steps: int | None = None) -> np.ndarray:
+    """The pipeline's raw decoded images for ``scenario``, float32 (N, H, W, C), unclamped.
+
+    Same generator, arguments and decode call as ``pipe(**scenario.pipeline_kwargs())`` with
+    ``output_type="np"`` (whose images are ``(raw / 2 + 0.5).clip(0, 1)``); ``settings`` is the
+    variant's runtime-switch context manager factory (TF32), ``seed`` and ``steps`` override the
+    scenario's (for planted changes).
+    """
+    generator = torch.Generator(device="cpu").manual_seed(scenario.seed if seed is None else seed)
+    kwargs = scenario.pipeline_kwargs()
+    if steps is not None:
+        kwargs["num_inference_steps"] = steps
+    with settings() if settings is not None else contextlib.nullcontext():
+        latents = pipe(**kwargs, generator=generator, output_type="latent").images
+        vae = pipe.vae
+        image = vae.decode(latents / vae.config.scaling_factor, return_dict=False, generator=generator)[0]
+    return image.float().permute(0, 2, 3, 1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted changes (tests and calibration)
+# ---------------------------------------------------------------------------------------------
+
+
+def perturbed_copy(module: torch.nn.Module, relative: float = 1e-3, seed: int = 1234) -> torch.nn.Module:
+    """A deep copy of ``module`` with every floating-point weight multiplied by (1 + relative * N(0, 1))."""
+    clone = copy.deepcopy(module)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        for parameter in clone.parameters():
+            if parameter.is_floating_point():
+                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
+                parameter.mul_((1 + relative * noise).to(parameter.device, parameter.dtype))
+    return clone

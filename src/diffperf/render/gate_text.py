@@ -1,0 +1,197 @@
+"""The speed-up gate in words: one line per verdict, the run's verdict line, a terminal table and Markdown.
+
+Everything here reads numbers and statuses from :mod:`diffperf.gate.verdicts`; nothing here
+computes a statistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffperf.gate import verdicts
+from diffperf.gate.expectations import FORCED, HOST, PORTABLE
+from diffperf.gate.verdicts import GateReport, GateRow
+from diffperf.render.table import Column, Table, plain_text, status_cell
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What the words need beyond the report: where the expectations were looked up, and how to fix things."""
+
+    host_key: str
+    portable_key: str
+    path: str  # the speedups.json looked up
+    calibrate_hint: str  # the command that records expectations for this run's profile and baselines
+    error: str | None = None  # speedups.json could not be used
+    workload_overridden: bool = False  # --perf-steps / --perf-resolution: no expectation holds for this workload
+
+
+STATUS_ORDER = ("regressed", "error", "improved", "inconclusive", "ok")
+HEADER = ["ratio", "variant", "scenario", "measured [95% CI]", "across processes", "expected", "verdict"]
+
+BEST_STACKS = ("best-cpu", "best-gpu")
+"""The best-stack variants (``Variant.best_stack`` in diffperf.models.variants; a unit test keeps the two
+in step, so that this module needs no torch): their speed-up over fp32 is the figure users ask for
+first, so their rows come first."""
+
+
+def best_first(rows: list[GateRow]) -> list[GateRow]:
+    """``rows`` with the best stacks' rows first, each group in its own order."""
+    return sorted(rows, key=lambda row: row.variant not in BEST_STACKS)
+
+
+def percent(fraction: float) -> str:
+    """0.1933 -> '19%', 0.035 -> '3.5%', 0.05 -> '5%'."""
+    value = fraction * 100
+    return f"{value:.0f}%" if abs(value) >= 9.95 else f"{round(value, 1):g}%"
+
+
+def row_line(row: GateRow, context: GateContext) -> str:
+    """One line saying what a verdict means and, where something is to be done, what."""
+    if row.status == "unchecked":
+        return _unchecked(row, context)
+    if row.status == "error":
+        return (f"the expectation was recorded against {row.stored_reference}, the variant now runs against "
+                f"{row.reference}: recalibrate with `{context.calibrate_hint}`")
+    deviation = row.value / row.expected - 1
+    side = "below" if deviation < 0 else "above"
+    if row.kind == "memory":
+        measured = f"peak-memory ratio {row.value:.2f}x"
+    else:
+        measured = f"speed-up {row.value:.2f}x, across processes [{row.judged_low:.2f}, {row.judged_high:.2f}],"
+    line = (f"{measured} is {percent(abs(deviation))} {side} expected {row.expected:.2f}x "
+            f"(band {row.lower:.2f}x to {row.upper:.2f}x)")
+    if row.status == "improved":
+        line += f"; recalibrate with `{context.calibrate_hint}`"
+    elif row.status == "inconclusive":
+        if row.rounds_needed:
+            line += f"; the interval straddles the band: about {row.rounds_needed} paired rounds would decide " \
+                    f"(--perf-rounds {row.rounds_needed})"
+        else:
+            line += "; the interval straddles the band and more rounds cannot decide: the between-process " \
+                    "spread alone reaches past the band's edge"
+    return line
+
+
+def _unchecked(row: GateRow, context: GateContext) -> str:
+    measured = f"{row.value:.2f}x [{row.low:.2f}, {row.high:.2f}]" if row.low is not None else (
+        f"{row.value:.2f}x" if row.value is not None else "")
+    if row.reason == verdicts.TOO_FEW_ROUNDS:
+        return (f"no verdict: {row.n} paired rounds give no 95% interval; at least {row.min_rounds} needed "
+                f"(--perf-rounds {row.min_rounds})")
+    if row.reason == verdicts.NOT_MEASURED:
+        return "no verdict: nothing was timed (benchmarks disabled)"
+    if row.reason == verdicts.NO_SPREAD:
+        return f"{measured}: the stored expectation has no between-process spread: recalibrate with " \
+               f"`{context.calibrate_hint}`"
+    return f"{measured}: no expectation stored for this case"
+
+
+def source_line(report: GateReport, context: GateContext) -> str:
+    """Where the expectations came from (or why there are none)."""
+    found = report.expectations
+    if context.error:
+        return f"expected speed-ups could not be read: {context.error}: restore it from git or run " \
+               f"`{context.calibrate_hint}`"
+    if context.workload_overridden:
+        return "nothing gated: --perf-steps or --perf-resolution changed the workload the expectations were calibrated on"
+    if found is None:
+        return (f"no calibration for this host ({context.host_key}) and no portable bands for "
+                f"{context.portable_key} in {context.path}: nothing gated; record them with "
+                f"`{context.calibrate_hint}`")
+    calibration = found.calibration
+    processes = f", {calibration['processes']} processes" if calibration.get("processes") else ""
+    when = f", {calibration['date']}" if calibration.get("date") else ""
+    if found.source == HOST:
+        return f"judged against this host's calibration ({found.key}{processes}{when})"
+    if found.source == FORCED:
+        return f"judged against {found.key} (--perf-baseline-key; this host is {context.host_key})"
+    assert found.source == PORTABLE
+    line = f"judged against the portable bands {found.key}: this host ({context.host_key}) has no calibration"
+    if found.closest_host:
+        shown = "; ".join(f"{name} {before} -> {after}" for name, before, after in found.differences[:6])
+        more = f" and {len(found.differences) - 6} more" if len(found.differences) > 6 else ""
+        line += f"; it differs from {found.closest_host} in {shown}{more}"
+    return line + f"; calibrate it with `{context.calibrate_hint}`"
+
+
+def verdict_line(report: GateReport, context: GateContext) -> str:
+    """``speed-up gate: FAILED (...)``, ``passed (...)`` or ``nothing judged (why)``."""
+    judged = report.judged
+    if judged and not context.error:
+        counts: dict[str, int] = {}
+        for row in judged:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        tally = ", ".join(f"{counts[status]} {status}" for status in STATUS_ORDER if status in counts)
+        return f"speed-up gate: {'FAILED' if report.failed else 'passed'} ({tally})"
+    reasons = {row.reason for row in report.rows}
+    if context.error:
+        why = "expectations unreadable"
+    elif report.rows and reasons == {verdicts.NOT_MEASURED}:
+        why = "benchmarks disabled: nothing was timed"
+    elif report.rows and verdicts.TOO_FEW_ROUNDS in reasons and reasons <= {verdicts.TOO_FEW_ROUNDS,
+                                                                          verdicts.NO_EXPECTATION}:
+        row = next(row for row in report.rows if row.reason == verdicts.TOO_FEW_ROUNDS)
+        why = f"{row.n} rounds give no 95% interval, at least {row.min_rounds} needed"
+    elif context.workload_overridden:
+        why = "workload overridden"
+    elif report.expectations is None:
+        why = "no expectations for this host"
+    else:
+        why = "no stored expectation for any case that ran"
+    return f"speed-up gate: nothing judged ({why})"
+
+
+def _cells(row: GateRow) -> list[str]:
+    if row.value is None:
+        measured = "-"
+    elif row.low is not None:
+        measured = f"{row.value:.3f}x [{row.low:.3f}, {row.high:.3f}]"
+    else:
+        measured = f"{row.value:.3f}x"
+    across = f"[{row.judged_low:.3f}, {row.judged_high:.3f}]" if row.judged_low is not None else "-"
+    expected = "-" if row.expected is None else f"{row.expected:.3f}x ±{row.tolerance:.0%}"
+    return [row.kind, f"{row.variant} vs {row.reference}", row.scenario, measured, across, expected, row.status]
+
+
+def _worth_a_line(row: GateRow) -> bool:
+    """Verdicts that need a reader's attention, and ratios that got no verdict for lack of rounds."""
+    return row.status in ("regressed", "error", "improved", "inconclusive") or row.reason in (
+        verdicts.TOO_FEW_ROUNDS, verdicts.NO_SPREAD)
+
+
+def _notes(report: GateReport, context: GateContext) -> list[str]:
+    notes = [f"{row.status.upper()}: {row.kind} {row.case}: {row_line(row, context)}"
+             for row in best_first(report.rows) if _worth_a_line(row)]
+    notes += [f"note: {case} has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
+    return notes
+
+
+def as_table(report: GateReport, context: GateContext) -> Table:
+    """The verdicts as a :class:`diffperf.render.table.Table` (rich on a terminal, plain text in CI logs)."""
+    rows = [[*_cells(row)[:-1], status_cell(row.status)] for row in best_first(report.rows)]
+    return Table(source_line(report, context), [Column(header) for header in HEADER], rows,
+                 _notes(report, context))
+
+
+def terminal_lines(report: GateReport, context: GateContext) -> list[str]:
+    """Plain aligned text: readable in a terminal and in CI logs alike; the verdict line last."""
+    return plain_text(as_table(report, context)).splitlines() + [verdict_line(report, context)]
+
+
+def markdown(report: GateReport, context: GateContext) -> str:
+    """The gate as a Markdown section (for --perf-summary and $GITHUB_STEP_SUMMARY)."""
+    line = verdict_line(report, context)
+    icon = "❌" if report.failed or context.error else "✅" if report.judged else "⚠️"
+    lines = [f"## diffperf {line.replace('speed-up gate: ', 'speed-up gate: ' + icon + ' ')}", "",
+             source_line(report, context), ""]
+    if report.rows:
+        lines.append("| " + " | ".join(HEADER) + " |")
+        lines.append("|" + "---|" * len(HEADER))
+        lines += ["| " + " | ".join(_cells(row)) + " |" for row in best_first(report.rows)]
+    details = [f"- **{row.status}** {row.kind} `{row.case}`: {row_line(row, context)}"
+               for row in best_first(report.rows) if _worth_a_line(row)]
+    details += [f"- `{case}` has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
+    if details:
+        lines += [""] + details
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""Calibration across processes, and portable bands across hosts, from synthetic saved runs."""
+
+import math
+
+import numpy as np
+import pytest
+
+from diffperf.gate import calibrate
+from diffperf.gate.calibrate import CalibrationError, calibrate_host, host_record, portable_bands
+from diffperf.history.runs import run_from_dict
+from diffperf.measure.host import Host
+
+HOST = Host("cpu", "AMD EPYC", "2t", {"arch": "x86_64", "isa": ["avx512f"], "torch": "2.13.0+cpu"})
+AVX2 = Host("cpu", "AMD EPYC", "2t", {"arch": "x86_64", "isa": ["avx512f"], "torch": "2.13.0+cpu",
+                                      "env_ATEN_CPU_CAPABILITY": "avx2"})
+
+
+def run_document(host: Host, speedups: dict, seed: int, rounds: int = 12, noise: float = 0.01) -> dict:
+    """One process's pytest-benchmark JSON: a paired case per ``variant/scenario -> true speed-up``."""
+    rng = np.random.default_rng(seed)
+    benchmarks = []
+    for case, speedup in speedups.items():
+        variant, scenario = case.split("/")
+        reference = 0.2 * np.exp(rng.normal(0, noise, rounds))
+        data = reference / speedup * np.exp(rng.normal(0, noise, rounds))
+        benchmarks.append({
+            "name": f"test_latency[{variant}-{scenario}]", "group": scenario,
+            "stats": {"median": float(np.median(data)), "data": list(data), "rounds": rounds},
+            "extra_info": {"variant": variant, "scenario": scenario, "reference": "baseline",
+                           "reference_rounds": list(reference), "peak_memory": 50, "reference_peak_memory": 100},
+        })
+    info = {"profile": "tiny", "device_type": "cpu", "rounds": rounds, **host.describe()}
+    return {"benchmarks": benchmarks, "machine_info": {"diffperf": info}, "datetime": "2026-11-25T10:00:00"}
+
+
+def runs(host=HOST, processes=6, offsets=None, speedups=None):
+    speedups = speedups or {"distilled/astronaut": 1.5, "bf16/vase": 1.1}
+    offsets = offsets or [1.0] * processes
+    return [run_from_dict(run_document(host, {case: value * offsets[i] for case, value in speedups.items()}, seed=i),
+                          source=f"run-{i}.json") for i in range(processes)]
+
+
+def test_calibration_measures_the_spread_between_processes():
+    offsets = [1.0, 1.03, 0.97, 1.02, 0.98, 1.0]
+    calibration = calibrate_host(runs(offsets=offsets))
+    assert (calibration.key, calibration.processes, calibration.profile) == (HOST.key, 6, "tiny")
+    case = calibration.cases["distilled/astronaut"]
+    assert case.spread.expected == pytest.approx(1.5, rel=0.01)
+    assert case.spread.run_sd == pytest.approx(np.std(np.log(case.process_medians), ddof=1), rel=1e-3)
+    assert 0.015 < case.spread.between_sd < case.spread.run_sd  # the planted 2.4% offsets, less within-noise
+    assert case.memory_ratio == 0.5
+
+
+def test_host_record_stores_what_the_gate_needs():
+    header, speedups, memory = host_record(calibrate_host(runs()), "diffperf calibrate --processes 6")
+    assert header["fingerprint"] == HOST.fingerprint and header["calibration"]["processes"] == 6
+    entry = speedups["distilled/astronaut"]
+    assert set(entry) >= {"reference", "expected", "tolerance", "run_sd", "between_sd", "processes", "process_medians"}
+    assert entry["tolerance"] == calibrate.HOST_TOLERANCE and len(entry["process_medians"]) == 6
+    assert memory["distilled/astronaut"] == {"reference": "baseline", "expected": 0.5,
+                                             "tolerance": calibrate.MEMORY_TOLERANCE}
+
+
+def test_too_few_processes_or_mixed_hosts_are_refused():
+    with pytest.raises(CalibrationError, match="at least 5 processes"):
+        calibrate_host(runs(processes=4))
+    with pytest.raises(CalibrationError, match="2 hosts or profiles"):
+        calibrate_host(runs(processes=3) + runs(host=AVX2, processes=3))
+
+
+def test_portable_bands_cover_the_hosts_measured():
+    here = calibrate_host(runs(speedups={"distilled/astronaut": 1.5, "bf16/vase": 1.1}))
+    other = calibrate_host(runs(host=AVX2, speedups={"distilled/astronaut": 1.35, "bf16/vase": 1.1}))
+    key, header, speedups, memory = portable_bands([here, other], "diffperf calibrate --portable")
+    assert key == HOST.portable_key and header["hosts"] == sorted([HOST.key, AVX2.key])
+    distilled = speedups["distilled/astronaut"]
+    distance = abs(math.log(here.cases["distilled/astronaut"].spread.expected / distilled["expected"]))
+    assert distilled["tolerance"] >= calibrate.PORTABLE_FACTOR * (math.exp(distance) - 1)
+    assert speedups["bf16/vase"]["tolerance"] == calibrate.PORTABLE_FLOOR  # the hosts agree: the floor
+    assert memory["distilled/astronaut"]["expected"] == 0.5
+    # One host of a class: its values, and the floor for the variation between hosts it cannot show.
+    _, _, alone, _ = portable_bands([here], "x")
+    assert {entry["tolerance"] for entry in alone.values()} == {calibrate.PORTABLE_FLOOR}
+
+
+def test_portable_bands_stand_for_one_class_of_hosts():
+    here = calibrate_host(runs())
+    avx2 = Host("cpu", "AMD EPYC", "2t", {**HOST.fingerprint, "cpu_capability": "AVX2"})
+    other = calibrate_host(runs(host=avx2))
+    assert other.portable_key == "cpu-x86-64-avx2-2t" != here.portable_key
+    with pytest.raises(CalibrationError, match="one class of hosts"):
+        portable_bands([here, other], "x")
+
+
+def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path, capsys):
+    import json
+
+    from diffperf import cli
+
+    files = []
+    for index in range(5):
+        path = tmp_path / "runs" / f"run-{index}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(run_document(HOST, {"distilled/astronaut": 1.5}, seed=index)))
+        files.append(str(path))
+    target = tmp_path / "baselines" / "tiny" / "speedups.json"
+    target.parent.mkdir(parents=True)
+    target.write_text("{truncated")
+    assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(tmp_path / "baselines")]) == 0
+    kept = list(target.parent.glob("speedups.json.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_text() == "{truncated"  # nothing lost
+    data = json.loads(target.read_text())
+    assert data["hosts"][HOST.key]["speedups"]["distilled/astronaut"]["processes"] == 5
+    assert "moved it to" in capsys.readouterr().err

@@ -1,0 +1,58 @@
+"""The latency case's bad-input paths: out of memory, a missing model, a variant that cannot run."""
+
+import pytest
+import torch
+
+from diffperf.measure.cases import latency_cases, run_latency_case
+from diffperf.options import PerfOptions
+from diffperf.session import PerfSession
+from diffperf.models.zoo import ModelNotAvailable
+
+
+class UnusedBenchmark:
+    """Stands in for pytest-benchmark's fixture where a case must stop before timing anything."""
+
+    def pedantic(self, *args, **kwargs):
+        raise AssertionError("the case should have stopped before timing")
+
+
+@pytest.fixture
+def session(tmp_path):
+    return PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)))
+
+
+def test_out_of_memory_fails_one_variant_in_one_line_and_releases_memory(session, monkeypatch):
+    def out_of_memory(variant):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+
+    monkeypatch.setattr(session.store, "models", out_of_memory)
+    released = []
+    monkeypatch.setattr(session.store, "keep_only", lambda names: released.append(list(names)))
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_latency_case(UnusedBenchmark(), session, "distilled", "astronaut")
+    message = str(failure.value)
+    assert message.startswith("distilled ran out of memory on ")
+    assert "Tried to allocate 2.00 GiB" in message and "other variants still run" in message
+    assert "\n" not in message and "more details" not in message
+    assert released == [[]]
+
+
+def test_missing_model_fails_with_the_loaders_line(session, monkeypatch):
+    def missing(variant):
+        raise ModelNotAvailable("cannot load the unet of 'x/y': download it with `hf download x/y`")
+
+    monkeypatch.setattr(session.store, "models", missing)
+    with pytest.raises(pytest.fail.Exception, match=r"^cannot load the unet of 'x/y': download it"):
+        run_latency_case(UnusedBenchmark(), session, "baseline", "vase")
+
+
+def test_variant_that_cannot_run_is_skipped_and_remembered_for_the_gate(session):
+    with pytest.raises(pytest.skip.Exception, match=r"^tf32 needs a CUDA GPU \(running on cpu\)$"):
+        run_latency_case(UnusedBenchmark(), session, "tf32", "astronaut")
+    assert session.skipped == {"tf32/astronaut": "tf32 needs a CUDA GPU (running on cpu)"}
+
+
+def test_cases_run_variant_by_variant():
+    ids = [param.id for param in latency_cases()]
+    assert ids[:4] == ["baseline-astronaut", "baseline-vase", "tf32-astronaut", "tf32-vase"]
+    assert len(ids) == len(set(ids))

@@ -1,0 +1,70 @@
+"""Fresh worker processes (calibration and A/B), with a stand-in suite that needs no models."""
+
+import json
+import sys
+
+import pytest
+
+from diffperf import cli
+from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+
+SUITE = '''
+import time
+
+
+def test_latency(benchmark):
+    benchmark.extra_info.update({"variant": "sleep", "scenario": "short"})
+    benchmark.pedantic(time.sleep, args=(SLEEP,), rounds=6, iterations=1)
+'''
+
+
+def checkout(tmp_path, name, sleep=0.002, fail=False):
+    directory = tmp_path / name
+    (directory / "perf").mkdir(parents=True)
+    body = SUITE.replace("SLEEP", str(sleep)) + ("\n\ndef test_broken():\n    assert False\n" if fail else "")
+    (directory / "perf" / "test_latency.py").write_text(body)
+    return directory
+
+
+def test_workers_alternate_and_each_writes_its_json(tmp_path):
+    base, head = checkout(tmp_path, "base"), checkout(tmp_path, "head")
+    order = []
+    runs = run_alternating({"base": Worker(directory=str(base)), "head": Worker(directory=str(head))}, 2,
+                           tmp_path / "out", progress=lambda label, index, path: order.append((label, index)))
+    assert order == [("base", 0), ("head", 0), ("base", 1), ("head", 1)]
+    for paths in runs.values():
+        assert len(paths) == 2
+        for path in paths:
+            assert len(json.loads(path.read_text())["benchmarks"][0]["stats"]["data"]) == 6
+
+
+def test_a_failing_worker_stops_everything_and_names_its_log(tmp_path):
+    broken = checkout(tmp_path, "broken", fail=True)
+    with pytest.raises(WorkerFailed, match=r"exited with status 1: see .*base-00\.log"):
+        run_alternating({"base": Worker(directory=str(broken))}, 3, tmp_path / "out")
+    assert not (tmp_path / "out" / "base-01.json").exists()
+
+
+def test_a_missing_suite_or_python_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match="no latency suite at"):
+        Worker(directory=str(tmp_path)).check()
+    with pytest.raises(ValueError, match="no Python interpreter at /nope/python"):
+        Worker(python="/nope/python", directory=str(checkout(tmp_path, "x"))).check()
+
+
+def test_ab_compares_the_two_sides_between_processes(tmp_path, capsys):
+    base, head = checkout(tmp_path, "base", sleep=0.002), checkout(tmp_path, "head", sleep=0.02)
+    code = cli.main(["ab", "--base-dir", str(base), "--head-dir", str(head), "--processes", "3",
+                     "--out", str(tmp_path / "ab"), "--summary", str(tmp_path / "ab.md"), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert code == 1, out  # ten times the sleep: slower, between processes
+    assert "REGRESSION" in out and "sleep/short" in out
+    assert (tmp_path / "ab.md").read_text().startswith("## diffperf A/B: base vs head, same machine")
+
+
+def test_calibrate_refuses_too_few_processes_and_records_nothing(tmp_path, capsys):
+    code = cli.main(["calibrate", "--processes", "2", "--out", str(tmp_path / "runs"),
+                     "--baselines", str(tmp_path / "baselines")])
+    assert code == 2
+    assert "at least 5 processes" in capsys.readouterr().err
+    assert not (tmp_path / "baselines").exists()

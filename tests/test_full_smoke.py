@@ -1,0 +1,142 @@
+"""The full-size architectures end to end on the CPU, through the code path GPU runs use.
+
+The ``full`` profile (SD v1 UNet, the BK-SDM-small student derived from it, CLIP ViT-L/14, the KL
+VAE, TAESD) is what GPU CI runs. Here the real suite files run on it with the smallest workload
+every block still sees (1 step at 64x64 pixels: an 8x8 latent, 3 downsamplings to 1x1): the
+store, the timed pipeline, stage times, the peak-memory and FLOP probes, image capture and
+recording, and the gate's bookkeeping all run. ``pytest tests -m "not full_smoke"`` leaves these
+tests out.
+
+It runs on one intra-op thread, like every unit test (tests/conftest.py): on a shared machine two
+OpenMP threads wait on each other whenever one is descheduled, and the full-size calls then take
+4 to 5 times longer than on one thread (measured here under a load of 3 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import diffperf.images.checks  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
+import diffperf.measure.cases  # noqa: F401
+from diffperf.images.baselines import ImageBaselines
+from diffperf.models.bksdm import derive_student, teacher_key
+from diffperf.models.profiles import FULL, TINY
+from diffperf.models.variants import VARIANT_NAMES
+from diffperf.models.workloads import get_scenario
+from diffperf.models.zoo import TEACHER_UNET, SyntheticSource
+from diffperf.options import PerfOptions
+
+pytest_plugins = ["pytester"]
+
+SUITE = Path(__file__).resolve().parents[1] / "perf"
+VARIANTS = ("baseline", "distilled", "distilled-taesd")
+WORKLOAD = ["--perf-steps", "1", "--perf-resolution", "64"]
+KEPT = re.compile(r"(conv_in|time_embedding|conv_norm_out|conv_out|"
+                  r"(down|up)_blocks\.\d+\.(resnets|attentions|downsamplers|upsamplers)\.\d+)")
+
+
+@pytest.mark.full_smoke
+def test_full_size_pipelines_run_through_the_suite(pytester, tmp_path):
+    # Names no module of the outer session has (tests/images/test_similarity.py is imported as test_similarity).
+    pytester.makepyfile(test_full_latency=(SUITE / "test_latency.py").read_text(),
+                        test_full_similarity=(SUITE / "test_similarity.py").read_text())
+    baselines, output, report, summary = (tmp_path / name for name in ("baselines", "output", "report", "summary.md"))
+    args = ["-k", "astronaut", "--perf-profile", "full", "--perf-device", "cpu", "--perf-variants", ",".join(VARIANTS),
+            *WORKLOAD, "--perf-baselines", str(baselines), "--perf-output", str(output), "-p", "no:cacheprovider"]
+
+    # Latency (6 paired rounds, no warm-up) and image recording, in one process as a user's run.
+    recorded = pytester.runpytest(*args, "--perf-rounds", "6", "--perf-warmup", "0", "--perf-update-baselines",
+                                  "--perf-report", str(report), "--perf-summary", str(summary))
+    selected = 2 * len(VARIANT_NAMES)  # both files, one scenario of two
+    recorded.assert_outcomes(passed=2 * len(VARIANTS), skipped=selected - 2 * len(VARIANTS), deselected=selected)
+    recorded.stdout.fnmatch_lines(["speed-up gate: nothing judged (no expectations for this host)",
+                                   "*diffperf throughput*", "baseline*astronaut*float32*"])
+    run = json.loads((report / "run.json").read_text())
+    cases = {bench["extra_info"]["variant"]: bench["extra_info"] for bench in run["benchmarks"]}
+    assert sorted(cases) == sorted(VARIANTS)
+    for info in cases.values():
+        assert (info["profile"], info["steps"], info["resolution"]) == ("full", 1, 64)
+        assert info["workload_overrides"] == {"steps": 1, "resolution": 64}
+        assert all(np.isfinite(value) and value > 0 for value in info["stages"].values())
+        assert info["flops"]["unet_calls"] == 1 and info["flops"]["total"] > 0
+        assert all(rate > 0 for rate in info["throughput"]["achieved"].values())
+        assert info["throughput"]["peak"]["measured"] > 0
+    baseline, distilled, taesd = (cases[name]["flops"] for name in VARIANTS)
+    assert baseline["text_encoding"] == distilled["text_encoding"] == taesd["text_encoding"]
+    assert distilled["unet_per_call"] == taesd["unet_per_call"] < baseline["unet_per_call"]
+    assert taesd["decoding"] < distilled["decoding"] == baseline["decoding"]
+    assert run["diffperf"]["speedups"] and "throughput-table" in (report / "report.html").read_text()
+    assert "## diffperf throughput" in summary.read_text()
+    images = ImageBaselines(str(baselines), "full", "cpu")
+    for variant in VARIANTS:
+        raw = images.load(variant, "astronaut").raw
+        assert raw.shape == (1, 64, 64, 3) and np.isfinite(raw).all()
+
+
+@pytest.mark.full_smoke
+def test_the_students_kept_blocks_compute_what_the_teachers_compute():
+    """BK-SDM keeps some of the teacher's blocks with their weights: at full size, given the inputs the
+    teacher's blocks received, the student's blocks return the very same outputs."""
+    teacher = SyntheticSource(FULL, torch.device("cpu")).build(TEACHER_UNET)
+    student = derive_student(teacher, "small")
+    kept = {name: teacher.get_submodule(teacher_key(name, "small"))
+            for name, _ in student.named_modules() if KEPT.fullmatch(name)}
+    assert len(kept) == 4 + (4 + 3 + 3) + (8 + 6 + 3)  # conv_in...conv_out; down, up: resnets, attentions, samplers
+    seen = {}
+
+    def record(name):
+        def hook(module, args, kwargs, output):
+            seen[name] = (args, kwargs, output)
+        return hook
+
+    handles = [module.register_forward_hook(record(name), with_kwargs=True) for name, module in kept.items()]
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(2, 4, 8, 8, generator=generator)
+    context = torch.randn(2, 77, FULL.unet["cross_attention_dim"], generator=generator)
+    with torch.no_grad():
+        out = teacher(sample, 999, encoder_hidden_states=context, return_dict=False)[0]
+        for handle in handles:
+            handle.remove()
+        assert out.shape == sample.shape and torch.isfinite(out).all()
+        assert set(seen) == set(kept)  # every kept teacher block ran
+        for name in kept:
+            args, kwargs, expected = seen[name]
+            actual = student.get_submodule(name)(*args, **kwargs)
+            assert torch.equal(_tensor(actual), _tensor(expected)), name
+        out = student(sample, 999, encoder_hidden_states=context, return_dict=False)[0]
+    assert out.shape == sample.shape and torch.isfinite(out).all()
+
+
+def _tensor(output) -> torch.Tensor:
+    """A block's output tensor (Transformer2DModel returns a tuple when return_dict is False)."""
+    return output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
+
+
+# --------------------------------------------------------------------------- the workload options
+
+
+def test_workload_options_override_the_profiles_scaling():
+    astronaut = get_scenario("astronaut")
+    assert astronaut.scaled(TINY) == astronaut.scaled(TINY, None, None)
+    assert (astronaut.scaled(TINY).steps, astronaut.scaled(TINY).resolution) == (5, 128)
+    assert (astronaut.scaled(FULL, steps=1, resolution=64).steps,
+            astronaut.scaled(FULL, steps=1, resolution=64).resolution) == (1, 64)
+    assert astronaut.scaled(None, resolution=768).steps == 50
+    assert PerfOptions(steps=2, resolution=128).workload_overrides == {"steps": 2, "resolution": 128}
+    assert PerfOptions().workload_overrides == {}
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"steps": 0}, "--perf-steps must be at least 1, got 0"),
+    ({"resolution": 96}, "--perf-resolution must be a positive multiple of 64 pixels"),
+    ({"resolution": 0}, "--perf-resolution must be a positive multiple of 64 pixels"),
+])
+def test_workload_options_that_cannot_work_are_one_line(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PerfOptions(**options).check()
