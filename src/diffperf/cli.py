@@ -278,7 +278,7 @@ def _cmd_calibrate(args) -> int:
     from diffperf.history.runs import HistoryError, load_runs
     from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
 
-    command = "diffperf calibrate " + " ".join(args.argv)
+    command = "diffperf " + " ".join(args.argv)  # args.argv starts with the subcommand
     if not args.from_runs and args.processes < args.min_processes:
         print(f"diffperf calibrate: --processes {args.processes}: a calibration needs at least {args.min_processes} "
               "processes; nothing recorded", file=sys.stderr)

@@ -51,6 +51,18 @@ def test_calibration_measures_the_spread_between_processes():
     assert case.memory_ratio == 0.5
 
 
+def test_calibration_pools_the_hosts_spread_over_its_ratios():
+    offsets = [1.0, 1.03, 0.97, 1.02, 0.98, 1.0]
+    calibration = calibrate_host(runs(offsets=offsets))
+    spreads = [case.spread for case in calibration.cases.values()]
+    pooled_run = math.sqrt(np.mean([spread.run_sd**2 for spread in spreads]))
+    pooled_between = math.sqrt(np.mean([spread.between_sd**2 for spread in spreads]))
+    assert all(spread.host_run_sd == pytest.approx(pooled_run) for spread in spreads)
+    assert all(spread.host_between_sd == pytest.approx(pooled_between) for spread in spreads)
+    _, speedups, _ = host_record(calibration, "diffperf calibrate")
+    assert speedups["bf16/vase"]["host_run_sd"] == pytest.approx(pooled_run, abs=1e-5)
+
+
 def test_host_record_stores_what_the_gate_needs():
     header, speedups, memory = host_record(calibrate_host(runs()), "diffperf calibrate --processes 6")
     assert header["fingerprint"] == HOST.fingerprint and header["calibration"]["processes"] == 6
@@ -111,4 +123,5 @@ def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path
     assert len(kept) == 1 and kept[0].read_text() == "{truncated"  # nothing lost
     data = json.loads(target.read_text())
     assert data["hosts"][HOST.key]["speedups"]["distilled/astronaut"]["processes"] == 5
+    assert data["hosts"][HOST.key]["calibration"]["command"].startswith("diffperf calibrate --from-runs ")
     assert "moved it to" in capsys.readouterr().err

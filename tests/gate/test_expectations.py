@@ -13,7 +13,7 @@ FINGERPRINT = {"model_name": "AMD EPYC", "family": "25", "model": "17", "isa": [
 HERE = Host("cpu", "AMD EPYC", "2t", FINGERPRINT)
 UPGRADED = Host("cpu", "AMD EPYC", "2t", {**FINGERPRINT, "torch": "2.14.1+cpu"})
 SPEEDUP = {"reference": "baseline", "expected": 1.5, "tolerance": 0.03, "run_sd": 0.01, "between_sd": 0.005,
-           "processes": 10, "half_width": 0.02}
+           "processes": 10, "half_width": 0.02, "host_run_sd": 0.012, "host_between_sd": 0.008}
 MEMORY = {"reference": "baseline", "expected": 0.5, "tolerance": 0.05}
 
 
@@ -50,6 +50,7 @@ def test_record_and_lookup_round_trip(tmp_path):
     assert (found.key, found.source) == (HERE.key, HOST)
     entry = found.speedups["distilled/astronaut"]
     assert (entry.expected, entry.tolerance, entry.spread.run_sd, entry.spread.processes) == (1.5, 0.03, 0.01, 10)
+    assert (entry.spread.host_run_sd, entry.spread.host_between_sd) == (0.012, 0.008)
     assert found.memory["distilled/astronaut"].spread is None
 
 

@@ -331,6 +331,19 @@ def test_across_processes_widens_each_side_in_quadrature():
     assert judged.median == 1.5 and judged.n == within.n
 
 
+def test_a_ratio_whose_few_processes_agreed_by_chance_is_moderated_toward_the_hosts_spread():
+    """Six processes that agree within 0.3% on a ratio whose host spreads 2%: the margin is not 0.3%'s."""
+    lucky = ProcessSpread(expected=1.13, run_sd=0.003, between_sd=0.0, processes=6, half_width=0.014)
+    assert between_process_margin(lucky) == pytest.approx(stats.t.ppf(0.975, 5) * 0.003 / math.sqrt(6))
+    moderated = ProcessSpread(1.13, 0.003, 0.0, 6, 0.014, host_run_sd=0.016, host_between_sd=0.013)
+    between, run = (0.0 + 0.013**2) / 2, (0.003**2 + 0.016**2) / 2
+    assert between_process_margin(moderated) == pytest.approx(stats.t.ppf(0.975, 10) * math.sqrt(between + run / 6))
+    # A ratio noisier than its host keeps its own, wider margin.
+    noisy = ProcessSpread(0.93, 0.031, 0.028, 6, 0.027, host_run_sd=0.016, host_between_sd=0.013)
+    assert between_process_margin(noisy) == pytest.approx(between_process_margin(
+        ProcessSpread(0.93, 0.031, 0.028, 6, 0.027)))
+
+
 def test_across_processes_with_no_spread_keeps_the_interval():
     spread = ProcessSpread(expected=1.5, run_sd=0.0, between_sd=0.0, processes=10, half_width=0.01)
     within = estimate(1.5, 1.47, 1.56)

@@ -11,6 +11,7 @@ Numbers only; :mod:`diffperf.cli` says what was recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import statistics
@@ -99,6 +100,12 @@ def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostC
         )
     if not calibration.cases:
         raise CalibrationError("no speed-up was measured in every process: nothing to calibrate")
+    # The host's spreads pooled over its ratios: the prior each ratio's own spread is moderated toward.
+    spreads = [case.spread for case in calibration.cases.values()]
+    host_run_sd = math.sqrt(statistics.fmean(spread.run_sd**2 for spread in spreads))
+    host_between_sd = math.sqrt(statistics.fmean(spread.between_sd**2 for spread in spreads))
+    for case in calibration.cases.values():
+        case.spread = dataclasses.replace(case.spread, host_run_sd=host_run_sd, host_between_sd=host_between_sd)
     return calibration
 
 
@@ -142,7 +149,9 @@ def portable_bands(calibrations: list[HostCalibration], command: str) -> tuple[s
         distance = max(abs(math.log(value / expected)) for value in values)
         widest = max(measured, key=lambda case: case.spread.run_sd).spread
         spread = ratios.ProcessSpread(expected, widest.run_sd, max(case.spread.between_sd for case in measured),
-                                      min(case.spread.processes for case in measured), widest.half_width)
+                                      min(case.spread.processes for case in measured), widest.half_width,
+                                      _widest(case.spread.host_run_sd for case in measured),
+                                      _widest(case.spread.host_between_sd for case in measured))
         tolerance = max(PORTABLE_FLOOR, _round_up(PORTABLE_FACTOR * (math.exp(distance) - 1)))
         speedups[name] = {**_speedup_entry(CaseCalibration(measured[0].reference, spread, [], None), tolerance),
                           "host_values": [round(value, 4) for value in values]}
@@ -174,9 +183,17 @@ def _speedup_entry(case: CaseCalibration, tolerance: float) -> dict:
         "processes": spread.processes,
         "half_width": round(spread.half_width, 4),
     }
+    if spread.host_run_sd is not None and spread.host_between_sd is not None:
+        entry["host_run_sd"] = round(spread.host_run_sd, 5)
+        entry["host_between_sd"] = round(spread.host_between_sd, 5)
     if case.process_medians:
         entry["process_medians"] = case.process_medians
     return entry
+
+
+def _widest(values) -> float | None:
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
 
 
 def _round_up(fraction: float) -> float:

@@ -9,6 +9,7 @@ by every run. Schema 2::
          "label": "cpu-amd-epyc-2t", "fingerprint": {...}, "calibration": {...},
          "speedups": {"bf16/vase": {"reference": "baseline", "expected": 1.12, "tolerance": 0.03,
                                     "run_sd": 0.011, "between_sd": 0.006, "processes": 10,
+                                    "host_run_sd": 0.012, "host_between_sd": 0.009,
                                     "half_width": 0.018, "process_medians": [...]}},
          "memory": {"bf16/vase": {"reference": "baseline", "expected": 0.47, "tolerance": 0.05}}}},
      "portable": {                    # bands for hosts without a record of their own
@@ -181,6 +182,8 @@ def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
                     between_sd=float(entry["between_sd"]),
                     processes=int(entry["processes"]),
                     half_width=float(entry.get("half_width", 0.0)),
+                    host_run_sd=float(entry["host_run_sd"]) if "host_run_sd" in entry else None,
+                    host_between_sd=float(entry["host_between_sd"]) if "host_between_sd" in entry else None,
                 )
         except (TypeError, KeyError, ValueError):
             raise ExpectationsError(f"{path}: {key} {what} {case!r} lacks numeric fields") from None
@@ -189,7 +192,8 @@ def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
                 f"{path}: {key} {what} {case!r} has expected {expected} and tolerance {tolerance}: "
                 "expected must be > 0 and tolerance between 0 and 1"
             )
-        if spread is not None and not (spread.processes >= 2 and spread.run_sd >= 0 and spread.between_sd >= 0):
+        if spread is not None and not (spread.processes >= 2 and spread.run_sd >= 0 and spread.between_sd >= 0
+                                       and (spread.host_run_sd or 0) >= 0 and (spread.host_between_sd or 0) >= 0):
             raise ExpectationsError(f"{path}: {key} {what} {case!r} has an impossible spread")
         entries[case] = Expectation(reference, expected, tolerance, spread)
     return entries

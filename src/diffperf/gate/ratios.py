@@ -102,6 +102,10 @@ class ProcessSpread:
     between_sd: float
     processes: int
     half_width: float  # median within-process relative half-width
+    # The host's spreads pooled over all the ratios of its calibration (root mean square): the prior
+    # that :func:`between_process_margin` moderates this ratio's own spread toward. None: no prior.
+    host_run_sd: float | None = None
+    host_between_sd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -232,10 +236,23 @@ def between_process_margin(spread: ProcessSpread, confidence: float = 0.95) -> f
     ``t * sqrt(between_sd**2 + run_sd**2 / K)``: the next process's own offset plus the
     uncertainty of the expected value itself, with Student's t for K - 1 degrees of freedom
     because both come from K processes.
+
+    A spread from K processes has only K - 1 degrees of freedom: a handful of processes can agree
+    by chance on a ratio that the next process moves by several times as much. With the host's
+    pooled spreads, the margin is never narrower than the one from the *moderated* spreads (as
+    limma moderates per-gene variances): each variance averaged with the host's pooled one,
+    the prior weighed as K - 1 degrees of freedom, and t for 2(K - 1).
     """
     _check_confidence(confidence)
-    t = stats.t.ppf((1 + confidence) / 2, df=max(1, spread.processes - 1))
-    return float(t * math.sqrt(spread.between_sd**2 + spread.run_sd**2 / spread.processes))
+    quantile = (1 + confidence) / 2
+    df = max(1, spread.processes - 1)
+    margin = float(stats.t.ppf(quantile, df) * math.sqrt(spread.between_sd**2 + spread.run_sd**2 / spread.processes))
+    if spread.host_run_sd is None or spread.host_between_sd is None:
+        return margin
+    between = (spread.between_sd**2 + spread.host_between_sd**2) / 2
+    run = (spread.run_sd**2 + spread.host_run_sd**2) / 2
+    moderated = float(stats.t.ppf(quantile, 2 * df) * math.sqrt(between + run / spread.processes))
+    return max(margin, moderated)
 
 
 def across_processes(estimate: RatioEstimate, spread: ProcessSpread) -> RatioEstimate:
