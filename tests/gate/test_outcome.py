@@ -71,3 +71,11 @@ def test_an_overridden_workload_is_not_judged_against_expectations_for_another(b
     result = outcome([paired_case(1.5, slowdown=0.3)], baselines, steps=1)
     assert result.exit_code is None
     assert result.lines[-1] == "speed-up gate: nothing judged (workload overridden)"
+
+
+def test_a_record_merged_from_calibrations_of_different_sizes_says_both(baselines):
+    expectations.record(baselines, "tiny", "hosts", HOST.key, {"fingerprint": HOST.fingerprint,
+                        "calibration": {"processes": 5, "date": "2026-11-25"}},
+                        {"tome/astronaut": dict(SPEEDUP, processes=5)}, {})
+    result = outcome([paired_case(1.5)], baselines)
+    assert f"this host's calibration ({HOST.key}, 5-10 processes, 2026-11-25)" in result.lines[0]

@@ -100,7 +100,10 @@ def source_line(report: GateReport, context: GateContext) -> str:
                 f"{context.portable_key} in {context.path}: nothing gated; record them with "
                 f"`{context.calibrate_hint}`")
     calibration = found.calibration
-    processes = f", {calibration['processes']} processes" if calibration.get("processes") else ""
+    # Records merge case by case, so their cases may come from calibrations over different numbers of processes.
+    counts = sorted({entry.spread.processes for entry in found.speedups.values() if entry.spread is not None})
+    shown = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}" if counts else calibration.get("processes")
+    processes = f", {shown} processes" if shown else ""
     when = f", {calibration['date']}" if calibration.get("date") else ""
     if found.source == HOST:
         return f"judged against this host's calibration ({found.key}{processes}{when})"
