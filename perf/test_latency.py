@@ -10,4 +10,4 @@ def test_latency(benchmark, perf_session, variant, scenario):
     result = run_latency_case(benchmark, perf_session, variant, scenario)
     rounds = 0 if benchmark.disabled else perf_session.rounds  # disabled: nothing is timed
     assert len(result.variant_rounds) == rounds
-    assert len(result.reference_rounds) == (rounds if result.reference else 0)
+    assert len(result.reference_rounds) == (rounds + 1 if result.reference and rounds else 0)  # R V ... R V R

@@ -12,6 +12,9 @@ stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.ev
     python tools/gate_precision.py judge baselines OUT/unchanged/*.json --key cpu-x86_64-2t   # portable bands
     # leave-one-out: calibrate on all runs but one, judge that one, for each run
     python tools/gate_precision.py crossval OUT/unchanged/*.json
+    # diffperf compare on unchanged runs: each run against the next (cyclic), the others as history,
+    # and disjoint blocks of --per-side runs against each other
+    python tools/gate_precision.py compare OUT/unchanged/*.json --per-side 5
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from diffperf.gate import ratios
 from diffperf.gate.calibrate import calibrate_host, host_record
 from diffperf.gate.expectations import HOST, lookup, parse_record
 from diffperf.gate.verdicts import CaseResult, evaluate
+from diffperf.history.compare import compare_runs, compare_sides
 from diffperf.history.runs import Run, load_run
 from diffperf.measure.host import Host
 
@@ -115,6 +119,30 @@ def crossval(paths: list[Path]) -> None:
         print(f"- {alarm}")
 
 
+def compare(paths: list[Path], per_side: int) -> None:
+    """False regressions of ``diffperf compare`` between unchanged runs: one run per side with history, and blocks."""
+    runs = [load_run(path) for path in paths]
+    regressions = []
+    for index, old in enumerate(runs):
+        new = runs[(index + 1) % len(runs)]
+        history = [run for run in runs if run is not old and run is not new]
+        comparison = compare_runs(old, new, history=history)
+        regressions += [f"{old.label} -> {new.label}: {line}" for line in comparison.regressions]
+    print(f"{len(runs)} pairs of unchanged runs, one run per side, the other {len(runs) - 2} as history: "
+          f"{len(regressions)} regressions")
+    for line in regressions:
+        print(f"- {line}")
+    blocks = [runs[start:start + per_side] for start in range(0, len(runs) - per_side + 1, per_side)]
+    block_regressions, pairs = [], 0
+    for index in range(len(blocks) - 1):
+        for later in blocks[index + 1:]:
+            pairs += 1
+            block_regressions += compare_sides(blocks[index], later).regressions
+    print(f"{pairs} pairs of disjoint blocks of {per_side} runs per side: {len(block_regressions)} regressions")
+    for line in block_regressions:
+        print(f"- {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,11 +155,16 @@ def main() -> None:
     judge_parser.add_argument("--key", default=None, help="judge against this record (e.g. the portable bands)")
     crossval_parser = commands.add_parser("crossval", help="leave-one-out false alarms over unchanged runs")
     crossval_parser.add_argument("files", type=Path, nargs="+")
+    compare_parser = commands.add_parser("compare", help="false regressions of diffperf compare on unchanged runs")
+    compare_parser.add_argument("files", type=Path, nargs="+")
+    compare_parser.add_argument("--per-side", type=int, default=5, help="runs per side in the block comparisons")
     args = parser.parse_args()
     if args.command == "spread":
         spread(args.groups)
     elif args.command == "judge":
         judge(args.baselines, args.files, set(filter(None, args.planted.split(","))), args.key)
+    elif args.command == "compare":
+        compare(args.files, args.per_side)
     else:
         crossval(args.files)
 

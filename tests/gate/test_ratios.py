@@ -11,6 +11,7 @@ from scipy import stats
 
 from diffperf.gate.ratios import (
     BETWEEN_RUNS,
+    BRACKETED,
     PAIRED,
     UNPAIRED,
     ProcessSpread,
@@ -20,10 +21,13 @@ from diffperf.gate.ratios import (
     across_processes,
     between_process_margin,
     between_runs,
+    false_alarm_controlled,
     judge_memory,
     judge_speedup,
     memory_ratio,
     min_pairs,
+    is_paired,
+    pair_ratios,
     paired_ratio,
     process_spread,
     rounds_to_decide,
@@ -164,11 +168,33 @@ def test_paired_ratio_rejects_invalid_times(bad, pattern):
         paired_ratio(variant, reference)
 
 
-def test_paired_ratio_rejects_unequal_lengths():
+def test_paired_ratio_rejects_lengths_that_do_not_pair():
     reference, variant = synthetic_pairs(8)
-    with pytest.raises(ValueError, match="equal lengths: got 8 reference times and 7 variant times") as info:
-        paired_ratio(reference, variant[:7])
+    with pytest.raises(ValueError, match="or one more: got 8 reference times and 6 variant times") as info:
+        paired_ratio(reference, variant[:6])
     assert not isinstance(info.value, TooFewRounds)
+    with pytest.raises(ValueError, match="got 7 reference times and 8 variant times"):
+        paired_ratio(reference[:7], variant)
+
+
+def test_bracketed_ratio_is_against_the_reference_calls_on_both_sides():
+    reference = np.array([1.0, 4.0, 9.0, 1.0])
+    variant = np.array([1.0, 2.0, 3.0])
+    assert pair_ratios(reference, variant) == pytest.approx([2.0, 3.0, 1.0])  # sqrt(1*4)/1, sqrt(4*9)/2, sqrt(9)/3
+    assert pair_ratios(reference[:3], variant) == pytest.approx([1.0, 2.0, 3.0])  # plain pairs: R_i / V_i
+
+
+def test_bracketing_cancels_linear_drift_that_plain_pairs_do_not():
+    # The machine slows by 2% per call; the true speed-up is 1.5. R V R V ... R: call 2i is R_i, 2i+1 is V_i.
+    n = 16
+    speed = 1.02 ** np.arange(2 * n + 1)
+    reference, variant = 1.5 * speed[0::2], speed[1::2]
+    bracketed = paired_ratio(reference, variant)
+    plain = paired_ratio(reference[:-1], variant)
+    assert bracketed.method == BRACKETED and plain.method == PAIRED
+    assert bracketed.median == pytest.approx(1.5)
+    assert plain.median == pytest.approx(1.5 / 1.02)  # each reference ran one call earlier, on a faster machine
+    assert is_paired(n + 1, n) and is_paired(n, n) and not is_paired(n + 2, n) and not is_paired(0, 0)
 
 
 @pytest.mark.parametrize("bad", [[], [[1.0, 2.0], [3.0, 4.0]]])
@@ -459,3 +485,28 @@ def test_gate_simulation_no_false_alarms_and_catches_20pct_slowdown():
     assert unchanged.count("improved") == 0
     assert unchanged.count("ok") + unchanged.count("inconclusive") == 200
     assert slowed.count("regressed") == 200
+
+
+# --------------------------------------------------------------------------- many changes at once
+
+
+def test_p_beyond_tests_the_threshold_not_zero():
+    change = between_runs([1.0, 1.01, 0.99], [1.10, 1.11, 1.09])  # +10%, tight
+    assert change.p_beyond(0.05) < 0.005  # well beyond +5%
+    assert change.p_beyond(0.15) > 0.99  # well within +15%
+    halfway = math.exp((math.log(1.05) + math.log(change.estimate.median)) / 2) - 1
+    assert change.p_beyond(0.05) < change.p_beyond(halfway) < 0.5
+    lower = between_runs([1.10, 1.11, 1.09], [1.0, 1.01, 0.99])  # -10%: beyond on the lower side
+    assert lower.p_beyond(0.05) == pytest.approx(change.p_beyond(math.exp(-math.log(0.95)) - 1), rel=1e-6)
+
+
+def test_false_alarm_control_keeps_strong_changes_and_drops_chance_ones_among_many():
+    # One test at p = 0.001 alone rejects at 0.025; among 40 tests it is what chance gives.
+    assert false_alarm_controlled([0.001]) == [True]
+    assert false_alarm_controlled([0.001] + [0.5] * 39) == [False] + [False] * 39
+    assert false_alarm_controlled([1e-6] + [0.5] * 39)[0] is True
+    assert false_alarm_controlled([]) == []
+    # Under no change at all, p-values are uniform: the family rejects anything in about 1 run in 20 at most.
+    rng = np.random.default_rng(0)
+    families = [false_alarm_controlled(rng.uniform(size=36)) for _ in range(2000)]
+    assert np.mean([any(family) for family in families]) < 0.035

@@ -111,11 +111,14 @@ def run(benchmarks: list[dict], *, commit: str = "1111111aaaaaaa", when: str = "
 
 def paired_case(variant: str, scenario: str, reference: str, variant_median: float, reference_median: float,
                 n: int = 12, cv: float = 0.01, seed: int = 0, **kwargs) -> dict:
-    """A case whose variant and reference rounds are interleaved pairs (shared drift per pair)."""
+    """A case whose rounds are bracketed as ``pytest perf`` times them (R V R ... V R), with shared drift.
+
+    Each variant call sees the drift between the reference calls on either side of it.
+    """
     rng = np.random.default_rng(seed)
-    drift = np.exp(rng.normal(0.0, cv, n))  # hits both members of a pair
-    ref = reference_median * drift * np.exp(rng.normal(0.0, cv / 2, n))
-    var = variant_median * drift * np.exp(rng.normal(0.0, cv / 2, n))
+    drift = np.exp(rng.normal(0.0, cv, n + 1))  # at each reference call
+    ref = reference_median * drift * np.exp(rng.normal(0.0, cv / 2, n + 1))
+    var = variant_median * np.sqrt(drift[:-1] * drift[1:]) * np.exp(rng.normal(0.0, cv / 2, n))
     return benchmark(variant, scenario, [float(x) for x in var], reference, [float(x) for x in ref], **kwargs)
 
 

@@ -396,3 +396,30 @@ def test_achieved_throughput_where_the_runs_recorded_it():
     row = next(row for row in tables[2].rows if row[0] == "distilled")
     assert row[2].endswith("GFLOP/s\n3 runs") and row[4].startswith("-1")  # about -17%
     assert all(change.metric != "throughput" for case in comparison.cases for change in case.changes)
+
+
+# --------------------------------------------------------------------------- many changes at once
+
+
+def _case(variant: str, status: str, ratio: float, p_beyond: float) -> compare.CaseComparison:
+    change = compare.Change(LATENCY, ratio, status, ratio * 0.97, ratio * 1.03, p_value=0.01, df=6,
+                            p_beyond=p_beyond)
+    return compare.CaseComparison(variant, "astronaut", None, compare.Side((1.0,)), compare.Side((ratio,)), change)
+
+
+def test_a_change_beyond_the_threshold_by_chance_among_many_is_inconclusive():
+    chance = _case("bf16", compare.SLOWER, 1.09, p_beyond=0.005)  # alone: significant at 2.5%
+    strong = _case("distilled", compare.SLOWER, 1.5, p_beyond=1e-7)
+    others = [_case(f"v{i}", compare.NO_CHANGE, 1.0, p_beyond=0.9) for i in range(20)]
+    cases = compare._control_false_alarms([chance, strong, *others], 0.95)
+    assert chance.latency.status == compare.INCONCLUSIVE and chance.latency.not_among_all
+    assert strong.latency.status == compare.SLOWER and not strong.latency.not_among_all
+    comparison = compare.Comparison([], [], cases)
+    assert [case.label for case, _ in comparison.regressed] == ["distilled/astronaut"]
+    from diffperf.render.history_text import _change_sentence
+
+    assert "not among the 22 changes compared together" in _change_sentence(chance.latency, comparison)
+    # The same change alone is reported.
+    alone = _case("bf16", compare.SLOWER, 1.09, p_beyond=0.005)
+    compare._control_false_alarms([alone], 0.95)
+    assert alone.latency.status == compare.SLOWER

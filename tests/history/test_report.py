@@ -61,7 +61,7 @@ def gate_section(run_document: dict, legacy: bool = False) -> dict:
     for index, bench in enumerate(b for b in run_document["benchmarks"] if b["extra_info"].get("reference")):
         info = bench["extra_info"]
         names = {"variant": info["variant"], "reference": info["reference"], "scenario": info["scenario"]}
-        ratios = np.asarray(info["reference_rounds"]) / np.asarray(bench["stats"]["data"])
+        ratios = gate_ratios.pair_ratios(info["reference_rounds"], bench["stats"]["data"])
         status = statuses[index % len(statuses)]
         speedups.append((_legacy_speedup_row if legacy else _speedup_row)(names, ratios, status))
         memory_ratio = info["peak_memory"] / info["reference_peak_memory"]

@@ -56,3 +56,31 @@ def test_cases_run_variant_by_variant():
     ids = [param.id for param in latency_cases()]
     assert ids[:4] == ["baseline-astronaut", "baseline-vase", "tf32-astronaut", "tf32-vase"]
     assert len(ids) == len(set(ids))
+
+
+class PedanticBenchmark:
+    """pytest-benchmark's pedantic mode as far as the latency case uses it: setup, then the timed call."""
+
+    group = None
+
+    def pedantic(self, target, setup, rounds, warmup_rounds, iterations):
+        assert (warmup_rounds, iterations) == (0, 1)
+        for _ in range(rounds):
+            setup()
+            target()
+
+
+def test_every_variant_call_is_bracketed_by_reference_calls(session):
+    from diffperf.measure.cases import timed_rounds
+
+    calls = []
+    subject, reference = (lambda: calls.append("V")), (lambda: calls.append("R"))
+    session.rounds = 4
+    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, session.scenario("vase"), subject,
+                                                  reference)
+    assert "".join(calls) == "RVRVRVRVR"
+    assert (len(reference_times), len(variant_times)) == (5, 4)
+    calls.clear()
+    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, session.scenario("vase"), subject,
+                                                  None)
+    assert "".join(calls) == "VVVV" and reference_times == []

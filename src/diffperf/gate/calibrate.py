@@ -42,6 +42,7 @@ class CaseCalibration:
     spread: ratios.ProcessSpread
     process_medians: list[float]
     memory_ratio: float | None
+    process_half_widths: list[float] = field(default_factory=list)  # each process's within-process half-width
 
 
 @dataclass
@@ -96,6 +97,7 @@ def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostC
             reference=references[name],
             spread=ratios.process_spread(found),
             process_medians=[round(estimate.median, 5) for estimate in found],
+            process_half_widths=[round(estimate.half_width, 5) for estimate in found],
             memory_ratio=statistics.median(memory[name]) if len(memory.get(name, [])) == len(found) else None,
         )
     if not calibration.cases:
@@ -188,6 +190,8 @@ def _speedup_entry(case: CaseCalibration, tolerance: float) -> dict:
         entry["host_between_sd"] = round(spread.host_between_sd, 5)
     if case.process_medians:
         entry["process_medians"] = case.process_medians
+    if case.process_half_widths:
+        entry["process_half_widths"] = case.process_half_widths
     return entry
 
 

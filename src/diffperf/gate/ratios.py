@@ -2,10 +2,12 @@
 
 Three levels of variation, each with its estimator:
 
-* **Within one process.** A case times a *variant* and its *reference* interleaved (R V R V ...),
-  so pair ``i``'s speed-up ``reference[i] / variant[i]`` cancels slow drift.
-  :func:`paired_ratio` gives the median pair ratio with the exact distribution-free interval of
-  the median (order statistics, ``scipy.stats.quantile_test``).
+* **Within one process.** A case times a *variant* and its *reference* interleaved, with one
+  more reference call at the end (R V R V ... R V R), so each variant call is bracketed by the
+  reference calls on either side of it and its speed-up ``sqrt(reference[i] * reference[i+1]) /
+  variant[i]`` cancels drift that is linear over the three calls, whichever way it goes
+  (:func:`pair_ratios`). :func:`paired_ratio` gives the median of those ratios with the exact
+  distribution-free interval of the median (order statistics, ``scipy.stats.quantile_test``).
 * **Between processes.** Allocator state, kernel choice and thread placement differ between
   processes, so the next process's median lands outside this process's interval more often than
   the interval admits. A calibration over several processes (:func:`process_spread`) measures
@@ -31,7 +33,8 @@ from scipy import stats
 #: Largest number of rounds :func:`rounds_to_decide` suggests.
 MAX_ROUNDS = 10_000
 
-PAIRED = "paired"  # exact order-statistic CI of the median pair ratio
+PAIRED = "paired"  # exact order-statistic CI of the median pair ratio (plain pairs R V)
+BRACKETED = "bracketed"  # the same, of ratios to the geometric mean of the reference calls around each variant call
 UNPAIRED = "unpaired"  # percentile bootstrap of the ratio of medians
 ACROSS_PROCESSES = "across processes"  # PAIRED widened by the calibrated between-process spread
 BETWEEN_RUNS = "between runs"  # pooled t interval on log per-run values
@@ -115,6 +118,20 @@ class RunChange:
     estimate: RatioEstimate
     p_value: float
     df: int
+    standard_error: float = 0.0  # of the log change
+
+    def p_beyond(self, threshold: float) -> float:
+        """One-sided p-value that the change goes beyond ``threshold`` on the side its estimate lies.
+
+        The null hypothesis is that the true change new / old lies within ``1 +- threshold`` (on
+        that side): a small value says the change is larger than the threshold, not merely nonzero.
+        """
+        difference = math.log(self.estimate.median)
+        bound = math.log(1 + threshold) if difference >= 0 else math.log(1 - threshold)
+        excess = abs(difference) - abs(bound)
+        if self.standard_error == 0:
+            return 0.0 if excess > 0 else 1.0
+        return float(stats.t.sf(excess / self.standard_error, self.df))
 
 
 # --------------------------------------------------------------------------- within one process
@@ -136,33 +153,55 @@ def min_pairs(confidence: float = 0.95) -> int:
     raise ValueError(f"confidence {confidence} is too close to 1")
 
 
+def is_paired(reference_count: int, variant_count: int) -> bool:
+    """Whether rounds of these lengths pair up: plain pairs (equal) or bracketed (one more reference call)."""
+    return variant_count > 0 and reference_count in (variant_count, variant_count + 1)
+
+
+def pair_ratios(reference_times: Sequence[float], variant_times: Sequence[float]) -> np.ndarray:
+    """The speed-up of each variant call over the reference calls next to it.
+
+    Bracketed rounds (R V R V ... R V R: one reference call more than variant calls) give
+    ``sqrt(reference[i] * reference[i+1]) / variant[i]``: the variant call against the geometric
+    mean of the reference calls just before and just after it, which cancels drift that is linear
+    over those three calls. Plain pairs (equal lengths, as saved by diffperf before bracketing)
+    give ``reference[i] / variant[i]``.
+    """
+    reference = _as_times("reference_times", reference_times)
+    variant = _as_times("variant_times", variant_times)
+    if not is_paired(reference.size, variant.size):
+        raise ValueError(
+            f"paired rounds need as many reference times as variant times, or one more: got {reference.size} "
+            f"reference times and {variant.size} variant times"
+        )
+    if reference.size == variant.size:
+        return reference / variant
+    return np.sqrt(reference[:-1] * reference[1:]) / variant
+
+
 def paired_ratio(
     reference_times: Sequence[float], variant_times: Sequence[float], confidence: float = 0.95
 ) -> RatioEstimate:
-    """Median speed-up ``reference[i] / variant[i]`` of interleaved pairs, with an exact distribution-free CI.
+    """Median of :func:`pair_ratios`, with an exact distribution-free CI of the median.
 
-    The interval is two order statistics of the pair ratios chosen from Binomial(n, 1/2)
-    (``scipy.stats.quantile_test``): it covers the median pair ratio with probability at least
-    ``confidence`` for any continuous distribution of i.i.d. pair ratios.
+    The interval is two order statistics of the ratios chosen from Binomial(n, 1/2)
+    (``scipy.stats.quantile_test``): it covers the median ratio with probability at least
+    ``confidence`` for any continuous distribution of i.i.d. ratios. Neighbouring bracketed
+    ratios share a reference call, so they are not quite independent; what that costs in coverage
+    is measured between processes and added by :func:`across_processes`.
     """
     _check_confidence(confidence)
-    reference = _as_times("reference_times", reference_times)
-    variant = _as_times("variant_times", variant_times)
-    if reference.size != variant.size:
-        raise ValueError(
-            f"paired rounds need equal lengths: got {reference.size} reference times "
-            f"and {variant.size} variant times"
-        )
+    ratios = pair_ratios(reference_times, variant_times)
     needed = min_pairs(confidence)
-    if reference.size < needed:
-        raise TooFewRounds(needed, int(reference.size), confidence)
-    ratios = reference / variant
+    if ratios.size < needed:
+        raise TooFewRounds(needed, int(ratios.size), confidence)
+    method = PAIRED if len(reference_times) == len(variant_times) else BRACKETED
     median = float(np.median(ratios))
     # The interval depends only on p and alternative, not on q (which only feeds the p-value).
     ci = stats.quantile_test(ratios, q=median, p=0.5, alternative="two-sided").confidence_interval(
         confidence_level=confidence
     )
-    return RatioEstimate(median, float(ci.low), float(ci.high), confidence, int(ratios.size), PAIRED)
+    return RatioEstimate(median, float(ci.low), float(ci.high), confidence, int(ratios.size), method)
 
 
 def unpaired_ratio(
@@ -307,7 +346,22 @@ def between_runs(
         math.exp(difference), math.exp(difference - t * standard_error), math.exp(difference + t * standard_error),
         confidence, int(min(old.size, new.size)), BETWEEN_RUNS,
     )
-    return RunChange(estimate, p_value, df)
+    return RunChange(estimate, p_value, df, standard_error)
+
+
+def false_alarm_controlled(p_values: Sequence[float], confidence: float = 0.95) -> list[bool]:
+    """Which of a family of one-sided tests still reject at ``(1 - confidence) / 2`` when taken together.
+
+    Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``): when nothing
+    changed, the chance that any test of the family rejects stays at about the level of one test,
+    however many cases a comparison holds; when some did change, the share of false ones among
+    those reported is controlled.
+    """
+    _check_confidence(confidence)
+    if not len(p_values):
+        return []
+    adjusted = stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")
+    return [bool(value < (1 - confidence) / 2) for value in adjusted]
 
 
 def run_to_run_sd(series: Sequence[Sequence[float]]) -> tuple[float, int] | None:

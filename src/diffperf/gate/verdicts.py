@@ -135,7 +135,7 @@ def evaluate(results: list[CaseResult], expectations: Expectations | None,
 def speedup_row(result: CaseResult, expectation: Expectation | None, confidence: float = CONFIDENCE) -> GateRow:
     """One speed-up: its within-process estimate, the widened interval, and the verdict on it."""
     row = GateRow("speed-up", result.variant, result.reference, result.scenario, "unchecked")
-    if len(result.variant_rounds) != len(result.reference_rounds) or not result.variant_rounds:
+    if not ratios.is_paired(len(result.reference_rounds), len(result.variant_rounds)):
         row.reason = NOT_MEASURED
         return row
     try:

@@ -16,13 +16,16 @@ a case, and its median paired speed-up.
 
 The change is new / old (for latency the time ratio: above 1 is slower), judged by
 :func:`diffperf.gate.ratios.judge_speedup` against 1 +- ``threshold``: slower / faster (latency)
-or lower / higher (speed-up) only when the whole interval lies beyond the threshold, "no change"
-when it lies within, "inconclusive" otherwise. Results are numbers, statuses and reason codes;
+or lower / higher (speed-up) only when the whole interval lies beyond the threshold **and** that
+holds among all the changes of the comparison taken together (Benjamini-Hochberg over every
+tested latency and speed-up: a comparison of 24 cases would otherwise report about one change
+in twenty by chance), "no change" when it lies within, "inconclusive" otherwise. Results are numbers, statuses and reason codes;
 :mod:`diffperf.render.history_text` puts them into words.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -93,6 +96,9 @@ class Change:
     df: int | None = None  # degrees of freedom of the run-to-run spread
     history_df: int = 0  # of which from the saved history
     reason: str | None = None  # untested: ONE_RUN_PER_SIDE, SHORT_HISTORY, NO_SPEEDUP, REFERENCE_CHANGED
+    p_beyond: float | None = None  # one-sided p that it goes beyond the threshold (RunChange.p_beyond)
+    # Beyond the threshold in this case alone, but not among all the comparison's changes taken together.
+    not_among_all: bool = False
 
     @property
     def tested(self) -> bool:
@@ -183,7 +189,8 @@ def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: 
     past = None
     if history is not None:
         past = [run for run in without(history, old_runs + new_runs) if run.machine == machine]
-    cases = [_compare_case(old_cases[key], new_cases[key], past, confidence, threshold) for key in common]
+    cases = _control_false_alarms(
+        [_compare_case(old_cases[key], new_cases[key], past, confidence, threshold) for key in common], confidence)
     return Comparison(
         old_runs, new_runs, cases,
         only_old=[_label(key) for key in old_cases if key not in new_cases],
@@ -290,7 +297,22 @@ def _change(metric: str, old: Side, new: Side, history: list[Run] | None, key: t
     estimate = change.estimate
     verdict = ratios.judge_speedup(estimate, 1.0, threshold)
     return Change(metric, estimate.median, _STATUS[metric][verdict.status], estimate.low, estimate.high,
-                  change.p_value, change.df, history_df)
+                  change.p_value, change.df, history_df, p_beyond=change.p_beyond(threshold))
+
+
+def _control_false_alarms(cases: list[CaseComparison], confidence: float) -> list[CaseComparison]:
+    """Keep a change beyond the threshold only if it stays so among all the tested changes together."""
+    tested = [(case, index, change) for case in cases for index, change in enumerate(case.changes)
+              if change.p_beyond is not None]
+    kept = ratios.false_alarm_controlled([change.p_beyond for _, _, change in tested], confidence)
+    for (case, index, change), keep in zip(tested, kept):
+        if change.status in (SLOWER, FASTER, LOWER, HIGHER) and not keep:
+            demoted = dataclasses.replace(change, status=INCONCLUSIVE, not_among_all=True)
+            if index == 0:
+                case.latency = demoted
+            else:
+                case.speedup = demoted
+    return cases
 
 
 def history_spread(history: list[Run], key: tuple[str, str], metric: str) -> tuple[float, int] | None:

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from diffperf.gate.ratios import is_paired
+
 __all__ = [
     "Case",
     "HistoryError",
@@ -97,8 +99,9 @@ class Case:
 
     @property
     def paired(self) -> bool:
-        """Raw rounds of both variant and reference, pair for pair."""
-        return bool(self.data) and bool(self.reference_rounds) and len(self.data) == len(self.reference_rounds)
+        """Raw rounds of both variant and reference, interleaved (plain pairs or bracketed)."""
+        return bool(self.data) and bool(self.reference_rounds) and is_paired(len(self.reference_rounds),
+                                                                              len(self.data))
 
     @property
     def stages(self) -> dict[str, float] | None:

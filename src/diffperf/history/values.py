@@ -59,7 +59,7 @@ def run_latency(case: Case) -> float:
 
 
 def run_speedup(case: Case, run: Run | None = None) -> float | None:
-    """A run's speed-up of a case: the median paired ratio ``reference_i / variant_i``.
+    """A run's speed-up of a case: the median of its paired ratios (:func:`~diffperf.gate.ratios.pair_ratios`).
 
     From the raw paired rounds, else the gate's stored value (the same statistic); None for a
     case without a reference or without either.
@@ -67,7 +67,7 @@ def run_speedup(case: Case, run: Run | None = None) -> float | None:
     if case.reference is None:
         return None
     if case.paired:
-        return float(np.median(np.asarray(case.reference_rounds) / np.asarray(case.data)))
+        return float(np.median(ratios.pair_ratios(case.reference_rounds, case.data)))
     stored = _stored_speedup(case, run)
     return stored.value if stored is not None else None
 

@@ -1,8 +1,9 @@
 """The latency case: one variant on one scenario, timed with pytest-benchmark.
 
 Rounds are paired: before each timed round of the variant, pedantic's ``setup`` runs and times one
-call of its reference variant, so the two alternate (R V R V ...) and share clock and thermal
-drift. Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
+call of its reference variant, and one more reference call follows the last round, so the two
+alternate (R V R V ... R V R) and every variant call is bracketed by reference calls that share
+its clock, thermal and neighbour-load drift (:func:`diffperf.gate.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
 so the gate reads its rounds from one place whether or not pytest-benchmark keeps its own
 (``--benchmark-disable``, xdist). The reference's times go to ``extra_info["reference_rounds"]``.
 
@@ -120,7 +121,10 @@ def median_stages(timed_stages: list[dict]) -> dict[str, float]:
 
 def timed_rounds(benchmark, session: PerfSession, scenario: Scenario, subject: TimedPipeline,
                  reference: TimedPipeline | None) -> tuple[list[float], list[float]]:
-    """The paired rounds: (reference times, variant times), each call timed with ``time.perf_counter``."""
+    """The bracketed rounds: (reference times, variant times), each call timed with ``time.perf_counter``.
+
+    With a reference there is one more reference time than variant times (R V R V ... R V R).
+    """
     reference_times: list[float] = []
     variant_times: list[float] = []
 
@@ -137,6 +141,7 @@ def timed_rounds(benchmark, session: PerfSession, scenario: Scenario, subject: T
 
     benchmark.group = scenario.name
     benchmark.pedantic(run_variant, setup=run_reference, rounds=session.rounds, warmup_rounds=0, iterations=1)
+    run_reference()  # closes the bracket of the last variant call
     return reference_times, variant_times
 
 

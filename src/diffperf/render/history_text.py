@@ -105,6 +105,10 @@ def _change_sentence(change: compare.Change, comparison: compare.Comparison) -> 
                 f"{signed_change(change.high)}] between runs (t, {change.df} df{history})")
     if change.status == compare.NO_CHANGE:
         return f"{measured}: within {threshold}"
+    if change.status == compare.INCONCLUSIVE and change.not_among_all:
+        tested = sum(other.p_beyond is not None for case in comparison.cases for other in case.changes)
+        return f"{measured}: beyond {threshold} on its own, but not among the {tested} changes compared " \
+               f"together, where chance alone takes some that far; more runs per side would decide"
     if change.status == compare.INCONCLUSIVE:
         return f"{measured}: the {percent(comparison.confidence)} interval straddles {threshold}; more runs per " \
                f"side would decide"
