@@ -273,8 +273,9 @@ def _out_dir(args, what: str):
 
 
 def _cmd_calibrate(args) -> int:
-    from diffperf.gate.calibrate import CalibrationError, calibrate_host, host_record, portable_bands
-    from diffperf.gate.expectations import ExpectationsError, expectations_path, record
+    from diffperf.gate.calibrate import (CalibrationError, calibrate_host, host_record, portable_bands,
+                                         recorded_calibrations)
+    from diffperf.gate.expectations import ExpectationsError, expectations_path, load_file, record
     from diffperf.history.runs import HistoryError, load_runs
     from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
 
@@ -312,9 +313,14 @@ def _cmd_calibrate(args) -> int:
             print(f"recorded {len(speedups)} speed-ups and {len(memory)} memory ratios of {calibration.key} "
                   f"({calibration.processes} processes) in {path}")
         if args.portable:
+            # Every recorded host of each class measured now, the hosts just recorded included.
+            path = expectations_path(args.baselines, profile)
+            recorded = recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
+            measured = {calibration.portable_key for calibration in calibrations}
             classes: dict = {}
-            for calibration in calibrations:
-                classes.setdefault(calibration.portable_key, []).append(calibration)
+            for calibration in recorded:
+                if calibration.portable_key in measured:
+                    classes.setdefault(calibration.portable_key, []).append(calibration)
             for members in classes.values():
                 key, header, speedups, memory = portable_bands(members, command)
                 path = record(args.baselines, profile, "portable", key, header, speedups, memory)
@@ -393,7 +399,7 @@ def _add_measurement_commands(commands) -> None:
     calibrate.add_argument("--from-runs", nargs="+", metavar="RUN", default=None,
                            help="calibrate from saved runs (JSON files or directories) instead of measuring")
     calibrate.add_argument("--portable", action="store_true",
-                           help="also record portable bands from the calibrations of several hosts (--from-runs)")
+                           help="also record portable bands of each class measured, from every host of that class recorded")
     calibrate.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     calibrate.set_defaults(handler=_cmd_calibrate)
 

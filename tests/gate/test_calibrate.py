@@ -89,7 +89,8 @@ def test_portable_bands_cover_the_hosts_measured():
     distance = abs(math.log(here.cases["distilled/astronaut"].spread.expected / distilled["expected"]))
     assert distilled["tolerance"] >= calibrate.PORTABLE_FACTOR * (math.exp(distance) - 1)
     assert speedups["bf16/vase"]["tolerance"] == calibrate.PORTABLE_FLOOR  # the hosts agree: the floor
-    assert memory["distilled/astronaut"]["expected"] == 0.5
+    assert memory["distilled/astronaut"] == {"reference": "baseline", "expected": 0.5,
+                                             "tolerance": calibrate.PORTABLE_MEMORY_FLOOR}
     # One host of a class: its values, and the floor for the variation between hosts it cannot show.
     _, _, alone, _ = portable_bands([here], "x")
     assert {entry["tolerance"] for entry in alone.values()} == {calibrate.PORTABLE_FLOOR}
@@ -125,3 +126,44 @@ def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path
     assert data["hosts"][HOST.key]["speedups"]["distilled/astronaut"]["processes"] == 5
     assert data["hosts"][HOST.key]["calibration"]["command"].startswith("diffperf calibrate --from-runs ")
     assert "moved it to" in capsys.readouterr().err
+
+
+def test_recorded_host_records_read_back_as_calibrations(tmp_path):
+    from diffperf.gate.expectations import record
+
+    calibration = calibrate_host(runs(offsets=[1.0, 1.03, 0.97, 1.02, 0.98, 1.0]))
+    header, speedups, memory = host_record(calibration, "diffperf calibrate")
+    path = record(tmp_path, "tiny", "hosts", calibration.key, header, speedups, memory)
+    hosts = __import__("json").loads(path.read_text())["hosts"]
+    del hosts[calibration.key]["portable_key"]  # records written before it was stored: derived from the fingerprint
+    (back,) = calibrate.recorded_calibrations(path, "tiny", hosts)
+    assert (back.key, back.portable_key, back.processes) == (calibration.key, calibration.portable_key, 6)
+    for name, case in calibration.cases.items():
+        assert back.cases[name].spread.expected == pytest.approx(case.spread.expected, abs=1e-4)
+        assert back.cases[name].spread.run_sd == pytest.approx(case.spread.run_sd, abs=1e-5)
+        assert back.cases[name].memory_ratio == case.memory_ratio and back.cases[name].reference == "baseline"
+
+
+def test_calibrate_portable_derives_bands_from_every_recorded_host_of_the_class(tmp_path):
+    import json
+
+    from diffperf import cli
+
+    other = Host("cpu", "Intel Xeon", "2t", {**HOST.fingerprint, "isa": ["amx_bf16", "avx512f"]})
+    assert other.portable_key == HOST.portable_key and other.key != HOST.key
+    baselines = tmp_path / "baselines"
+    for host, speedup in ((HOST, 1.5), (other, 1.2)):
+        files = []
+        for index in range(5):
+            path = tmp_path / host.key / f"run-{index}.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(run_document(host, {"distilled/astronaut": speedup}, seed=index)))
+            files.append(str(path))
+        assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(baselines), "--portable"]) == 0
+    data = json.loads((baselines / "tiny" / "speedups.json").read_text())
+    bands = data["portable"][HOST.portable_key]
+    assert bands["hosts"] == sorted([HOST.key, other.key])  # the host recorded first is kept in the bands
+    band = bands["speedups"]["distilled/astronaut"]
+    assert sorted(band["host_values"]) == pytest.approx([1.2, 1.5], abs=0.01)
+    low, high = band["expected"] * (1 - band["tolerance"]), band["expected"] * (1 + band["tolerance"])
+    assert low < 1.2 and 1.5 < high  # both hosts' values inside the band

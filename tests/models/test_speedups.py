@@ -74,6 +74,16 @@ def test_opt_in_on_the_cpu_only(monkeypatch):
     assert skip_reason(get_variant("best-cpu"), CPU) is None  # DeepCache on the CPU by default
 
 
+def test_fp16_family_is_opt_in_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(variants_module, "dtype_supported", lambda dtype, device: True)
+    assert skip_reason(get_variant("fp16"), CPU) == (
+        "fp16 is opt-in on cpu (slower than fp32 on CPUs; time budget): pass --perf-speedups")
+    assert skip_reason(get_variant("distilled-taesd-fp16"), CPU).startswith("its reference cannot run: ")
+    for name in ("fp16", "distilled-fp16", "distilled-taesd-fp16"):
+        assert skip_reason(get_variant(name), CPU, frozenset({"--perf-speedups"})) is None, name
+        assert skip_reason(get_variant(name), CUDA) is None, name
+
+
 def test_int8_needs_vnni_on_the_cpu(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: object())
     monkeypatch.setattr(variants_module, "cpu_has_vnni", lambda: False)

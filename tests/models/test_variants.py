@@ -147,7 +147,8 @@ def test_present_package(monkeypatch):
 
 def test_unsupported_dtype(monkeypatch):
     monkeypatch.setattr(variants_module, "dtype_supported", lambda dtype, device: dtype != torch.float16)
-    assert skip_reason(get_variant("fp16"), CPU) == "fp16 needs float16 kernels, which this cpu lacks"
+    enabled = frozenset({"--perf-speedups"})  # fp16 is opt-in on the CPU
+    assert skip_reason(get_variant("fp16"), CPU, enabled) == "fp16 needs float16 kernels, which this cpu lacks"
     assert skip_reason(get_variant("bf16"), CPU) is None
 
 

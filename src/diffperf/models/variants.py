@@ -60,7 +60,11 @@ class Variant:
 VARIANTS: tuple[Variant, ...] = (
     Variant("baseline", "fp32 weights, default attention (SDPA)", reference=None),
     Variant("tf32", "TF32 matmuls (torch.backends.cuda.matmul.allow_tf32)", tf32_matmul=True, needs_cuda=True),
-    Variant("fp16", "fp16 weights (torch_dtype=torch.float16)", dtype="float16", approximates_fp32="half"),
+    # On the CPU fp16 is slower than fp32 where it runs at all (0.80-0.84x on an AMX host; no kernels on
+    # AMD Zen 4), and its family (fp16, distilled-fp16, distilled-taesd-fp16) would take the suite past
+    # its 180 s budget there: opt-in on the CPU (docs/variants.md, "Time budget").
+    Variant("fp16", "fp16 weights (torch_dtype=torch.float16)", dtype="float16", approximates_fp32="half",
+            opt_in="--perf-speedups", opt_in_devices=("cpu",), opt_in_why="slower than fp32 on CPUs; time budget"),
     Variant(
         "tf32-fp16", "TF32 matmuls and fp16 weights (the documents' 'combined')",
         dtype="float16", tf32_matmul=True, needs_cuda=True, approximates_fp32="half",
