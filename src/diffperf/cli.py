@@ -306,7 +306,10 @@ def _cmd_calibrate(args) -> int:
         if len(profiles) != 1:
             raise CalibrationError(f"the runs come from several profiles ({', '.join(sorted(profiles))})")
         profile = profiles.pop()
-        _move_aside_if_corrupt(expectations_path(args.baselines, profile), profile)
+        path = expectations_path(args.baselines, profile)
+        _move_aside_if_corrupt(path, profile)
+        if args.portable:  # the bands read every host record: each must be readable before anything is written
+            recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
         for calibration in calibrations:
             header, speedups, memory = host_record(calibration, command)
             path = record(args.baselines, profile, "hosts", calibration.key, header, speedups, memory)
@@ -314,7 +317,6 @@ def _cmd_calibrate(args) -> int:
                   f"({calibration.processes} processes) in {path}")
         if args.portable:
             # Every recorded host of each class measured now, the hosts just recorded included.
-            path = expectations_path(args.baselines, profile)
             recorded = recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
             measured = {calibration.portable_key for calibration in calibrations}
             classes: dict = {}

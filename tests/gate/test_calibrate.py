@@ -40,6 +40,19 @@ def runs(host=HOST, processes=6, offsets=None, speedups=None):
                           source=f"run-{i}.json") for i in range(processes)]
 
 
+def saved_runs(directory, host=HOST, speedups=None, processes=5) -> list[str]:
+    """``processes`` saved runs of ``host`` in ``directory``, as ``diffperf calibrate --from-runs`` reads them."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index in range(processes):
+        path = directory / f"run-{index}.json"
+        path.write_text(json.dumps(run_document(host, speedups or {"distilled/astronaut": 1.5}, seed=index)))
+        files.append(str(path))
+    return files
+
+
 def test_calibration_measures_the_spread_between_processes():
     offsets = [1.0, 1.03, 0.97, 1.02, 0.98, 1.0]
     calibration = calibrate_host(runs(offsets=offsets))
@@ -110,12 +123,7 @@ def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path
 
     from diffperf import cli
 
-    files = []
-    for index in range(5):
-        path = tmp_path / "runs" / f"run-{index}.json"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(run_document(HOST, {"distilled/astronaut": 1.5}, seed=index)))
-        files.append(str(path))
+    files = saved_runs(tmp_path / "runs")
     target = tmp_path / "baselines" / "tiny" / "speedups.json"
     target.parent.mkdir(parents=True)
     target.write_text("{truncated")
@@ -153,12 +161,7 @@ def test_calibrate_portable_derives_bands_from_every_recorded_host_of_the_class(
     assert other.portable_key == HOST.portable_key and other.key != HOST.key
     baselines = tmp_path / "baselines"
     for host, speedup in ((HOST, 1.5), (other, 1.2)):
-        files = []
-        for index in range(5):
-            path = tmp_path / host.key / f"run-{index}.json"
-            path.parent.mkdir(exist_ok=True)
-            path.write_text(json.dumps(run_document(host, {"distilled/astronaut": speedup}, seed=index)))
-            files.append(str(path))
+        files = saved_runs(tmp_path / host.key, host, {"distilled/astronaut": speedup})
         assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(baselines), "--portable"]) == 0
     data = json.loads((baselines / "tiny" / "speedups.json").read_text())
     bands = data["portable"][HOST.portable_key]
@@ -167,3 +170,20 @@ def test_calibrate_portable_derives_bands_from_every_recorded_host_of_the_class(
     assert sorted(band["host_values"]) == pytest.approx([1.2, 1.5], abs=0.01)
     low, high = band["expected"] * (1 - band["tolerance"]), band["expected"] * (1 + band["tolerance"])
     assert low < 1.2 and 1.5 < high  # both hosts' values inside the band
+
+
+def test_calibrate_portable_with_an_unusable_host_record_records_nothing(tmp_path, capsys):
+    import json
+
+    from diffperf import cli
+
+    files = saved_runs(tmp_path / "runs")
+    target = tmp_path / "baselines" / "tiny" / "speedups.json"
+    target.parent.mkdir(parents=True)
+    broken = {"schema": 2, "profile": "tiny", "portable": {},
+              "hosts": {"cpu-other-2t-00000000": {"speedups": {"bf16/vase": {"expected": "fast"}}}}}
+    target.write_text(json.dumps(broken))
+    assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(tmp_path / "baselines"),
+                     "--portable"]) == 2
+    assert json.loads(target.read_text()) == broken  # nothing written
+    assert "lacks numeric fields; nothing recorded" in capsys.readouterr().err
