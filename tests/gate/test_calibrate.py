@@ -1,5 +1,6 @@
 """Calibration across processes, and portable bands across hosts, from synthetic saved runs."""
 
+import json
 import math
 
 import numpy as np
@@ -42,8 +43,6 @@ def runs(host=HOST, processes=6, offsets=None, speedups=None):
 
 def saved_runs(directory, host=HOST, speedups=None, processes=5) -> list[str]:
     """``processes`` saved runs of ``host`` in ``directory``, as ``diffperf calibrate --from-runs`` reads them."""
-    import json
-
     directory.mkdir(parents=True, exist_ok=True)
     files = []
     for index in range(processes):
@@ -119,8 +118,6 @@ def test_portable_bands_stand_for_one_class_of_hosts():
 
 
 def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path, capsys):
-    import json
-
     from diffperf import cli
 
     files = saved_runs(tmp_path / "runs")
@@ -142,7 +139,7 @@ def test_recorded_host_records_read_back_as_calibrations(tmp_path):
     calibration = calibrate_host(runs(offsets=[1.0, 1.03, 0.97, 1.02, 0.98, 1.0]))
     header, speedups, memory = host_record(calibration, "diffperf calibrate")
     path = record(tmp_path, "tiny", "hosts", calibration.key, header, speedups, memory)
-    hosts = __import__("json").loads(path.read_text())["hosts"]
+    hosts = json.loads(path.read_text())["hosts"]
     del hosts[calibration.key]["portable_key"]  # records written before it was stored: derived from the fingerprint
     (back,) = calibrate.recorded_calibrations(path, "tiny", hosts)
     assert (back.key, back.portable_key, back.processes) == (calibration.key, calibration.portable_key, 6)
@@ -153,8 +150,6 @@ def test_recorded_host_records_read_back_as_calibrations(tmp_path):
 
 
 def test_calibrate_portable_derives_bands_from_every_recorded_host_of_the_class(tmp_path):
-    import json
-
     from diffperf import cli
 
     other = Host("cpu", "Intel Xeon", "2t", {**HOST.fingerprint, "isa": ["amx_bf16", "avx512f"]})
@@ -173,8 +168,6 @@ def test_calibrate_portable_derives_bands_from_every_recorded_host_of_the_class(
 
 
 def test_calibrate_portable_with_an_unusable_host_record_records_nothing(tmp_path, capsys):
-    import json
-
     from diffperf import cli
 
     files = saved_runs(tmp_path / "runs")
