@@ -1,11 +1,12 @@
 """The full-size architectures end to end on the CPU, through the code path GPU runs use.
 
 The ``full`` profile (SD v1 UNet, the BK-SDM-small student derived from it, CLIP ViT-L/14, the KL
-VAE, TAESD) is what GPU CI runs. Here the real suite files run on it with the smallest workload
-every block still sees (1 step at 64x64 pixels: an 8x8 latent, 3 downsamplings to 1x1): the
-store, the timed pipeline, stage times, the peak-memory and FLOP probes, image capture and
-recording, and the gate's bookkeeping all run. ``pytest tests -m "not full_smoke"`` leaves these
-tests out.
+VAE, TAESD; SDXL, its students and TAESDXL) is what GPU CI runs. Here the real suite files run on
+SD v1 with the smallest workload every block still sees (1 step at 64x64 pixels: an 8x8 latent, 3
+downsamplings to 1x1): the store, the timed pipeline, stage times, the peak-memory and FLOP probes,
+image capture and recording, and the gate's bookkeeping all run; SDXL's full-size components run
+forward one by one (its pipeline needs about 14 GB in fp32). ``pytest tests -m "not full_smoke"``
+leaves these tests out.
 
 It runs on one intra-op thread, like every unit test (tests/conftest.py): on a shared machine two
 OpenMP threads wait on each other whenever one is descheduled, and the full-size calls then take
@@ -25,11 +26,11 @@ import torch
 import diffperf.images.checks  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
 import diffperf.measure.cases  # noqa: F401
 from diffperf.images.baselines import ImageBaselines
+from diffperf.models import sd1, sdxl
 from diffperf.models.bksdm import derive_student, teacher_key
-from diffperf.models.profiles import FULL, TINY
-from diffperf.models.variants import VARIANT_NAMES
-from diffperf.models.workloads import get_scenario
-from diffperf.models.zoo import TEACHER_UNET, SyntheticSource
+from diffperf.models.builtin import builtin_registry
+from diffperf.models.sdxl_students import STUDENTS, derive_sdxl_student
+from diffperf.models.zoo import SyntheticSource
 from diffperf.options import PerfOptions
 
 pytest_plugins = ["pytester"]
@@ -47,14 +48,16 @@ def test_full_size_pipelines_run_through_the_suite(pytester, tmp_path):
     pytester.makepyfile(test_full_latency=(SUITE / "test_latency.py").read_text(),
                         test_full_similarity=(SUITE / "test_similarity.py").read_text())
     baselines, output, report, summary = (tmp_path / name for name in ("baselines", "output", "report", "summary.md"))
-    args = ["-k", "astronaut", "--perf-profile", "full", "--perf-device", "cpu", "--perf-variants", ",".join(VARIANTS),
+    args = ["-k", "astronaut and not xl", "--perf-profile", "full", "--perf-device", "cpu", "--perf-variants", ",".join(VARIANTS),
             *WORKLOAD, "--perf-baselines", str(baselines), "--perf-output", str(output), "-p", "no:cacheprovider"]
 
     # Latency (6 paired rounds, no warm-up) and image recording, in one process as a user's run.
     recorded = pytester.runpytest(*args, "--perf-rounds", "6", "--perf-warmup", "0", "--perf-update-baselines",
                                   "--perf-report", str(report), "--perf-summary", str(summary))
-    selected = 2 * len(VARIANT_NAMES)  # both files, one scenario of two
-    recorded.assert_outcomes(passed=2 * len(VARIANTS), skipped=selected - 2 * len(VARIANTS), deselected=selected)
+    cases = builtin_registry().cases()
+    selected = 2 * sum(scenario == "astronaut" for _, scenario in cases)  # both files
+    recorded.assert_outcomes(passed=2 * len(VARIANTS), skipped=selected - 2 * len(VARIANTS),
+                             deselected=2 * len(cases) - selected)
     recorded.stdout.fnmatch_lines(["speed-up gate: nothing judged (workload overridden)",
                                    "*diffperf throughput*", "baseline*astronaut*float32*"])
     run = json.loads((report / "run.json").read_text())
@@ -83,7 +86,7 @@ def test_full_size_pipelines_run_through_the_suite(pytester, tmp_path):
 def test_the_students_kept_blocks_compute_what_the_teachers_compute():
     """BK-SDM keeps some of the teacher's blocks with their weights: at full size, given the inputs the
     teacher's blocks received, the student's blocks return the very same outputs."""
-    teacher = SyntheticSource(FULL, torch.device("cpu")).build(TEACHER_UNET)
+    teacher = SyntheticSource("full", torch.device("cpu")).build(sd1.FAMILY, "unet")
     student = derive_student(teacher, "small")
     kept = {name: teacher.get_submodule(teacher_key(name, "small"))
             for name, _ in student.named_modules() if KEPT.fullmatch(name)}
@@ -98,7 +101,7 @@ def test_the_students_kept_blocks_compute_what_the_teachers_compute():
     handles = [module.register_forward_hook(record(name), with_kwargs=True) for name, module in kept.items()]
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(2, 4, 8, 8, generator=generator)
-    context = torch.randn(2, 77, FULL.unet["cross_attention_dim"], generator=generator)
+    context = torch.randn(2, 77, sd1.UNET["cross_attention_dim"], generator=generator)
     with torch.no_grad():
         out = teacher(sample, 999, encoder_hidden_states=context, return_dict=False)[0]
         for handle in handles:
@@ -118,15 +121,52 @@ def _tensor(output) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
 
 
+@pytest.mark.full_smoke
+def test_full_size_sdxl_its_students_and_taesdxl_run_forward():
+    """SDXL base 1.0's UNet (2.6B parameters), SSD-1B, Segmind-Vega and KOALA-700M derived from it, both text
+    encoders, the VAE and TAESDXL, at full size on the CPU: the smallest input every block still sees (an 8x8
+    latent), one at a time so that the 10 GB teacher and one student fit beside each other."""
+    source = SyntheticSource("full", torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        ids = torch.randint(0, 49407, (1, 77), generator=generator)
+        states = []
+        for name in ("text_encoder", "text_encoder_2"):
+            encoder = source.build(sdxl.FAMILY, name)
+            output = encoder(ids, output_hidden_states=True)
+            states.append(output.hidden_states[-2])
+            if name == "text_encoder_2":
+                pooled = output.text_embeds
+            del encoder
+        context = torch.cat(states, dim=-1)
+        assert context.shape == (1, 77, 2048) and pooled.shape == (1, 1280)
+        conditioning = {"text_embeds": pooled, "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])}
+        sample = torch.randn(1, 4, 8, 8, generator=generator)
+        teacher = source.build(sdxl.FAMILY, "unet")
+        outputs = {"sdxl": teacher(sample, 999, encoder_hidden_states=context, added_cond_kwargs=conditioning).sample}
+        for student in STUDENTS:
+            unet = derive_sdxl_student(teacher, student)
+            outputs[student] = unet(sample, 999, encoder_hidden_states=context, added_cond_kwargs=conditioning).sample
+            del unet
+        del teacher
+        for name, output in outputs.items():
+            assert output.shape == sample.shape and torch.isfinite(output).all(), name
+        latents = torch.randn(1, 4, 8, 8, generator=generator)
+        for name in ("vae", "taesdxl"):
+            image = source.build(sdxl.FAMILY, name).decode(latents).sample
+            assert image.shape == (1, 3, 64, 64) and torch.isfinite(image).all(), name
+
+
 # --------------------------------------------------------------------------- the workload options
 
 
 def test_workload_options_override_the_profiles_scaling():
-    astronaut = get_scenario("astronaut")
-    assert astronaut.scaled(TINY) == astronaut.scaled(TINY, None, None)
-    assert (astronaut.scaled(TINY).steps, astronaut.scaled(TINY).resolution) == (5, 128)
-    assert (astronaut.scaled(FULL, steps=1, resolution=64).steps,
-            astronaut.scaled(FULL, steps=1, resolution=64).resolution) == (1, 64)
+    astronaut = sd1.FAMILY.scenario("astronaut")
+    tiny = sd1.FAMILY.scale("tiny")
+    assert astronaut.scaled(tiny) == astronaut.scaled(tiny, None, None)
+    assert (astronaut.scaled(tiny).steps, astronaut.scaled(tiny).resolution) == (5, 128)
+    full = astronaut.scaled(sd1.FAMILY.scale("full"), steps=1, resolution=64)
+    assert (full.steps, full.resolution) == (1, 64)
     assert astronaut.scaled(None, resolution=768).steps == 50
     assert PerfOptions(steps=2, resolution=128).workload_overrides == {"steps": 2, "resolution": 128}
     assert PerfOptions().workload_overrides == {}

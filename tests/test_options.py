@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffperf.models.builtin import builtin_registry
 from diffperf.options import PerfOptions
-from diffperf.models.variants import VARIANT_NAMES
 
 pytest_plugins = ["pytester"]
 
 LATENCY_SUITE = Path(__file__).resolve().parents[1] / "perf" / "test_latency.py"
+REGISTRY = builtin_registry()
 
 
 # --------------------------------------------------------------------------- PerfOptions
@@ -30,12 +31,30 @@ def test_unknown_profile_message():
 
 
 def test_unknown_variant_message():
+    options = PerfOptions(variants=("baseline", "nope"))
+    options.check()  # names are judged against the run's registry, which a conftest.py may add to
     with pytest.raises(ValueError) as info:
-        PerfOptions(variants=("baseline", "nope")).check()
+        options.check_names(REGISTRY)
     message = str(info.value)
     assert message.startswith("unknown variant 'nope': choose one of ")
     assert "\n" not in message
-    assert all(name in message for name in VARIANT_NAMES)
+    assert all(name in message for name in REGISTRY.variants)
+    PerfOptions(variants=("baseline", "best-cpu")).check_names(REGISTRY)
+
+
+def test_unknown_planted_slowdown_variant_message():
+    with pytest.raises(ValueError, match=r"^unknown variant 'nope': choose one of baseline, "):
+        PerfOptions(planted_slowdowns={"nope": 0.1}).check_names(REGISTRY)
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("nope", r"^--perf-hub nope: unknown family 'nope': declared are sd1\b"),
+    ("sd1.nope", r"^--perf-hub sd1.nope: family sd1 has no component 'nope': choose one of unet, bk-sdm-small, "),
+])
+def test_unknown_hub_family_or_component_message(key, message):
+    with pytest.raises(ValueError, match=message):
+        PerfOptions(hub_models={key: "some/repo"}).check_names(REGISTRY)
+    PerfOptions(hub_models={"sd1": "some/repo", "sd1.taesd": "other/repo"}).check_names(REGISTRY)
 
 
 @pytest.mark.parametrize("rounds", [0, -3])
@@ -90,14 +109,16 @@ def test_unknown_profile_is_a_usage_error(pytester):
 
 
 def test_unknown_variant_is_a_one_line_usage_error(pytester):
-    pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("--perf-variants", "baseline,nope")
+    """Refused when the session starts, before any model is built or any case runs."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-variants", "baseline,nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    lines = [line for line in result.stderr.lines if "unknown variant" in line]
+    result.stdout.fnmatch_lines(["*no tests ran*"])
+    lines = [line for line in result.outlines + result.errlines if "unknown variant" in line]
     assert len(lines) == 1
-    assert "'nope'" in lines[0]
-    assert all(name in lines[0] for name in VARIANT_NAMES)
-    assert "Traceback" not in result.stderr.str()
+    assert "diffperf: unknown variant 'nope'" in lines[0]
+    assert all(name in lines[0] for name in REGISTRY.variants)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_bad_rounds_is_a_usage_error(pytester):
@@ -170,7 +191,9 @@ def test_latency_suite_baseline_only(pytester):
         )
     finally:
         torch.set_num_threads(previous_threads)
-    others = [name for name in VARIANT_NAMES if name != "baseline"]
+    # -k astronaut: every variant's cases on the scenarios whose names hold "astronaut", baseline's alone running.
+    others = [name for name, scenario in REGISTRY.cases() if "astronaut" in scenario and name != "baseline"]
+    assert "tf32" in others
     result.assert_outcomes(passed=1, skipped=len(others))
     skip_lines = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
     assert len(skip_lines) == len(others)

@@ -34,25 +34,30 @@ import time
 import numpy as np
 import torch
 
-from diffperf.models import zoo
-from diffperf.images.checks import FP32_VARIANT, perturbed_copy, raw_output, same_kind
-from diffperf.models.profiles import SYNTHETIC_PROFILES
+from diffperf.images.checks import perturbed_copy, raw_output
 from diffperf.images.similarity import THRESHOLDS, ImageComparison, compare
-from diffperf.models.store import PipelineStore, runtime_settings
-from diffperf.models.variants import VARIANTS, get_variant, skip_reason
-from diffperf.models.workloads import SCENARIO_NAMES, get_scenario
+from diffperf.models import zoo
+from diffperf.models.builtin import builtin_registry
+from diffperf.models.store import PipelineStore
 
 PLANTED = ("seed", "steps", "weights", "scheduler")
-OTHER_SCHEDULER = {"ddim": "pndm", "pndm": "ddim"}
+REGISTRY = builtin_registry()
 
 
-def _runnable(device, force: bool = False):
-    """Variants that run here; with ``force`` also those lacking only fast kernels (fp16 on most CPUs)."""
-    return [
-        v for v in VARIANTS
-        if skip_reason(v, device) is None
-        or (force and "kernels, which this" in (skip_reason(v, device) or "") and not v.needs_cuda)
-    ]
+def _runnable(family: str, device, force: bool = False):
+    """The family's variants that run here; with ``force`` also those lacking only fast kernels (fp16 on most CPUs)."""
+    runnable = []
+    for variant in REGISTRY.variants.values():
+        if variant.family != family:
+            continue
+        reason = REGISTRY.skip_reason(variant, None, device, frozenset({"--perf-speedups"}))
+        if reason is None or (force and "kernels, which this" in reason):
+            runnable.append(variant)
+    return runnable
+
+
+def _scenario_names(family) -> list[str]:
+    return [scenario.name for scenario in family.scenarios]
 
 
 def _round_to_tf32(tensor):
@@ -92,12 +97,12 @@ class PerturbedSource:
         self.source = source
         self.unet = unet
 
-    def build(self, component: str, meta: bool = False) -> torch.nn.Module:
-        if component == zoo.TEACHER_UNET and not meta:
+    def build(self, family, component: str, meta: bool = False) -> torch.nn.Module:
+        if component == "unet" and not meta:
             return self.unet
-        return self.source.build(component, meta=meta)
+        return self.source.build(family, component, meta=meta)
 
-    def __getattr__(self, name):  # name, derives_students, tokenizer, scheduler_config
+    def __getattr__(self, name):  # name, derives_students, scheduler_config
         return getattr(self.source, name)
 
 
@@ -107,23 +112,24 @@ EMULATED = {"tf32-emulated": lambda: EmulatedTF32(conv=False), "tf32-conv-emulat
 def run(args) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    profile = SYNTHETIC_PROFILES[args.profile]
+    family = REGISTRY.family(args.family)
+    scale = family.scale(args.profile)
     source = zoo.make_source(args.profile, device)
-    store = PipelineStore(source, device)
+    store = PipelineStore(REGISTRY, source, device)
     arrays = {}
     start = time.perf_counter()
-    variants = [v for v in _runnable(device, args.force) if not args.variants or v.name in args.variants]
+    variants = [v for v in _runnable(family.name, device, args.force) if not args.variants or v.name in args.variants]
     for name in args.emulate:
-        for scenario_name in SCENARIO_NAMES:
-            scenario = get_scenario(scenario_name).scaled(profile)
-            pipe = store.pipeline(get_variant(FP32_VARIANT), scenario)
+        for scenario_name in _scenario_names(family):
+            scenario = family.scenario(scenario_name).scaled(scale)
+            pipe = store.pipeline(REGISTRY.variant(family.baseline), scenario)
             with EMULATED[name]():
                 arrays[f"{name}/{scenario_name}/clean"] = raw_output(pipe, scenario)
     for variant in variants:
-        for scenario_name in SCENARIO_NAMES:
-            scenario = get_scenario(scenario_name).scaled(profile)
+        for scenario_name in _scenario_names(family):
+            scenario = family.scenario(scenario_name).scaled(scale)
             pipe = store.pipeline(variant, scenario)
-            settings = lambda: runtime_settings(variant)  # noqa: E731
+            settings = lambda: store.during_calls(variant)  # noqa: E731
             key = f"{variant.name}/{scenario_name}"
             arrays[f"{key}/clean"] = raw_output(pipe, scenario, settings)
             if args.repeat:
@@ -131,19 +137,20 @@ def run(args) -> None:
             if args.planted:
                 arrays[f"{key}/seed"] = raw_output(pipe, scenario, settings, seed=scenario.seed + 1)
                 arrays[f"{key}/steps"] = raw_output(pipe, scenario, settings, steps=scenario.steps - 1)
-                other = zoo.make_scheduler(OTHER_SCHEDULER[scenario.scheduler], source.scheduler_config())
-                models = store.models(variant)
-                swapped = zoo.assemble_pipeline(tokenizer=store.tokenizer(), scheduler=other, **models)
-                arrays[f"{key}/scheduler"] = raw_output(swapped, scenario, settings)
+                others = [name for name in family.schedulers if name != scenario.scheduler]
+                if others:  # a family with one scheduler has no other to plant
+                    other = family.make_scheduler(others[0], source.scheduler_config(family))
+                    swapped = zoo.assemble_pipeline(family, store.models(variant), other)
+                    arrays[f"{key}/scheduler"] = raw_output(swapped, scenario, settings)
         if args.planted:
             # Perturb the fp32 source UNet and rebuild the variant from it (casts, students, layout).
-            unet = perturbed_copy(store.component(zoo.TEACHER_UNET, torch.float32))
-            perturbed = PipelineStore(PerturbedSource(source, unet), device)
-            for scenario_name in SCENARIO_NAMES:
-                scenario = get_scenario(scenario_name).scaled(profile)
+            unet = perturbed_copy(store.component(family.name, "unet", torch.float32))
+            perturbed = PipelineStore(REGISTRY, PerturbedSource(source, unet), device)
+            for scenario_name in _scenario_names(family):
+                scenario = family.scenario(scenario_name).scaled(scale)
                 pipe = perturbed.pipeline(variant, scenario)
                 arrays[f"{variant.name}/{scenario_name}/weights"] = raw_output(
-                    pipe, scenario, lambda: runtime_settings(variant)
+                    pipe, scenario, lambda: perturbed.during_calls(variant)
                 )
         store.keep_only([v.name for v in variants[variants.index(variant) + 1:]])
     meta = {
@@ -175,9 +182,10 @@ def analyze(args) -> None:
     keys = sorted(k[: -len("/clean")] for k in reference.files if k.endswith("/clean"))
     for key in keys:
         variant_name, scenario = key.split("/")
-        variant = get_variant("tf32") if variant_name in EMULATED else get_variant(variant_name)
+        variant = REGISTRY.variant("tf32") if variant_name in EMULATED else REGISTRY.variant(variant_name)
+        fp32_variant = REGISTRY.family_of(variant).baseline
         expected = reference[f"{key}/clean"]
-        kind = same_kind(variant)
+        kind = variant.own_check()
         for path, data in others:
             for run_name in ("clean", "repeat"):
                 name = f"{key}/{run_name}"
@@ -190,13 +198,13 @@ def analyze(args) -> None:
             if name in reference.files:
                 comparison = compare(reference[name], expected, kind)
                 rows.append(_row(variant_name, scenario, f"planted:{planted}", comparison))
-        if variant.approximates_fp32 and variant_name != FP32_VARIANT:
-            fp32 = reference[f"{FP32_VARIANT}/{scenario}/clean"]
+        if variant.fp32_check() and variant_name != fp32_variant:
+            fp32 = reference[f"{fp32_variant}/{scenario}/clean"]
             for path, data in others:
                 name = f"{key}/clean"
                 if name in data.files:
                     rows.append(_row(variant_name, scenario, f"vs-fp32:{_label(path)}",
-                                     compare(data[name], fp32, variant.approximates_fp32)))
+                                     compare(data[name], fp32, variant.fp32_check())))
     for row in rows:
         print(f"{row['variant']:16s} {row['scenario']:10s} {row['kind']:9s} {row['what']:28s} "
               f"PSNR {row['psnr']:7.1f}  SSIM {row['ssim']:.7f}  cos {row['cos']:.2e}  plain {row['plain']:.2e}  "
@@ -214,11 +222,11 @@ def record(args) -> None:
     from diffperf.session import PerfSession
 
     torch.set_num_threads(args.threads)
-    session = PerfSession(PerfOptions(profile=args.profile, device="cpu", baselines_dir=args.baselines))
+    session = PerfSession(PerfOptions(profile=args.profile, device="cpu", baselines_dir=args.baselines), REGISTRY)
     for name in args.variants:
-        variant = get_variant(name)
-        reason = skip_reason(variant, session.device)
-        for scenario_name in SCENARIO_NAMES:
+        variant = REGISTRY.variant(name)
+        reason = REGISTRY.skip_reason(variant, None, session.device, frozenset({"--perf-speedups"}))
+        for scenario_name in _scenario_names(REGISTRY.family_of(variant)):
             note = None
             if reason is not None:
                 note = f"recorded on a CPU where it would be skipped ({reason}), with ATen's fallback kernels"
@@ -253,11 +261,10 @@ def _fmt(w) -> str:
 
 def report(args) -> None:
     """A Markdown table per variant from ``analyze --json`` outputs."""
-    from diffperf.models.variants import VARIANT_NAMES
-
+    known = list(REGISTRY.variants)
     rows = [row for path in args.json_files for row in json.load(open(path))]
-    names = [n for n in VARIANT_NAMES if any(r["variant"] == n for r in rows)]
-    names += sorted({r["variant"] for r in rows} - set(VARIANT_NAMES))
+    names = [n for n in known if any(r["variant"] == n for r in rows)]
+    names += sorted({r["variant"] for r in rows} - set(known))
     print("| variant | own check | clean vs own baseline, worst of thread counts and ISAs | "
           "vs fp32 (this machine; worst) | weakest planted change | margin (PSNR dB: clean - limit, limit - planted; "
           "cos dist: limit / clean, planted / limit) |")
@@ -267,7 +274,7 @@ def report(args) -> None:
         noise = [r for r in mine if not r["what"].startswith(("planted", "vs-fp32"))]
         fp32 = [r for r in mine if r["what"].startswith("vs-fp32")]
         planted = [r for r in mine if r["what"].startswith("planted")]
-        kind = mine[0]["kind"] if name in VARIANT_NAMES else None
+        kind = mine[0]["kind"] if name in known else None
         own = _worst(noise) if noise else None
         fp32_worst = _worst(fp32) if fp32 else None
         here = [r for r in fp32 if r["what"].split(":")[1] in args.here]
@@ -310,6 +317,7 @@ def main(argv=None) -> int:
     p.add_argument("out")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--profile", default="tiny")
+    p.add_argument("--family", default="sd1", help="the family whose variants to run (default sd1)")
     p.add_argument("--repeat", action="store_true")
     p.add_argument("--planted", action="store_true")
     p.add_argument("--variants", nargs="*", default=[])

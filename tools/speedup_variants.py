@@ -1,6 +1,6 @@
 """Measure the optional speed-up variants on the CPU tiny profile (docs/variants.md, docs/similarity.md).
 
-Usage (one process each; the lead's QUIET rule applies: these are CPU-heavy):
+Usage (one process each, nothing else running: these are CPU-heavy and time what they run):
 
     # latency of candidate stacks against the fp32 baseline, rounds interleaved (B C B C ...)
     python tools/speedup_variants.py latency --rounds 8 --threads 2
@@ -20,7 +20,6 @@ process (not a benchmark: ``pytest perf`` and ``diffperf calibrate`` are).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -34,61 +33,57 @@ from diffperf.gate.ratios import paired_ratio
 from diffperf.images.baselines import ImageBaselines
 from diffperf.images.checks import raw_output, scenario_conditions
 from diffperf.images.similarity import compare
-from diffperf.models import zoo
-from diffperf.models.profiles import SYNTHETIC_PROFILES
-from diffperf.models.store import PipelineStore, clone_module, runtime_settings
 from diffperf.measure.process import steady_process
-from diffperf.models.variants import VARIANT_NAMES, Variant, get_variant
-from diffperf.models.workloads import SCENARIO_NAMES, get_scenario
+from diffperf.models import sd1
+from diffperf.models.builtin import builtin_registry
+from diffperf.models.speedups import ChannelsLast, Compile, DeepCache, FusedQKV, Precision, Student, TinyAutoencoder, ToMe
+from diffperf.models.store import PipelineStore, clone_module
+from diffperf.models.variants import Variant
+from diffperf.models.zoo import SyntheticSource
 
-BASELINE = get_variant("baseline")
+REGISTRY = builtin_registry()
+BASELINE = REGISTRY.variant("baseline")
+SCENARIO_NAMES = tuple(scenario.name for scenario in sd1.SCENARIOS)
+BK, TAESD = Student("bk-sdm-small"), TinyAutoencoder("taesd")
 
-
-def stack(name: str, **changes) -> Variant:
-    """The fp32 baseline with ``changes``: an undeclared stack, for exploration."""
-    return dataclasses.replace(BASELINE, name=name, description=name, **changes)
-
-
-# Stacks tried for the CPU's best stack (besides the declared variants).
-STACKS = {
-    "deepcache-taesd": stack("deepcache-taesd", vae=zoo.TINY_VAE, deepcache_interval=3, approximates_fp32=None),
-    "distilled-taesd-deepcache": stack("distilled-taesd-deepcache", unet=zoo.DISTILLED_UNET, vae=zoo.TINY_VAE,
-                                       deepcache_interval=3, approximates_fp32=None),
-    "distilled-taesd-bf16": stack("distilled-taesd-bf16", unet=zoo.DISTILLED_UNET, vae=zoo.TINY_VAE,
-                                  dtype="bfloat16", approximates_fp32=None),
-    "distilled-taesd-deepcache-bf16": stack("distilled-taesd-deepcache-bf16", unet=zoo.DISTILLED_UNET,
-                                            vae=zoo.TINY_VAE, deepcache_interval=3, dtype="bfloat16",
-                                            approximates_fp32=None),
-    "distilled-taesd-channels-last": stack("distilled-taesd-channels-last", unet=zoo.DISTILLED_UNET,
-                                           vae=zoo.TINY_VAE, channels_last=True, approximates_fp32=None),
-    "distilled-taesd-fused": stack("distilled-taesd-fused", unet=zoo.DISTILLED_UNET, vae=zoo.TINY_VAE,
-                                   fuse_qkv=True, approximates_fp32=None),
-    "distilled-taesd-compile": stack("distilled-taesd-compile", unet=zoo.DISTILLED_UNET, vae=zoo.TINY_VAE,
-                                     compile=True, approximates_fp32=None),
-    # worse settings of the approximate variants, for the images command
-    "tome-0.6": stack("tome-0.6", tome_ratio=0.6),
-    "tome-0.75": stack("tome-0.75", tome_ratio=0.75),
-    "deepcache-4": stack("deepcache-4", deepcache_interval=4),
-    "deepcache-5": stack("deepcache-5", deepcache_interval=5),
-}
+# Stacks tried for the CPU's best stack (besides the declared variants), and worse settings of the
+# approximate variants (for the images command); all against the fp32 baseline.
+STACKS = (
+    Variant("deepcache-taesd", "sd1", (TAESD, DeepCache(3)), "baseline"),
+    Variant("distilled-taesd-deepcache", "sd1", (BK, TAESD, DeepCache(3)), "baseline"),
+    Variant("distilled-taesd-bf16", "sd1", (BK, TAESD, Precision("bfloat16")), "baseline"),
+    Variant("distilled-taesd-deepcache-bf16", "sd1", (BK, TAESD, DeepCache(3), Precision("bfloat16")), "baseline"),
+    Variant("distilled-taesd-channels-last", "sd1", (BK, TAESD, ChannelsLast()), "baseline"),
+    Variant("distilled-taesd-fused", "sd1", (BK, TAESD, FusedQKV()), "baseline"),
+    Variant("distilled-taesd-compile", "sd1", (BK, TAESD, Compile()), "baseline"),
+    Variant("tome-0.6", "sd1", (ToMe(0.6),), "baseline"),
+    Variant("tome-0.75", "sd1", (ToMe(0.75),), "baseline"),
+    Variant("deepcache-4", "sd1", (DeepCache(4),), "baseline"),
+    Variant("deepcache-5", "sd1", (DeepCache(5),), "baseline"),
+)
+REGISTRY.add(*STACKS)
 DEFAULT_LATENCY = ("distilled-taesd", "deepcache", "deepcache-taesd", "distilled-taesd-deepcache",
                    "distilled-taesd-bf16", "distilled-taesd-channels-last", "distilled-taesd-fused", "fused-qkv",
                    "tome", "int8", "bf16")
 
 
-def candidate(name: str):
-    return STACKS[name] if name in STACKS else get_variant(name)
+def candidate(name: str) -> Variant:
+    return REGISTRY.variant(name)
+
+
+def tiny_scenario(name: str):
+    return sd1.FAMILY.scenario(name).scaled(sd1.FAMILY.scale("tiny"))
 
 
 def make_store() -> PipelineStore:
     cpu = torch.device("cpu")
-    return PipelineStore(zoo.SyntheticSource(SYNTHETIC_PROFILES["tiny"], cpu), cpu)
+    return PipelineStore(REGISTRY, SyntheticSource("tiny", cpu), cpu)
 
 
-def call(pipe, scenario, variant) -> float:
+def call(store, pipe, scenario, variant) -> float:
     generator = torch.Generator(device="cpu").manual_seed(scenario.seed)
     start = time.perf_counter()
-    with torch.inference_mode(), runtime_settings(variant):
+    with torch.inference_mode(), store.during_calls(variant):
         pipe(**scenario.pipeline_kwargs(), generator=generator, output_type="np")
     return time.perf_counter() - start
 
@@ -98,12 +93,12 @@ def paired(store, variant, scenario, rounds: int, warmup: int = 2) -> dict:
     base = store.pipeline(BASELINE, scenario)
     pipe = store.pipeline(variant, scenario)
     for _ in range(warmup):
-        call(base, scenario, BASELINE)
-        call(pipe, scenario, variant)
+        call(store, base, scenario, BASELINE)
+        call(store, pipe, scenario, variant)
     base_times, times = [], []
     for _ in range(rounds):
-        base_times.append(call(base, scenario, BASELINE))
-        times.append(call(pipe, scenario, variant))
+        base_times.append(call(store, base, scenario, BASELINE))
+        times.append(call(store, pipe, scenario, variant))
     estimate = paired_ratio(base_times, times)  # the gate's statistic: median pair ratio, exact 95% interval
     return {"baseline_ms": 1000 * statistics.median(base_times), "variant_ms": 1000 * statistics.median(times),
             "speedup": estimate.median, "low": estimate.low, "high": estimate.high, "rounds": rounds}
@@ -115,7 +110,7 @@ def cmd_latency(args) -> None:
     for name in args.candidates or DEFAULT_LATENCY:
         variant = candidate(name)
         for scenario_name in SCENARIO_NAMES:
-            scenario = get_scenario(scenario_name).scaled(SYNTHETIC_PROFILES["tiny"])
+            scenario = tiny_scenario(scenario_name)
             try:
                 row = paired(store, variant, scenario, args.rounds)
             except Exception as error:  # noqa: BLE001 - an exploration tool: say what broke and go on
@@ -140,7 +135,7 @@ def cmd_images(args) -> None:
                                 "deepcache-5", "int8", "int8-per-tensor"]
     for name in names:
         for scenario_name in SCENARIO_NAMES:
-            scenario = get_scenario(scenario_name).scaled(SYNTHETIC_PROFILES["tiny"])
+            scenario = tiny_scenario(scenario_name)
             if name == "int8-per-tensor":
                 variant = BASELINE
                 pipe = store.pipeline(BASELINE, scenario)
@@ -149,8 +144,8 @@ def cmd_images(args) -> None:
             else:
                 variant = candidate(name)
                 pipe = store.pipeline(variant, scenario)
-            first = raw_output(pipe, scenario, lambda: runtime_settings(variant))
-            again = raw_output(pipe, scenario, lambda: runtime_settings(variant))
+            first = raw_output(pipe, scenario, lambda: store.during_calls(variant))
+            again = raw_output(pipe, scenario, lambda: store.during_calls(variant))
             fp32 = baselines.load("baseline", scenario.name, expected=scenario_conditions(scenario)).raw
             result = compare(first, fp32, "same")
             row = {key: getattr(result, key) for key in
@@ -172,10 +167,10 @@ def cmd_compile(args) -> None:
     variant = candidate(args.variant)
     rows = {}
     for scenario_name in SCENARIO_NAMES:
-        scenario = get_scenario(scenario_name).scaled(SYNTHETIC_PROFILES["tiny"])
+        scenario = tiny_scenario(scenario_name)
         start = time.perf_counter()
         pipe = store.pipeline(variant, scenario)
-        first = call(pipe, scenario, variant)
+        first = call(store, pipe, scenario, variant)
         row = {"first_call_s": first, "build_s": time.perf_counter() - start - first}
         row.update(paired(store, variant, scenario, args.rounds))
         row["compile_seconds"] = dict(store.compile_seconds.get(variant.name, {}))
@@ -193,7 +188,7 @@ def cmd_record(args) -> None:
     options = PerfOptions(profile="tiny", device="cpu", baselines_dir=str(Path(args.baselines).resolve()),
                           output_dir=str(Path(args.output).resolve()), update_baselines=True,
                           enabled=frozenset({"--perf-speedups", "--perf-compile"}))
-    session = PerfSession(options)
+    session = PerfSession(options, REGISTRY)
     for name in args.variants:
         for scenario_name in SCENARIO_NAMES:
             comparisons = run_similarity_case(session, name, scenario_name)
@@ -207,7 +202,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     latency = commands.add_parser("latency")
     latency.add_argument("--rounds", type=int, default=8)
-    latency.add_argument("--candidates", nargs="*", choices=list(VARIANT_NAMES) + list(STACKS))
+    latency.add_argument("--candidates", nargs="*", choices=list(REGISTRY.variants))
     latency.add_argument("--json")
     images = commands.add_parser("images")
     images.add_argument("--candidates", nargs="*")

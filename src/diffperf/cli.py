@@ -13,63 +13,112 @@ import sys
 from diffperf.models.profiles import PROFILE_NAMES
 
 
-def variants_table(profile: str, device_name: str | None = None) -> list[dict]:
-    """Each variant: what it changes, its components' parameter counts, whether it runs here and why not."""
+def suite_registry(suite: str | None):
+    """The families and variants a ``pytest SUITE`` run would know (its conftest.py declarations included),
+    or the built-in ones alone when ``suite`` is None. Collects the suite; builds nothing."""
+    import contextlib
+    import io
+
+    import pytest
+
+    from diffperf.models.builtin import builtin_registry
+
+    if suite is None:
+        return builtin_registry()
+
+    class Grab:
+        registry = None
+        error = None
+
+        @pytest.hookimpl(tryfirst=True)  # before the plugin ends the run over a declaration that cannot work
+        def pytest_collection_finish(self, session):
+            plugin = session.config.pluginmanager.get_plugin("diffperf-run")
+            try:
+                self.registry = plugin.registry()
+            except (ValueError, TypeError) as error:
+                self.error = str(error)
+
+    grab = Grab()
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        code = pytest.main([suite, "--collect-only", "-q", "-p", "no:cacheprovider"], plugins=[grab])
+    if grab.error is not None:
+        raise ValueError(f"{suite}: {grab.error}")
+    if grab.registry is None:
+        lines = [line for line in output.getvalue().splitlines() if line.strip()]
+        raise ValueError(f"collecting {suite} failed (pytest exit {int(code)}): {lines[-1] if lines else 'no output'}")
+    return grab.registry
+
+
+def variants_table(profile: str, device_name: str | None = None, registry=None) -> list[dict]:
+    """Each variant: its family, what it changes, its components' parameter counts, whether it runs here and why not."""
     import torch
 
     from diffperf.models import zoo
-    from diffperf.models.bksdm import derive_student
+    from diffperf.models.builtin import builtin_registry
     from diffperf.options import PerfOptions
-    from diffperf.models.variants import VARIANTS, skip_reason
 
+    registry = registry or builtin_registry()
     device = PerfOptions(device=device_name).resolved_device()
     source = zoo.make_source(profile, torch.device("meta"))
-    counts = {}
-    for component in zoo.COMPONENTS:
-        if component == zoo.DISTILLED_UNET and source.derives_students:
-            module = derive_student(source.build(zoo.TEACHER_UNET, meta=True), "small", meta=True)
-        else:
-            module = source.build(component, meta=True)
-        counts[component] = zoo.count_parameters(module)
+    counts: dict[tuple[str, str], int] = {}
     rows = []
-    for variant in VARIANTS:
-        reason = skip_reason(variant, device, frozenset({variant.opt_in}) if variant.opt_in else frozenset())
+    for variant in registry.variants.values():
+        family = registry.family(variant.family)
+        plan = variant.plan(family)
+        parameters = {}
+        for slot, name in plan.components.items():
+            if zoo.is_tokenizer(family.component(name)):
+                continue
+            if (family.name, name) not in counts:
+                counts[family.name, name] = zoo.count_parameters(source.build(family, name, meta=True))
+            parameters[name] = counts[family.name, name]
+        enabled = frozenset({variant.opt_in.option}) if variant.opt_in else frozenset()
+        reason = registry.skip_reason(variant, None, device, enabled)
         rows.append({
             "variant": variant.name,
-            "changes": variant.description,
+            "family": variant.family,
+            "changes": variant.describe(),
+            "speedups": [speedup.name for speedup in variant.speedups],
             "reference": variant.reference,
-            "dtype": variant.dtype,
-            "parameters": {component: counts[component] for component in variant.components},
+            "dtype": plan.dtype,
+            "parameters": parameters,
             "runs_here": reason is None,
             "why_not": reason,
             # the option it needs on this device (the optional speed-ups are opt-in on some devices only)
-            "opt_in": variant.opt_in if device.type in variant.opt_in_devices else None,
+            "opt_in": variant.opt_in.option if variant.opt_in and variant.opt_in.applies(device.type) else None,
+            "opt_in_why": variant.opt_in.why if variant.opt_in else None,
+            "best_stack": variant.best_stack,
         })
     return rows
 
 
 def _print_variants(rows: list[dict], profile: str) -> None:
-    from diffperf.models.variants import get_variant
-
-    print(f"profile {profile}: {len(rows)} variants")
-    for row in rows:
-        params = ", ".join(f"{name} {count:,}" for name, count in row["parameters"].items())
-        status = "runs here" if row["runs_here"] else f"skipped: {row['why_not']}"
-        variant = get_variant(row["variant"])
-        why = f", {variant.opt_in_why}" if variant.opt_in_why else ""
-        extra = f" (opt-in: {row['opt_in']}{why})" if row["opt_in"] and row["runs_here"] else ""
-        reference = f" vs {row['reference']}" if row["reference"] else ""
-        best = " (best stack: its speed-up over fp32 is shown first)" if variant.best_stack else ""
-        print(f"- {row['variant']}{reference} [{row['dtype']}]: {row['changes']}{best}")
-        print(f"    parameters: {params}")
-        print(f"    {status}{extra}")
+    families = list(dict.fromkeys(row["family"] for row in rows))
+    print(f"profile {profile}: {len(rows)} variants of {len(families)} families ({', '.join(families)})")
+    for family in families:
+        print(f"\n{family}:")
+        for row in (row for row in rows if row["family"] == family):
+            params = ", ".join(f"{name} {count:,}" for name, count in row["parameters"].items())
+            status = "runs here" if row["runs_here"] else f"skipped: {row['why_not']}"
+            why = f", {row['opt_in_why']}" if row["opt_in_why"] else ""
+            extra = f" (opt-in: {row['opt_in']}{why})" if row["opt_in"] and row["runs_here"] else ""
+            reference = f" vs {row['reference']}" if row["reference"] else ""
+            best = " (best stack: its speed-up over fp32 is shown first)" if row["best_stack"] else ""
+            print(f"- {row['variant']}{reference} [{row['dtype']}]: {row['changes']}{best}")
+            print(f"    parameters: {params}")
+            print(f"    {status}{extra}")
 
 
 def _cmd_variants(args) -> int:
+    from pathlib import Path
+
     from diffperf.models.zoo import ModelNotAvailable
 
+    suite = args.suite if args.suite is not None else ("perf" if Path("perf").is_dir() else None)
     try:
-        rows = variants_table(args.profile, args.device)
+        registry = suite_registry(suite or None)
+        rows = variants_table(args.profile, args.device, registry)
     except (ValueError, ModelNotAvailable) as error:
         print(f"diffperf: {error}", file=sys.stderr)
         return 2
@@ -433,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--profile", choices=PROFILE_NAMES, default="full")
     variants.add_argument("--device", default=None, help="torch device to judge for (default: cuda if available)")
     variants.add_argument("--json", action="store_true", help="machine-readable output")
+    variants.add_argument("--suite", default=None, metavar="DIR",
+                          help="the suite whose conftest.py declarations to include (default: perf/ when there is "
+                               "one; '' for the built-in families only)")
     variants.set_defaults(handler=_cmd_variants)
     _add_history_commands(commands)
     _add_measurement_commands(commands)

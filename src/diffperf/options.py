@@ -57,9 +57,14 @@ def add_options(parser) -> None:
                     help="write this run's JSON (run.json) and HTML report (report.html) to DIR")
     group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
                     help="make a variant's UNet do extra work (e.g. distilled=0.1): shows the gate catches it")
-    group.addoption("--perf-model", default=None, help="hub profile: SD v1 pipeline id or directory")
-    group.addoption("--perf-distilled-model", default=None, help="hub profile: BK-SDM pipeline id or directory")
-    group.addoption("--perf-taesd-model", default=None, help="hub profile: TAESD (AutoencoderTiny) id or directory")
+    group.addoption("--perf-hub", action="append", default=[], metavar="FAMILY[.COMPONENT]=ID",
+                    help="hub profile: where a family's pipeline (sdxl=./sdxl-dir) or one component "
+                         "(sdxl.vae=madebyollin/sdxl-vae-fp16-fix) comes from: a hub id or directory (repeatable)")
+    group.addoption("--perf-model", default=None, help="hub profile: SD v1 pipeline id or directory (--perf-hub sd1=ID)")
+    group.addoption("--perf-distilled-model", default=None,
+                    help="hub profile: BK-SDM pipeline id or directory (--perf-hub sd1.bk-sdm-small=ID)")
+    group.addoption("--perf-taesd-model", default=None,
+                    help="hub profile: TAESD (AutoencoderTiny) id or directory (--perf-hub sd1.taesd=ID)")
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class PerfOptions:
     steps: int | None = None  # None: the profile's steps
     resolution: int | None = None  # None: the profile's resolution
     enabled: frozenset[str] = frozenset()  # opt-in flags given, e.g. {"--perf-compile"}
-    hub_models: dict = field(default_factory=dict)
+    hub_models: dict = field(default_factory=dict)  # {"sd1": ID, "sdxl.vae": ID}: diffperf.models.zoo.HubSource
     baselines_dir: str = "baselines"
     update_baselines: bool = False  # the only way a run writes image baselines
     allow_missing_baselines: bool = False
@@ -100,12 +105,13 @@ class PerfOptions:
         hub_models = {
             key: value
             for key, value in (
-                ("model", config.getoption("--perf-model")),
-                ("distilled", config.getoption("--perf-distilled-model")),
-                ("taesd", config.getoption("--perf-taesd-model")),
+                ("sd1", config.getoption("--perf-model")),
+                ("sd1.bk-sdm-small", config.getoption("--perf-distilled-model")),
+                ("sd1.taesd", config.getoption("--perf-taesd-model")),
             )
             if value
         }
+        hub_models.update(parse_hub_models(config.getoption("--perf-hub")))
         baselines = config.getoption("--perf-baselines")
         options = cls(
             profile=config.getoption("--perf-profile"),
@@ -138,12 +144,6 @@ class PerfOptions:
             check_profile_name(self.profile)
         if self.device is not None:
             check_device_name(self.device)
-        names = set(self.variants) | set(self.planted_slowdowns)
-        if names:
-            from diffperf.models.variants import get_variant  # imports torch and diffusers
-
-            for name in sorted(names):
-                get_variant(name)
         for name, fraction in self.planted_slowdowns.items():
             if not 0 < fraction < 10:
                 raise ValueError(f"--perf-plant-slowdown {name}={fraction}: the fraction must be between 0 and 10")
@@ -163,6 +163,19 @@ class PerfOptions:
             check_writable_file("GITHUB_STEP_SUMMARY", os.environ["GITHUB_STEP_SUMMARY"])
         if self.report_dir:
             check_writable_directory("--perf-report", self.report_dir)
+
+    def check_names(self, registry) -> None:
+        """One-line ValueError for a variant, family or component the run's registry does not declare."""
+        for name in sorted(set(self.variants) | set(self.planted_slowdowns)):
+            registry.variant(name)
+        for key in sorted(self.hub_models):
+            family, _, component = key.partition(".")
+            try:
+                declared = registry.family(family)
+                if component:
+                    declared.component(component)
+            except ValueError as error:
+                raise ValueError(f"--perf-hub {key}: {error}") from None
 
     def resolved_device(self):
         """The torch device to run on; a one-line ValueError when it cannot be used here."""
@@ -228,6 +241,17 @@ def _check_creatable(option: str, value: str, directory: Path) -> None:
         raise ValueError(f"{option} {value}: {existing} is a file, so the directory cannot be created")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {value}: {existing} is not writable: give a path you can write")
+
+
+def parse_hub_models(items: list[str]) -> dict[str, str]:
+    """``["sdxl=./dir", "sdxl.vae=ID"]`` -> ``{"sdxl": "./dir", "sdxl.vae": "ID"}`` (one-line ValueError otherwise)."""
+    found = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key.strip() or not value.strip():
+            raise ValueError(f"--perf-hub {item!r}: write FAMILY=ID or FAMILY.COMPONENT=ID, e.g. sdxl=./sdxl-dir")
+        found[key.strip()] = value.strip()
+    return found
 
 
 def parse_slowdowns(text: str) -> dict[str, float]:

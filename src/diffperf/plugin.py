@@ -1,8 +1,12 @@
-"""The pytest plugin (the ``pytest11`` entry point): declares the options and registers one plugin object.
+"""The pytest plugin (the ``pytest11`` entry point): declares the options and hooks, registers one plugin object.
 
 :class:`DiffperfPlugin` holds the frozen options and the run's state and wires pytest's and
 pytest-benchmark's hooks to diffperf. It stays light: torch and diffusers are imported only when
-a ``perf`` case asks for the session.
+a test asks for diffperf's cases (``variant`` and ``scenario`` with ``perf_session``).
+
+The cases come from the run's registry of families and variants, filled through the
+``pytest_diffperf_declare`` hook (diffperf.hookspec): diffperf declares its own families below,
+and a ``conftest.py`` or an installed plugin declares more the same way (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -17,8 +21,22 @@ from diffperf.options import PerfOptions, add_options
 PLUGIN_NAME = "diffperf-run"
 
 
+def pytest_addhooks(pluginmanager) -> None:
+    from diffperf import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)  # first, so that the user's variants can refer to the built-in ones
+def pytest_diffperf_declare(registry) -> None:
+    """diffperf's own families (SD v1, SDXL), declared through the hook users declare theirs with."""
+    from diffperf.models import builtin  # torch and diffusers: only once a perf suite is collected
+
+    builtin.declare(registry)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads --benchmark-json (--perf-report sets it)
@@ -30,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if options.report_dir and not config.getoption("benchmark_json", None):
         Path(options.report_dir).mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = Path(options.report_dir) / "run.json"
-    config.pluginmanager.register(DiffperfPlugin(options), PLUGIN_NAME)
+    config.pluginmanager.register(DiffperfPlugin(options, config), PLUGIN_NAME)
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +60,11 @@ def perf_session(request: pytest.FixtureRequest):
 class DiffperfPlugin:
     """One ``pytest perf`` run: its options, its session (built on first use) and the gate's outcome."""
 
-    def __init__(self, options: PerfOptions):
+    def __init__(self, options: PerfOptions, config: pytest.Config):
         self.options = options
+        self.config = config
+        self._registry = None  # diffperf.models.registry.Registry, once a perf suite is collected
+        self.declaration_error = None  # a pytest_diffperf_declare that cannot work, in one line
         self.session = None  # diffperf.session.PerfSession, once a perf case asks for it
         self.plan: list[str | None] = []  # the variant of each collected case, in run order
         self.outcome = None  # diffperf.gate.outcome.GateOutcome, at the end of the run
@@ -55,10 +76,39 @@ class DiffperfPlugin:
             from diffperf.session import PerfSession
 
             try:
-                self.session = PerfSession(self.options, self.plan)
+                self.session = PerfSession(self.options, self.registry(), self.plan)
             except ValueError as error:
                 pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         return self.session
+
+    def registry(self):
+        """The run's families and variants: diffperf's and every ``pytest_diffperf_declare`` implementation's.
+
+        Historic: a conftest.py registered later still declares into this registry when it is loaded.
+        """
+        if self._registry is None:
+            from diffperf.models.registry import Registry
+
+            registry = Registry()
+            self.config.hook.pytest_diffperf_declare.call_historic(kwargs={"registry": registry})
+            registry.check()
+            self._registry = registry
+        return self._registry
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Parametrize diffperf's cases: every test using ``perf_session`` with ``variant`` and ``scenario``
+        arguments gets one case per declared variant and scenario of its family, variant by variant."""
+        from diffperf.measure.ordering import is_perf_case
+
+        if not is_perf_case(metafunc) or self.declaration_error:
+            return
+        try:
+            cases = self.registry().cases()
+        except (ValueError, TypeError) as error:  # a declaration that cannot work: said once collection ends
+            self.declaration_error = f"diffperf: {error}"
+            return
+        ids = [f"{variant}-{scenario}" for variant, scenario in cases]
+        metafunc.parametrize(("variant", "scenario"), cases, ids=ids)
 
     def pytest_collection_modifyitems(self, items: list) -> None:
         """Run the perf cases variant by variant across files, so each variant's models are built once."""
@@ -67,6 +117,8 @@ class DiffperfPlugin:
         group_by_variant(items)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.declaration_error:
+            pytest.exit(self.declaration_error, returncode=pytest.ExitCode.USAGE_ERROR)
         from diffperf.measure.ordering import variant_of
 
         self.plan[:] = [variant_of(item) for item in session.items]

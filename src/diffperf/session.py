@@ -15,10 +15,10 @@ from diffperf.measure.instruments import make_instrument
 from diffperf.measure.process import steady_process
 from diffperf.measure.timing import TimedPipeline
 from diffperf.models import zoo
-from diffperf.models.profiles import SYNTHETIC_PROFILES
-from diffperf.models.store import PipelineStore, runtime_settings
-from diffperf.models.variants import Variant, skip_reason
-from diffperf.models.workloads import Scenario, get_scenario
+from diffperf.models.registry import Registry
+from diffperf.models.store import PipelineStore
+from diffperf.models.variants import Variant
+from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
 
 DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
@@ -29,13 +29,14 @@ DEFAULT_WARMUP = {"tiny": 2, "full": 3, "hub": 3}
 class PerfSession:
     """Builds variants lazily on first use and releases them after their last case."""
 
-    def __init__(self, options: PerfOptions, plan: list[str | None] | None = None):
+    def __init__(self, options: PerfOptions, registry: Registry, plan: list[str | None] | None = None):
         options.check()
+        options.check_names(registry)
         self.options = options
+        self.registry = registry
         self.device = options.resolved_device()
         self.process_settings = steady_process(self.device.type)  # before any model is built
         self.profile_name = options.resolved_profile(self.device)
-        self.profile = SYNTHETIC_PROFILES.get(self.profile_name)
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
         self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
         self.instrument = make_instrument(self.device)
@@ -43,6 +44,7 @@ class PerfSession:
         if options.baseline_key is not None:
             check_forced_key(options.baselines_dir, self.profile_name, options.baseline_key)
         self.store = PipelineStore(
+            registry,
             zoo.make_source(self.profile_name, self.device, options.hub_models),
             self.device,
             planted_slowdowns=options.planted_slowdowns,
@@ -60,18 +62,20 @@ class PerfSession:
     def selected(self, variant_name: str) -> bool:
         return not self.options.variants or variant_name in self.options.variants
 
-    def skip_reason(self, variant: Variant) -> str | None:
+    def skip_reason(self, variant: Variant, scenario: str | None = None) -> str | None:
         if not self.selected(variant.name):
             return f"{variant.name} is not in --perf-variants"
-        return skip_reason(variant, self.device, self.options.enabled)
+        return self.registry.skip_reason(variant, scenario, self.device, self.options.enabled)
 
-    def scenario(self, name: str) -> Scenario:
-        """The scenario as this run runs it: scaled by the profile, with --perf-steps and --perf-resolution."""
-        return get_scenario(name).scaled(self.profile, self.options.steps, self.options.resolution)
+    def scenario(self, variant: str, name: str) -> Scenario:
+        """The variant's scenario as this run runs it: scaled by the profile, with --perf-steps and --perf-resolution."""
+        family = self.registry.family_of(variant)
+        return family.scenario(name).scaled(family.scale(self.profile_name), self.options.steps,
+                                            self.options.resolution)
 
     def timed_pipeline(self, variant: Variant, scenario: Scenario) -> TimedPipeline:
         pipe = self.store.pipeline(variant, scenario)
-        return TimedPipeline(pipe, scenario, self.instrument, lambda: runtime_settings(variant))
+        return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant))
 
     def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
         """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""

@@ -11,14 +11,20 @@ import torch
 
 from diffperf.images.checks import PlannedCheck, planned_checks, raw_output
 from diffperf.images.similarity import THRESHOLDS, compare
-from diffperf.models import zoo
-from diffperf.models.profiles import TINY
+from diffperf.models import sd1, zoo
+from diffperf.models.builtin import builtin_registry
 from diffperf.models.store import PipelineStore
-from diffperf.models.variants import get_variant
-from diffperf.models.workloads import get_scenario
 
 CPU = torch.device("cpu")
-SCENARIO = get_scenario("astronaut").scaled(TINY)  # 128x128, 5 DDIM steps, 1 image
+REGISTRY = builtin_registry()
+SCENARIO = sd1.FAMILY.scenario("astronaut").scaled(sd1.FAMILY.scale("tiny"))  # 128x128, 5 DDIM steps, 1 image
+
+
+def sd1_variant(name: str):
+    """The SD v1 variant ``name`` as the built-in registry declares it."""
+    variant = REGISTRY.variant(name)
+    assert variant.family == sd1.NAME
+    return variant
 
 
 @pytest.mark.parametrize(("variant", "expected"), [
@@ -30,7 +36,7 @@ SCENARIO = get_scenario("astronaut").scaled(TINY)  # 128x128, 5 DDIM steps, 1 im
     ("best-cpu", [PlannedCheck("own", "same", "best-cpu")]),
 ])
 def test_planned_checks(variant, expected):
-    assert planned_checks(get_variant(variant), recording=False) == expected
+    assert planned_checks(sd1_variant(variant), recording=False, fp32_variant=sd1.FAMILY.baseline) == expected
 
 
 def test_approximate_bounds_are_looser_than_fp32_and_tighter_than_nothing():
@@ -43,12 +49,12 @@ def test_approximate_bounds_are_looser_than_fp32_and_tighter_than_nothing():
 
 @pytest.fixture(scope="module")
 def store():
-    return PipelineStore(zoo.SyntheticSource(TINY, CPU), CPU)
+    return PipelineStore(REGISTRY, zoo.SyntheticSource("tiny", CPU), CPU)
 
 
 @pytest.fixture(scope="module")
 def fp32(store):
-    return raw_output(store.pipeline(get_variant("baseline"), SCENARIO), SCENARIO)
+    return raw_output(store.pipeline(sd1_variant("baseline"), SCENARIO), SCENARIO)
 
 
 def output(store, variant):
@@ -61,7 +67,7 @@ def worse_int8(store):
 
     from diffperf.models.store import clone_module
 
-    pipe = store.pipeline(get_variant("baseline"), SCENARIO)
+    pipe = store.pipeline(sd1_variant("baseline"), SCENARIO)
     pipe.unet = clone_module(pipe.unet)
     quantize_(pipe.unet, Int8DynamicActivationInt8WeightConfig(granularity=PerTensor(), set_inductor_config=False))
     return raw_output(pipe, SCENARIO)
@@ -73,7 +79,7 @@ def worse_tome(store):
 
     from diffperf.models.store import clone_module
 
-    pipe = store.pipeline(get_variant("baseline"), SCENARIO)
+    pipe = store.pipeline(sd1_variant("baseline"), SCENARIO)
     pipe.unet = clone_module(pipe.unet)
     tomesd.apply_patch(pipe.unet, ratio=0.5, use_rand=False, merge_mlp=True)
     return raw_output(pipe, SCENARIO)
@@ -86,7 +92,7 @@ def worse_deepcache(store):
 
     from diffperf.models.store import clone_module
 
-    pipe = store.pipeline(get_variant("baseline"), SCENARIO)
+    pipe = store.pipeline(sd1_variant("baseline"), SCENARIO)
     pipe.unet = clone_module(pipe.unet)
     helper = DeepCacheSDHelper(pipe=pipe)
     helper.set_params(cache_interval=3, cache_branch_id=0)
@@ -98,9 +104,9 @@ def worse_deepcache(store):
 
 CASES = {
     # kind: (module needed, the documented variant's change, a worse one)
-    "tome": ("tomesd", lambda store: output(store, get_variant("tome")), worse_tome),
-    "deepcache": ("DeepCache", lambda store: output(store, get_variant("deepcache")), worse_deepcache),
-    "int8": ("torchao", lambda store: output(store, get_variant("int8")), worse_int8),
+    "tome": ("tomesd", lambda store: output(store, sd1_variant("tome")), worse_tome),
+    "deepcache": ("DeepCache", lambda store: output(store, sd1_variant("deepcache")), worse_deepcache),
+    "int8": ("torchao", lambda store: output(store, sd1_variant("int8")), worse_int8),
 }
 
 

@@ -218,10 +218,11 @@ def test_staged_baselines_are_read_back_but_written_only_on_commit(store, tmp_pa
 
 
 def test_a_run_that_did_not_complete_records_no_image(tmp_path):
+    from diffperf.models.builtin import builtin_registry
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 
-    session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)))
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
     session.image_baselines = ImageBaselines(tmp_path, "tiny", "cpu")
     session.image_baselines.stage("baseline", "vase", smooth_image(), CONDITIONS)
     line = session.commit_image_baselines(completed=False)

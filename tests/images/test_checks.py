@@ -13,11 +13,13 @@ from imagedata import files_under
 from diffperf.images import checks
 from diffperf.images.baselines import BaselineIndexWarning, ImageBaselines
 from diffperf.images.checks import PlannedCheck, planned_checks, record_image_baseline, run_similarity_case
-from diffperf.models.variants import get_variant
+from diffperf.models import sd1
+from diffperf.models.builtin import builtin_registry
 from diffperf.options import PerfOptions
 from diffperf.render.image_text import short_path
 
 CASE = ("baseline", "astronaut")
+REGISTRY = builtin_registry()
 SCENARIO_CONDITIONS = {"prompt", "seed", "steps", "resolution", "scheduler", "images"}
 
 
@@ -28,7 +30,7 @@ def session(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("perf")
     return PerfSession(PerfOptions(profile="tiny", device="cpu", variants=("baseline", "attn-classic"),
-                                   baselines_dir=str(root / "baselines"), output_dir=str(root / "out")))
+                                   baselines_dir=str(root / "baselines"), output_dir=str(root / "out")), REGISTRY)
 
 
 @pytest.fixture
@@ -75,7 +77,9 @@ def store_of(session) -> ImageBaselines:
     ("distilled-fp16", False, [PlannedCheck("own", "half", "distilled-fp16")]),
 ])
 def test_planned_checks(variant, recording, expected):
-    assert planned_checks(get_variant(variant), recording) == expected
+    declared = REGISTRY.variant(variant)
+    assert declared.family == sd1.NAME
+    assert planned_checks(declared, recording, sd1.FAMILY.baseline) == expected
 
 
 # -- the case ----------------------------------------------------------------------------------
@@ -114,7 +118,7 @@ def test_case_fails_with_paths_and_metrics(configure, tmp_path):
     session.commit_image_baselines(completed=True)
     store = store_of(session)
     clean = store.load(*CASE).raw
-    store.record(*CASE, clean * 1.001, checks.scenario_conditions(session.scenario("astronaut")))  # off by 0.1 %
+    store.record(*CASE, clean * 1.001, checks.scenario_conditions(session.scenario(*CASE)))  # off by 0.1 %
     baselines = files_under(tmp_path / "baselines")
     message = fail_message(lambda: run_similarity_case(configure(), *CASE))
     assert "\n" not in message
@@ -159,7 +163,7 @@ def test_case_unhealthy_output_fails_with_a_diagnosis_for_its_dtype(configure, t
     nan = np.full((1, 128, 128, 3), np.nan, dtype=np.float32)
     monkeypatch.setattr(checks, "variant_output", lambda *args: nan)
     session = configure(variants=())
-    monkeypatch.setattr(session, "skip_reason", lambda variant: None)  # fp16 lacks fast kernels on most CPUs
+    monkeypatch.setattr(session, "skip_reason", lambda variant, scenario=None: None)  # fp16: opt-in, few CPU kernels
     message = fail_message(lambda: run_similarity_case(session, variant, "astronaut"))
     assert message.startswith(f"{variant}-astronaut: 49152 NaN and 0 inf values")
     assert ("fp16 overflow" in message) is dtype_advice
@@ -174,7 +178,7 @@ def test_case_with_an_unhealthy_stored_baseline_fails_in_one_line(configure):
     run_similarity_case(session, *CASE)
     session.commit_image_baselines(completed=True)
     black = np.full((1, 128, 128, 3), -1.0, dtype=np.float32)
-    store_of(session).record(*CASE, black, checks.scenario_conditions(session.scenario("astronaut")))
+    store_of(session).record(*CASE, black, checks.scenario_conditions(session.scenario(*CASE)))
     message = fail_message(lambda: run_similarity_case(configure(), *CASE))
     assert message.startswith("baseline ") and "image 0 of 1 is all black" in message and "\n" not in message
 
@@ -197,8 +201,9 @@ def test_a_model_that_cannot_be_loaded_fails_the_case_in_one_line(tmp_path):
 
     not_a_pipeline = tmp_path / "not-a-pipeline"
     (not_a_pipeline / "unet").mkdir(parents=True)
-    session = PerfSession(PerfOptions(profile="hub", device="cpu", hub_models={"model": str(not_a_pipeline)},
-                                      baselines_dir=str(tmp_path / "baselines"), output_dir=str(tmp_path / "out")))
+    session = PerfSession(PerfOptions(profile="hub", device="cpu", hub_models={"sd1": str(not_a_pipeline)},
+                                      baselines_dir=str(tmp_path / "baselines"), output_dir=str(tmp_path / "out")),
+                          REGISTRY)
     message = fail_message(lambda: run_similarity_case(session, *CASE))
     assert str(not_a_pipeline) in message and "model_index.json" in message and "\n" not in message
 

@@ -23,40 +23,40 @@ from diffperf.images.similarity import (
     compare,
     to_uint8,
 )
-from diffperf.models import zoo
-from diffperf.models.profiles import TINY
-from diffperf.models.workloads import get_scenario
+from diffperf.models import sd1, zoo
 from diffperf.render.image_text import comparison_line
 
 CPU = torch.device("cpu")
-SCENARIO = get_scenario("astronaut").scaled(TINY)  # 128x128, 5 DDIM steps, seed 0
+FAMILY = sd1.FAMILY
+SCENARIO = FAMILY.scenario("astronaut").scaled(FAMILY.scale("tiny"))  # 128x128, 5 DDIM steps, seed 0
 PLANTED = ("seed", "steps", "weights", "scheduler")
-DECODERS = (zoo.KL_VAE, zoo.TINY_VAE)
+KL_VAE, TINY_VAE = "vae", "taesd"  # SD v1's KL autoencoder and the tiny autoencoder that can take its slot
+DECODERS = (KL_VAE, TINY_VAE)
 
 
 @pytest.fixture(scope="module")
 def components():
-    source = zoo.SyntheticSource(TINY, CPU)
-    built = {name: source.build(name) for name in (zoo.TEACHER_UNET, zoo.TEXT_ENCODER, zoo.KL_VAE, zoo.TINY_VAE)}
-    built["tokenizer"] = source.tokenizer()
-    built["scheduler_config"] = source.scheduler_config()
+    source = zoo.SyntheticSource("tiny", CPU)
+    built = {name: source.build(FAMILY, name) for name in ("unet", "text_encoder", "tokenizer", KL_VAE, TINY_VAE)}
+    built["scheduler_config"] = source.scheduler_config(FAMILY)
     return built
 
 
 def pipeline(components, vae: str, unet=None, scheduler: str | None = None):
-    return zoo.assemble_pipeline(
-        unet=unet if unet is not None else components[zoo.TEACHER_UNET],
-        text_encoder=components[zoo.TEXT_ENCODER],
-        tokenizer=components["tokenizer"],
-        vae=components[vae],
-        scheduler=zoo.make_scheduler(scheduler or SCENARIO.scheduler, components["scheduler_config"]),
-    )
+    modules = {
+        "unet": unet if unet is not None else components["unet"],
+        "text_encoder": components["text_encoder"],
+        "tokenizer": components["tokenizer"],
+        "vae": components[vae],
+    }
+    scheduler = FAMILY.make_scheduler(scheduler or SCENARIO.scheduler, components["scheduler_config"])
+    return zoo.assemble_pipeline(FAMILY, modules, scheduler)
 
 
 @pytest.fixture(scope="module")
 def outputs(components):
     """Raw output of the clean run, a rerun and each planted change, per decoder."""
-    perturbed_unet = perturbed_copy(components[zoo.TEACHER_UNET], relative=1e-3)
+    perturbed_unet = perturbed_copy(components["unet"], relative=1e-3)
     result = {}
     for vae in DECODERS:
         pipe = pipeline(components, vae)
@@ -100,7 +100,7 @@ def test_weakest_planted_change_is_caught_with_margin(outputs):
 
 
 def test_random_taesd_output_is_almost_flat(outputs):
-    clean = outputs[zoo.TINY_VAE]["clean"]
+    clean = outputs[TINY_VAE]["clean"]
     assert -1.3 < clean.min() and clean.max() < -0.6
     assert check_health(clean) is None  # dark but structured: healthy
 
@@ -108,13 +108,14 @@ def test_random_taesd_output_is_almost_flat(outputs):
 @pytest.mark.parametrize("change", ("steps", "weights", "scheduler"))
 def test_plain_cosine_distance_misses_taesd_changes(outputs, change):
     """diffusers' 1 - cos with its usual 1e-3 bar misses these changes on the flat TAESD output."""
-    result = compare(outputs[zoo.TINY_VAE][change], outputs[zoo.TINY_VAE]["clean"], "same")
+    result = compare(outputs[TINY_VAE][change], outputs[TINY_VAE]["clean"], "same")
     assert result.plain_cosine_distance < 1e-3
     assert not result.passed
 
 
 def test_raw_output_matches_the_pipeline(components):
-    """Decoding the latents ourselves gives the pipeline's own output_type="np" images."""
+    """The autoencoder's raw decoded output, mapped as the pipeline maps it, is the pipeline's own
+    output_type="np" images."""
     for vae in DECODERS:
         pipe = pipeline(components, vae)
         raw = raw_output(pipe, SCENARIO)
@@ -132,7 +133,7 @@ def test_raw_output_matches_the_pipeline(components):
 
 def poisoned_vae(components, bias: float):
     """The KL autoencoder whose last convolution outputs ``bias`` everywhere (NaN, inf, -4)."""
-    vae = perturbed_copy(components[zoo.KL_VAE], relative=0.0)
+    vae = perturbed_copy(components[KL_VAE], relative=0.0)
     with torch.no_grad():
         vae.decoder.conv_out.weight.zero_()
         vae.decoder.conv_out.bias.fill_(bias)
@@ -148,10 +149,10 @@ PIXELS = 128 * 128 * 3
     (-4.0, HealthProblem(ALL_BLACK, batch_size=1, image=0, raw_max=-4.0)),
 ])
 def test_unhealthy_output_is_diagnosed(components, outputs, bias, health):
-    pipe = pipeline(components, zoo.KL_VAE)
+    pipe = pipeline(components, KL_VAE)
     pipe.vae = poisoned_vae(components, bias)
     raw = raw_output(pipe, SCENARIO)
     assert check_health(raw) == health
     with pytest.raises(ImageHealthError) as info:
-        compare(raw, outputs[zoo.KL_VAE]["clean"], "same")
+        compare(raw, outputs[KL_VAE]["clean"], "same")
     assert info.value.health == health

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from diffperf.measure.cases import latency_cases, run_latency_case
+from diffperf.measure.cases import run_latency_case
+from diffperf.models.builtin import builtin_registry
+from diffperf.models.zoo import ModelNotAvailable
 from diffperf.options import PerfOptions
 from diffperf.session import PerfSession
-from diffperf.models.zoo import ModelNotAvailable
 
 
 class UnusedBenchmark:
@@ -18,7 +19,7 @@ class UnusedBenchmark:
 
 @pytest.fixture
 def session(tmp_path):
-    return PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)))
+    return PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
 
 
 def test_out_of_memory_fails_one_variant_in_one_line_and_releases_memory(session, monkeypatch):
@@ -53,9 +54,18 @@ def test_variant_that_cannot_run_is_skipped_and_remembered_for_the_gate(session)
 
 
 def test_cases_run_variant_by_variant():
-    ids = [param.id for param in latency_cases()]
-    assert ids[:4] == ["baseline-astronaut", "baseline-vase", "tf32-astronaut", "tf32-vase"]
-    assert len(ids) == len(set(ids))
+    """The (variant, scenario) pairs the plugin parametrizes the suite with: each variant's cases together,
+    in declaration order, on its own family's scenarios."""
+    registry = builtin_registry()
+    cases = registry.cases()
+    assert cases[:4] == [("baseline", "astronaut"), ("baseline", "vase"), ("tf32", "astronaut"), ("tf32", "vase")]
+    assert len(cases) == len(set(cases))
+    variants = [variant for variant, _ in cases]
+    assert list(dict.fromkeys(variants)) == list(registry.variants)
+    for name, variant in registry.variants.items():
+        first = variants.index(name)
+        scenarios = [scenario.name for scenario in registry.family(variant.family).scenarios]
+        assert cases[first:first + len(scenarios)] == [(name, scenario) for scenario in scenarios], name
 
 
 class PedanticBenchmark:
@@ -76,11 +86,10 @@ def test_every_variant_call_is_bracketed_by_reference_calls(session):
     calls = []
     subject, reference = (lambda: calls.append("V")), (lambda: calls.append("R"))
     session.rounds = 4
-    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, session.scenario("vase"), subject,
-                                                  reference)
+    scenario = session.scenario("baseline", "vase")
+    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, scenario, subject, reference)
     assert "".join(calls) == "RVRVRVRVR"
     assert (len(reference_times), len(variant_times)) == (5, 4)
     calls.clear()
-    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, session.scenario("vase"), subject,
-                                                  None)
+    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, scenario, subject, None)
     assert "".join(calls) == "VVVV" and reference_times == []

@@ -19,12 +19,11 @@ from diffperf.measure.flops import (
     CALL, CallFlops, MatmulPeak, Throughput, attention_flops, count_call_flops, datasheet_device, datasheet_peak,
     flop_counter, measure_matmul_peak, precision_of,
 )
-from diffperf.models.bksdm import derive_student
-from diffperf.models.profiles import FULL
-from diffperf.models.zoo import TEACHER_UNET, SyntheticSource
+from diffperf.models import sd1
+from diffperf.models.builtin import builtin_registry
+from diffperf.models.zoo import SyntheticSource
 from diffperf.options import PerfOptions
 from diffperf.session import PerfSession
-from diffperf.models.variants import get_variant
 
 # One UNet call of SD v1 at 512x512 (a 64x64 latent), batch 2 (classifier-free guidance), 77 text tokens.
 SD_UNET_FLOPS = 1_606_546_882_560
@@ -78,17 +77,18 @@ def counted_flops(model: torch.nn.Module, *args, **kwargs) -> int:
     return counter.get_total_flops()
 
 
-def unet_inputs(batch: int = 2, latent: int = 64, device: str = "meta") -> tuple:
+def unet_inputs(batch: int = 2, latent: int = 64, device: str = "meta", config: dict = sd1.UNET) -> tuple:
     sample = torch.zeros(batch, 4, latent, latent, device=device)
-    context = torch.zeros(batch, 77, FULL.unet["cross_attention_dim"], device=device)
+    context = torch.zeros(batch, 77, config["cross_attention_dim"], device=device)
     return (sample, 999), {"encoder_hidden_states": context, "return_dict": False}
 
 
 @pytest.fixture(scope="module")
 def full_unets() -> dict[str, torch.nn.Module]:
-    """The full-size SD v1 UNet and its BK-SDM-small student, on the meta device."""
-    teacher = SyntheticSource(FULL, torch.device("cpu")).build(TEACHER_UNET, meta=True)
-    return {"sd": teacher, "bk-small": derive_student(teacher, "small", meta=True)}
+    """The full-size SD v1 UNet and its BK-SDM-small student as the sd1 family declares them, on the meta device."""
+    source = SyntheticSource("full", torch.device("cpu"))
+    return {"sd": source.build(sd1.FAMILY, "unet", meta=True),
+            "bk-small": source.build(sd1.FAMILY, "bk-sdm-small", meta=True)}
 
 
 def test_full_unets_at_512_count_what_their_module_shapes_say(full_unets):
@@ -140,9 +140,9 @@ def test_the_cpus_fused_attention_is_counted():
 @pytest.mark.slow
 def test_a_calls_flops_split_at_the_stage_marks_match_the_modules_that_ran(tmp_path):
     """Tiny profile on the CPU: the text encoder's, the UNet's and the decoder's FLOPs, each in its stage."""
-    session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)))
-    scenario = session.scenario("astronaut")
-    timed = session.timed_pipeline(get_variant("baseline"), scenario)
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
+    scenario = session.scenario("baseline", "astronaut")
+    timed = session.timed_pipeline(session.registry.variant("baseline"), scenario)
     rounds_before = len(timed.stage_history)
     flops = count_call_flops(timed)
     assert len(timed.stage_history) == rounds_before  # the counted call is not a round
@@ -156,8 +156,7 @@ def test_a_calls_flops_split_at_the_stage_marks_match_the_modules_that_ran(tmp_p
     assert flops.stages["decoding"] == flops.total - by_module["CLIPTextModel"] - by_module["UNet2DConditionModel"] > 0
     # One UNet call counted alone: batch 2 (classifier-free guidance) at the latent size.
     latent = scenario.resolution // 8
-    args, kwargs = unet_inputs(batch=2, latent=latent, device="cpu")
-    kwargs["encoder_hidden_states"] = torch.zeros(2, 77, session.profile.unet["cross_attention_dim"])
+    args, kwargs = unet_inputs(batch=2, latent=latent, device="cpu", config=sd1.TINY_UNET)
     assert flops.unet_per_call == counted_flops(timed.pipe.unet, *args, **kwargs)
     assert session.call_flops("baseline", "astronaut", timed) is session.call_flops("baseline", "astronaut", timed)
 

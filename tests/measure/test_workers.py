@@ -1,7 +1,6 @@
 """Fresh worker processes (calibration and A/B), with a stand-in suite that needs no models."""
 
 import json
-import sys
 
 import pytest
 

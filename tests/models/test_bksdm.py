@@ -10,9 +10,8 @@ import copy
 import pytest
 import torch
 
-from diffperf.models import zoo
+from diffperf.models import sd1, zoo
 from diffperf.models.bksdm import STUDENTS, derive_student, student_config, teacher_key
-from diffperf.models.profiles import FULL, SD_UNET, TINY
 from diffperf.models.store import clone_module
 
 CPU = torch.device("cpu")
@@ -20,12 +19,12 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def full_teacher():
-    return zoo.SyntheticSource(FULL, CPU).build(zoo.TEACHER_UNET, meta=True)
+    return zoo.SyntheticSource("full", CPU).build(sd1.FAMILY, "unet", meta=True)
 
 
 @pytest.fixture(scope="module")
 def tiny_teacher():
-    return zoo.SyntheticSource(TINY, CPU).build(zoo.TEACHER_UNET)
+    return zoo.SyntheticSource("tiny", CPU).build(sd1.FAMILY, "unet")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def test_full_profile_student_structure(full_teacher):
 
 @pytest.mark.parametrize("student", STUDENTS)
 def test_student_config(student):
-    config = student_config({**SD_UNET, "_class_name": "UNet2DConditionModel"}, student)
+    config = student_config({**sd1.UNET, "_class_name": "UNet2DConditionModel"}, student)
     assert config["layers_per_block"] == 1
     assert "_class_name" not in config
     assert config["cross_attention_dim"] == 768  # everything else is the teacher's
@@ -92,19 +91,19 @@ def test_student_config(student):
         assert config["up_block_types"] == ["CrossAttnUpBlock2D"] * 3
     else:
         assert config["block_out_channels"] == [320, 640, 1280, 1280]
-        assert config["down_block_types"] == SD_UNET["down_block_types"]
-        assert config["up_block_types"] == SD_UNET["up_block_types"]
+        assert config["down_block_types"] == sd1.UNET["down_block_types"]
+        assert config["up_block_types"] == sd1.UNET["up_block_types"]
 
 
 def test_student_config_leaves_the_teacher_config_alone():
-    teacher = copy.deepcopy(SD_UNET)
+    teacher = copy.deepcopy(sd1.UNET)
     student_config(teacher, "tiny")
-    assert teacher == SD_UNET
+    assert teacher == sd1.UNET
 
 
 def test_unknown_student():
     with pytest.raises(ValueError, match=r"^unknown BK-SDM student 'huge': choose one of base, small, tiny$"):
-        student_config(SD_UNET, "huge")
+        student_config(sd1.UNET, "huge")
 
 
 # --------------------------------------------------------------------------- teacher_key
@@ -250,8 +249,10 @@ def test_half_precision_teacher_gives_half_precision_student(tiny_teacher):
 
 
 def test_distilled_component_is_the_small_student():
-    source = zoo.SyntheticSource(TINY, CPU)
-    distilled = source.build(zoo.DISTILLED_UNET)
-    expected = derive_student(source.build(zoo.TEACHER_UNET), "small")
+    component = sd1.FAMILY.component("bk-sdm-small")
+    assert component.teacher == "unet" and component.fills == "unet"
+    source = zoo.SyntheticSource("tiny", CPU)
+    distilled = source.build(sd1.FAMILY, "bk-sdm-small")
+    expected = derive_student(source.build(sd1.FAMILY, "unet"), "small")
     assert distilled.config.mid_block_type is None and distilled.config.layers_per_block == 1
     assert_same_weights(distilled, expected)

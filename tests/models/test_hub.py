@@ -13,29 +13,31 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel
 
-from diffperf.models import zoo
-from diffperf.models.profiles import TINY
+from diffperf.models import sd1, zoo
 
 CPU = torch.device("cpu")
-BUILT = (zoo.TEACHER_UNET, zoo.TEXT_ENCODER, zoo.KL_VAE, zoo.TINY_VAE)
+FAMILY = sd1.FAMILY
+BUILT = ("unet", "text_encoder", "vae", "taesd")
+MODULES = tuple(component.name for component in FAMILY.components if not zoo.is_tokenizer(component))
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A tiny synthetic pipeline and a tiny autoencoder saved with save_pretrained, and their weights."""
     root = tmp_path_factory.mktemp("hub")
-    pipeline_dir = zoo.save_synthetic_pipeline("tiny", root / "pipeline")
-    source = zoo.SyntheticSource(TINY, CPU)
-    originals = {name: source.build(name) for name in BUILT}
-    originals[zoo.TINY_VAE].save_pretrained(root / "taesd")
-    hub = zoo.HubSource(model=str(pipeline_dir), distilled=str(pipeline_dir), taesd=str(root / "taesd"), device=CPU)
+    pipeline_dir = zoo.save_synthetic_pipeline(FAMILY, "tiny", root / "pipeline")
+    source = zoo.SyntheticSource("tiny", CPU)
+    originals = {name: source.build(FAMILY, name) for name in BUILT}
+    originals["taesd"].save_pretrained(root / "taesd")
+    hub = zoo.HubSource(device=CPU, overrides={
+        "sd1": str(pipeline_dir), "sd1.bk-sdm-small": str(pipeline_dir), "sd1.taesd": str(root / "taesd")})
     return hub, originals, pipeline_dir
 
 
 @pytest.fixture(scope="module")
 def loaded(saved):
     hub, _, _ = saved
-    return {name: hub.build(name) for name in zoo.COMPONENTS}
+    return {name: hub.build(FAMILY, name) for name in MODULES}
 
 
 def test_saved_pipeline_layout(saved):
@@ -50,11 +52,11 @@ def test_saved_pipeline_layout(saved):
 @pytest.mark.parametrize(
     ("component", "cls", "original"),
     [
-        (zoo.TEACHER_UNET, UNet2DConditionModel, zoo.TEACHER_UNET),
-        (zoo.DISTILLED_UNET, UNet2DConditionModel, zoo.TEACHER_UNET),  # distilled=DIR loads DIR/unet
-        (zoo.TEXT_ENCODER, CLIPTextModel, zoo.TEXT_ENCODER),
-        (zoo.KL_VAE, AutoencoderKL, zoo.KL_VAE),
-        (zoo.TINY_VAE, AutoencoderTiny, zoo.TINY_VAE),
+        ("unet", UNet2DConditionModel, "unet"),
+        ("bk-sdm-small", UNet2DConditionModel, "unet"),  # sd1.bk-sdm-small=DIR loads DIR/unet
+        ("text_encoder", CLIPTextModel, "text_encoder"),
+        ("vae", AutoencoderKL, "vae"),
+        ("taesd", AutoencoderTiny, "taesd"),
     ],
 )
 def test_loaded_weights_equal_the_saved_ones(saved, loaded, component, cls, original):
@@ -73,33 +75,33 @@ def test_loaded_weights_equal_the_saved_ones(saved, loaded, component, cls, orig
 
 def test_meta_builds_count_like_the_saved_components(saved, loaded):
     hub, _, _ = saved
-    for component in zoo.COMPONENTS:
-        module = hub.build(component, meta=True)
+    assert set(MODULES) == {"unet", "bk-sdm-small", "text_encoder", "vae", "taesd"}
+    for component in MODULES:
+        module = hub.build(FAMILY, component, meta=True)
         assert all(parameter.is_meta for parameter in module.parameters()), component
         assert zoo.count_parameters(module) == zoo.count_parameters(loaded[component]), component
 
 
 def test_tokenizer_and_scheduler_round_trip(saved):
     hub, _, _ = saved
-    tokenizer = hub.tokenizer()
+    tokenizer = hub.build(FAMILY, "tokenizer")
     assert len(tokenizer) == 514 and tokenizer.model_max_length == 77
     prompt = "a photo of an astronaut riding a horse on mars"
     assert tokenizer(prompt).input_ids == zoo.offline_clip_tokenizer()(prompt).input_ids
-    config = hub.scheduler_config()
+    config = hub.scheduler_config(FAMILY)
     assert config["_class_name"] == "PNDMScheduler"
-    for key, value in TINY.scheduler.items():
+    for key, value in sd1.SCHEDULER.items():
         assert config[key] == value, key
-    assert type(zoo.make_scheduler("pndm", config)) is PNDMScheduler
+    assert type(FAMILY.make_scheduler("pndm", config)) is PNDMScheduler
 
 
 def test_pipeline_from_loaded_components_runs(saved, loaded):
     hub, _, _ = saved
     pipe = zoo.assemble_pipeline(
-        loaded[zoo.TEACHER_UNET],
-        loaded[zoo.TEXT_ENCODER],
-        hub.tokenizer(),
-        loaded[zoo.KL_VAE],
-        zoo.make_scheduler("ddim", hub.scheduler_config()),
+        FAMILY,
+        {"unet": loaded["unet"], "text_encoder": loaded["text_encoder"],
+         "tokenizer": hub.build(FAMILY, "tokenizer"), "vae": loaded["vae"]},
+        FAMILY.make_scheduler("ddim", hub.scheduler_config(FAMILY)),
     )
     calls = []
     pipe.unet.register_forward_hook(lambda module, args, output: calls.append(1))
@@ -115,7 +117,7 @@ def test_pipeline_from_loaded_components_runs(saved, loaded):
 def test_directory_that_is_not_a_pipeline(tmp_path):
     (tmp_path / "unet").mkdir()
     with pytest.raises(zoo.ModelNotAvailable) as info:
-        zoo.HubSource(model=str(tmp_path)).build(zoo.TEACHER_UNET)
+        zoo.HubSource(overrides={"sd1": str(tmp_path)}).build(FAMILY, "unet")
     message = str(info.value)
     assert "model_index.json" in message and str(tmp_path) in message
     assert "\n" not in message
@@ -124,14 +126,14 @@ def test_directory_that_is_not_a_pipeline(tmp_path):
 def test_directory_that_does_not_exist(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(zoo.ModelNotAvailable, match="does not exist"):
-        zoo.HubSource(model=str(missing)).build(zoo.TEXT_ENCODER)
+        zoo.HubSource(overrides={"sd1": str(missing)}).build(FAMILY, "text_encoder")
 
 
 def test_taesd_directory_without_weights(tmp_path):
     with pytest.raises(zoo.ModelNotAvailable) as info:
-        zoo.HubSource(taesd=str(tmp_path)).build(zoo.TINY_VAE)
+        zoo.HubSource(overrides={"sd1.taesd": str(tmp_path)}).build(FAMILY, "taesd")
     message = str(info.value)
-    assert message.startswith(f"cannot load the taesd from {tmp_path} (")
+    assert message.startswith(f"cannot load the taesd of sd1 from {tmp_path} (")
     assert "\n" not in message and "save_pretrained" in message
     assert "hf download" not in message and "Hugging Face cache" not in message  # a directory, not a hub id
     # Nothing chained: the error prints once, wherever it is shown.
@@ -140,18 +142,18 @@ def test_taesd_directory_without_weights(tmp_path):
 
 
 def test_unknown_hub_component():
-    with pytest.raises(ValueError, match="unknown component 'nope'"):
-        zoo.HubSource().build("nope")
+    with pytest.raises(ValueError, match=r"^family sd1 has no component 'nope': choose one of unet, "):
+        zoo.HubSource().build(FAMILY, "nope")
 
 
 OFFLINE_SCRIPT = textwrap.dedent(
     """
     import json
     from diffperf import cli
-    from diffperf.models import zoo
+    from diffperf.models import sd1, zoo
 
     try:
-        zoo.HubSource(model="diffperf-tests/never-cached").build("unet", meta=True)
+        zoo.HubSource(overrides={"sd1": "diffperf-tests/never-cached"}).build(sd1.FAMILY, "unet", meta=True)
     except zoo.ModelNotAvailable as error:
         print(json.dumps({
             "message": str(error),
@@ -176,8 +178,9 @@ def test_uncached_hub_id_offline(tmp_path):
     env.pop("HF_HUB_CACHE", None)
     env.pop("HUGGINGFACE_HUB_CACHE", None)
     (tmp_path / "hf-home").mkdir()
+    # Run outside the repository: `diffperf variants` in a directory with a perf/ suite collects it.
     result = subprocess.run(
-        [sys.executable, "-c", OFFLINE_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", OFFLINE_SCRIPT], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith(("{", "null"))]
@@ -193,5 +196,5 @@ def test_uncached_hub_id_offline(tmp_path):
     assert cli_result == {"cli": 2}
     stderr_lines = [line for line in result.stderr.splitlines() if line.startswith("diffperf:")]
     assert len(stderr_lines) == 1
-    assert zoo.DEFAULT_HUB_MODEL in stderr_lines[0] and "hf download" in stderr_lines[0]
+    assert sd1.HUB_MODEL in stderr_lines[0] and "hf download" in stderr_lines[0]
     assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""Unit tests for diffperf.models.variants (declarations and skip reasons) and diffperf.models.store (weight sharing)."""
+"""Unit tests for diffperf.models.variants and diffperf.models.registry (declarations and skip reasons) and
+diffperf.models.store (weight sharing)."""
 
 from __future__ import annotations
 
@@ -12,102 +13,156 @@ import torch
 from diffusers import DDIMScheduler, PNDMScheduler, StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, XFormersAttnProcessor
 
-from diffperf.models import variants as variants_module
-from diffperf.models import zoo
+from diffperf.models import sd1, zoo
+from diffperf.models import speedups as speedups_module
 from diffperf.models.bksdm import derive_student
-from diffperf.models.profiles import TINY
-from diffperf.models.store import PipelineStore, attention_processor, clone_module, runtime_settings
-from diffperf.models.variants import (
+from diffperf.models.builtin import builtin_registry
+from diffperf.models.speedups import (
     ATTENTION,
     DTYPES,
-    VARIANT_NAMES,
-    VARIANTS,
-    Variant,
+    Attention,
+    BuildPlan,
+    DeepCache,
+    Int8Dynamic,
+    ToMe,
+    attention_processor,
     dtype_supported,
-    get_variant,
-    reference_chain,
-    skip_reason,
 )
-from diffperf.models.workloads import get_scenario
+from diffperf.models.store import PipelineStore, clone_module
+from diffperf.models.variants import Variant
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")  # only its type is looked at: no GPU is needed
+REGISTRY = builtin_registry()
+ALL_VARIANTS = tuple(REGISTRY.variants.values())
+ALL_NAMES = tuple(REGISTRY.variants)
+
+
+def variant(name: str) -> Variant:
+    return REGISTRY.variant(name)
+
+
+def skip(name: str, device: torch.device, enabled: frozenset[str] = frozenset()) -> str | None:
+    return REGISTRY.skip_reason(variant(name), None, device, enabled)
 
 
 @pytest.fixture
 def all_dtypes_supported(monkeypatch):
     """Make the dtype check pass, so a test sees the reason it is about (CPU fp16 kernels vary)."""
-    monkeypatch.setattr(variants_module, "dtype_supported", lambda dtype, device: True)
+    monkeypatch.setattr(speedups_module, "dtype_supported", lambda dtype, device: True)
 
 
 # --------------------------------------------------------------------------- declarations
 
 
 def test_variant_names_are_unique_and_cover_the_documents():
-    assert len(set(VARIANT_NAMES)) == len(VARIANT_NAMES) == len(VARIANTS)
+    names = [declared.name for declared in sd1.VARIANTS]
+    assert len(set(names)) == len(names)
+    assert [name for name, declared in REGISTRY.variants.items() if declared.family == "sd1"] == names
     documented = {"baseline", "tf32", "fp16", "tf32-fp16", "sdpa", "xformers", "distilled", "distilled-taesd"}
-    assert documented <= set(VARIANT_NAMES)
-    assert [variant.name for variant in VARIANTS if variant.reference is None] == ["baseline"]
+    assert documented <= set(names)
+    assert [declared.name for declared in sd1.VARIANTS if declared.reference is None] == ["baseline"]
+    assert sd1.FAMILY.baseline == "baseline"
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_NAMES)
-def test_reference_exists_and_chain_ends_at_baseline(variant):
+def test_each_family_has_one_unreferenced_variant_its_baseline():
+    for family in REGISTRY.families.values():
+        roots = [declared.name for declared in ALL_VARIANTS
+                 if declared.family == family.name and declared.reference is None]
+        assert roots == [family.baseline], family.name
+
+
+def test_a_name_cannot_be_declared_twice():
+    registry = builtin_registry()
+    for name in ALL_NAMES:  # across families too: a case id names the variant alone
+        with pytest.raises(ValueError, match=f"^variant '{name}' is declared twice"):
+            registry.add(Variant(name, "sd1", description="a second declaration"))
+    assert registry.variants == REGISTRY.variants
+
+
+@pytest.mark.parametrize("declared", ALL_VARIANTS, ids=ALL_NAMES)
+def test_reference_exists_and_chain_ends_at_the_family_baseline(declared):
+    assert REGISTRY.variants[declared.name] is declared
     # Walk the chain by hand with a bound, so a cycle fails instead of hanging.
-    chain, current = [variant.name], variant
+    chain, current = [declared.name], declared
     while current.reference is not None:
-        assert current.reference in VARIANT_NAMES, f"{current.name} refers to undeclared {current.reference}"
+        assert current.reference in ALL_NAMES, f"{current.name} refers to undeclared {current.reference}"
         assert current.reference not in chain, f"reference cycle {chain + [current.reference]}"
         chain.append(current.reference)
-        current = get_variant(current.reference)
-    assert chain[-1] == "baseline"
-    assert reference_chain(variant.name) == chain
+        current = variant(current.reference)
+        assert current.family == declared.family, f"{declared.name} is measured against another family"
+    assert chain[-1] == REGISTRY.family_of(declared).baseline
+    assert REGISTRY.reference_chain(declared.name) == chain
 
 
 def test_documented_reference_chains():
-    assert reference_chain("baseline") == ["baseline"]
-    assert reference_chain("sdpa") == ["sdpa", "attn-classic", "baseline"]
-    assert reference_chain("distilled-taesd") == ["distilled-taesd", "distilled", "baseline"]
-    assert reference_chain("distilled-taesd-fp16") == ["distilled-taesd-fp16", "distilled-fp16", "fp16", "baseline"]
+    assert REGISTRY.reference_chain("baseline") == ["baseline"]
+    assert REGISTRY.reference_chain("sdpa") == ["sdpa", "attn-classic", "baseline"]
+    assert REGISTRY.reference_chain("distilled-taesd") == ["distilled-taesd", "distilled", "baseline"]
+    assert REGISTRY.reference_chain("distilled-taesd-fp16") == [
+        "distilled-taesd-fp16", "distilled-fp16", "fp16", "baseline"]
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_NAMES)
-def test_variant_fields_are_valid(variant):
-    assert variant.dtype in DTYPES
-    assert variant.attention in ATTENTION
-    assert variant.unet in (zoo.TEACHER_UNET, zoo.DISTILLED_UNET)
-    assert variant.vae in (zoo.KL_VAE, zoo.TINY_VAE)
-    assert variant.components == (variant.unet, zoo.TEXT_ENCODER, variant.vae)
-    assert variant.torch_dtype is DTYPES[variant.dtype]
+def applied(declared: Variant, kind: type) -> bool:
+    return any(isinstance(speedup, kind) for speedup in declared.speedups)
+
+
+@pytest.mark.parametrize("declared", ALL_VARIANTS, ids=ALL_NAMES)
+def test_variant_fields_are_valid(declared):
+    family = REGISTRY.family_of(declared)
+    plan = declared.plan(family)
+    assert plan.dtype in DTYPES
+    assert plan.torch_dtype is DTYPES[plan.dtype]
+    assert tuple(plan.components) == family.slots  # every slot filled, by a component made for it
+    for slot, component in plan.components.items():
+        assert family.component(component).fills == slot, (slot, component)
+    for speedup in declared.speedups:
+        if isinstance(speedup, Attention):
+            assert speedup.backend in ATTENTION
     # The similarity check must match what the variant changes.
-    approximate = [name for name, applied in (("tome", variant.tome_ratio is not None),
-                                              ("deepcache", variant.deepcache_interval is not None),
-                                              ("int8", variant.int8_dynamic)) if applied]
-    if variant.unet != zoo.TEACHER_UNET or variant.vae != zoo.KL_VAE:
-        assert variant.approximates_fp32 is None
+    approximate = [name for name, kind in (("tome", ToMe), ("deepcache", DeepCache), ("int8", Int8Dynamic))
+                   if applied(declared, kind)]
+    if plan.components != BuildPlan.default(family).components:  # another model
+        assert declared.fp32_check() is None
+    elif approximate == ["int8"]:  # int8's bound is its speed-up's own: measured per family
+        assert declared.fp32_check() == next(s for s in declared.speedups if isinstance(s, Int8Dynamic)).check
     elif approximate:  # an approximation by design: its own bound against fp32
-        assert [variant.approximates_fp32] == approximate
-    elif variant.dtype == "float32":
-        assert variant.approximates_fp32 == "fp32"
+        assert [declared.fp32_check()] == approximate
+    elif plan.dtype == "float32":
+        assert declared.fp32_check() == "fp32"
     else:
-        assert variant.approximates_fp32 == "half"
+        assert declared.fp32_check() == "half"
+    # Against its own stored baseline: reduced precision and int8 round differently on other hosts.
+    if applied(declared, Int8Dynamic):
+        assert declared.own_check() == next(s for s in declared.speedups if isinstance(s, Int8Dynamic)).check
+    elif plan.dtype != "float32":
+        assert declared.own_check() == "half"
+    else:
+        assert declared.own_check() == "same"
 
 
 def test_specific_declarations():
-    assert get_variant("distilled-taesd").components == (zoo.DISTILLED_UNET, zoo.TEXT_ENCODER, zoo.TINY_VAE)
-    assert get_variant("fp16").torch_dtype is torch.float16
-    assert get_variant("tf32-fp16").tf32_matmul and get_variant("tf32-fp16").needs_cuda
-    assert get_variant("xformers").needs_package == "xformers"
-    assert get_variant("compile").opt_in == "--perf-compile"
-    assert get_variant("distilled-fp16").reference == "fp16"
+    assert variant("distilled-taesd").plan(sd1.FAMILY).components == {
+        "unet": "bk-sdm-small", "text_encoder": "text_encoder", "tokenizer": "tokenizer", "vae": "taesd"}
+    assert variant("baseline").plan(sd1.FAMILY).components == {
+        "unet": "unet", "text_encoder": "text_encoder", "tokenizer": "tokenizer", "vae": "vae"}
+    assert variant("fp16").plan(sd1.FAMILY).torch_dtype is torch.float16
+    tf32_fp16 = variant("tf32-fp16")
+    assert tf32_fp16.plan(sd1.FAMILY).tf32 and tf32_fp16.plan(sd1.FAMILY).dtype == "float16"
+    assert tf32_fp16.unavailable(CPU) == "tf32-fp16 needs a CUDA GPU (running on cpu)"
+    assert tf32_fp16.unavailable(CUDA) is None
+    assert variant("xformers").speedups == (Attention("xformers"),)
+    assert variant("compile").opt_in.option == "--perf-compile"
+    assert variant("distilled-fp16").reference == "fp16"
 
 
 def test_get_variant_unknown_lists_names():
     with pytest.raises(ValueError) as info:
-        get_variant("turbo")
+        REGISTRY.variant("turbo")
     message = str(info.value)
     assert message.startswith("unknown variant 'turbo': choose one of ")
     assert "\n" not in message
-    for name in VARIANT_NAMES:
+    for name in ALL_NAMES:
         assert name in message
 
 
@@ -115,15 +170,17 @@ def test_get_variant_unknown_lists_names():
 
 
 def test_baseline_runs_on_cpu():
-    assert skip_reason(get_variant("baseline"), CPU) is None
+    assert skip("baseline", CPU) is None
+    for scenario in sd1.FAMILY.scenarios:
+        assert REGISTRY.skip_reason(variant("baseline"), scenario.name, CPU) is None, scenario.name
 
 
 def test_cuda_only_variant_on_cpu():
-    assert skip_reason(get_variant("tf32"), CPU) == "tf32 needs a CUDA GPU (running on cpu)"
+    assert skip("tf32", CPU) == "tf32 needs a CUDA GPU (running on cpu)"
 
 
 def test_cuda_only_variant_on_cuda():
-    assert skip_reason(get_variant("tf32"), CUDA) is None
+    assert skip("tf32", CUDA) is None
 
 
 def test_missing_package(monkeypatch):
@@ -133,49 +190,58 @@ def test_missing_package(monkeypatch):
         return None if name == "xformers" else real_find_spec(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    assert skip_reason(get_variant("xformers"), CUDA) == (
-        "xformers needs the optional package xformers: pip install xformers"
-    )
+    assert skip("xformers", CUDA) == "xformers needs the optional package xformers: pip install xformers"
 
 
 def test_present_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: object())
-    assert skip_reason(get_variant("xformers"), CUDA) is None
+    assert skip("xformers", CUDA) is None
     # ... but the CUDA requirement is checked first.
-    assert skip_reason(get_variant("xformers"), CPU) == "xformers needs a CUDA GPU (running on cpu)"
+    assert skip("xformers", CPU) == "xformers needs a CUDA GPU (running on cpu)"
 
 
 def test_unsupported_dtype(monkeypatch):
-    monkeypatch.setattr(variants_module, "dtype_supported", lambda dtype, device: dtype != torch.float16)
+    monkeypatch.setattr(speedups_module, "dtype_supported", lambda dtype, device: dtype != torch.float16)
     enabled = frozenset({"--perf-speedups"})  # fp16 is opt-in on the CPU
-    assert skip_reason(get_variant("fp16"), CPU, enabled) == "fp16 needs float16 kernels, which this cpu lacks"
-    assert skip_reason(get_variant("bf16"), CPU) is None
+    assert skip("fp16", CPU, enabled) == "fp16 needs float16 kernels, which this cpu lacks"
+    assert skip("bf16", CPU) is None
 
 
 def test_opt_in_not_enabled():
-    compile_variant = get_variant("compile")
-    assert skip_reason(compile_variant, CPU) == "compile is opt-in: pass --perf-compile"
-    assert skip_reason(compile_variant, CPU, frozenset({"--perf-compile"})) is None
+    assert skip("compile", CPU) == "compile is opt-in (slow to build): pass --perf-compile"
+    assert skip("compile", CPU, frozenset({"--perf-compile"})) is None
 
 
 def test_reference_cannot_run(all_dtypes_supported):
-    variant = Variant("custom", "measured against a CUDA-only variant", reference="tf32")
-    assert skip_reason(variant, CPU) == "its reference cannot run: tf32 needs a CUDA GPU (running on cpu)"
-    assert skip_reason(variant, CUDA) is None
+    registry = builtin_registry()
+    custom = Variant("custom", "sd1", reference="tf32", description="measured against a CUDA-only variant")
+    registry.add(custom)
+    registry.check()
+    assert registry.skip_reason(custom, None, CPU) == "its reference cannot run: tf32 needs a CUDA GPU (running on cpu)"
+    assert registry.skip_reason(custom, None, CUDA) is None
 
 
 def test_reference_of_reference_cannot_run(monkeypatch):
-    monkeypatch.setattr(variants_module, "dtype_supported", lambda dtype, device: dtype != torch.float16)
-    fp16_free = dataclasses.replace(get_variant("distilled-taesd-fp16"), dtype="float32")
-    assert skip_reason(fp16_free, CPU) == (
+    monkeypatch.setattr(speedups_module, "dtype_supported", lambda dtype, device: dtype != torch.float16)
+    registry = builtin_registry()
+    fp16_free = dataclasses.replace(
+        variant("distilled-taesd-fp16"), name="distilled-taesd-fp32", opt_in=None,
+        speedups=tuple(speedup for speedup in variant("distilled-taesd-fp16").speedups
+                       if not isinstance(speedup, speedups_module.Precision)))
+    registry.add(fp16_free)
+    assert fp16_free.plan(sd1.FAMILY).dtype == "float32" and fp16_free.unavailable(CPU) is None
+    assert registry.skip_reason(fp16_free, None, CPU) == (
         "its reference cannot run: distilled-fp16 needs float16 kernels, which this cpu lacks"
     )
 
 
 def test_every_reason_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: None)
-    monkeypatch.setattr(variants_module, "dtype_supported", lambda dtype, device: dtype == torch.float32)
-    reasons = [skip_reason(variant, device) for variant in VARIANTS for device in (CPU, CUDA)]
+    monkeypatch.setattr(speedups_module, "dtype_supported", lambda dtype, device: dtype == torch.float32)
+    reasons = [REGISTRY.skip_reason(declared, scenario, device)
+               for declared in ALL_VARIANTS
+               for scenario in (None, *(s.name for s in REGISTRY.family_of(declared).scenarios))
+               for device in (CPU, CUDA)]
     assert any(reasons)
     for reason in filter(None, reasons):
         assert "\n" not in reason and len(reason) < 200
@@ -245,7 +311,7 @@ def test_clone_module_channels_last_without_touching_the_original():
 
 @pytest.fixture
 def store():
-    return PipelineStore(zoo.SyntheticSource(TINY, CPU), CPU)
+    return PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU)
 
 
 def data_pointers(module: torch.nn.Module) -> list[int]:
@@ -257,45 +323,47 @@ def processor_types(unet) -> set:
 
 
 def test_attention_variants_share_weights_with_different_processors(store):
-    baseline = store.models(get_variant("baseline"))
-    classic = store.models(get_variant("attn-classic"))
-    sdpa = store.models(get_variant("sdpa"))
+    baseline = store.models(variant("baseline"))
+    classic = store.models(variant("attn-classic"))
+    sdpa = store.models(variant("sdpa"))
     assert classic["unet"] is not baseline["unet"]
     assert data_pointers(classic["unet"]) == data_pointers(baseline["unet"])
     assert data_pointers(classic["vae"]) == data_pointers(baseline["vae"])
     assert data_pointers(sdpa["unet"]) == data_pointers(baseline["unet"])
-    assert classic["text_encoder"] is baseline["text_encoder"]
+    assert data_pointers(classic["text_encoder"]) == data_pointers(baseline["text_encoder"])
+    assert classic["tokenizer"] is baseline["tokenizer"]
     assert processor_types(baseline["unet"]) == {AttnProcessor2_0}
     assert processor_types(sdpa["unet"]) == {AttnProcessor2_0}
     assert processor_types(classic["unet"]) == {AttnProcessor}  # and baseline's were left alone
     assert processor_types(classic["vae"]) == {AttnProcessor}
     assert processor_types(baseline["vae"]) == {AttnProcessor2_0}
-    assert store.weight_bytes(get_variant("attn-classic")) == store.weight_bytes(get_variant("baseline"))
+    assert store.weight_bytes(variant("attn-classic")) == store.weight_bytes(variant("baseline"))
 
 
 def test_models_are_cached(store):
-    assert store.models(get_variant("baseline")) is store.models(get_variant("baseline"))
+    assert store.models(variant("baseline")) is store.models(variant("baseline"))
 
 
 def test_channels_last_and_dtype_variants_get_their_own_weights(store):
-    baseline = store.models(get_variant("baseline"))
-    channels_last = store.models(get_variant("channels-last"))
+    baseline = store.models(variant("baseline"))
+    channels_last = store.models(variant("channels-last"))
     assert channels_last["unet"].conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert not baseline["unet"].conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(channels_last["unet"].conv_in.weight, baseline["unet"].conv_in.weight)
-    assert channels_last["text_encoder"] is baseline["text_encoder"]
+    assert channels_last["unet"].conv_in.weight.data_ptr() != baseline["unet"].conv_in.weight.data_ptr()
+    assert data_pointers(channels_last["text_encoder"]) == data_pointers(baseline["text_encoder"])
 
-    half = store.models(get_variant("fp16"))
+    half = store.models(variant("fp16"))
     assert half["unet"].dtype == torch.float16 and half["text_encoder"].dtype == torch.float16
     assert baseline["unet"].dtype == torch.float32
     assert torch.equal(half["unet"].conv_in.weight, baseline["unet"].conv_in.weight.half())
-    half_bytes, full_bytes = store.weight_bytes(get_variant("fp16")), store.weight_bytes(get_variant("baseline"))
+    half_bytes, full_bytes = store.weight_bytes(variant("fp16")), store.weight_bytes(variant("baseline"))
     assert 0.45 * full_bytes < half_bytes < 0.55 * full_bytes
 
 
 def test_distilled_variant_uses_the_derived_student(store):
-    distilled = store.models(get_variant("distilled-taesd"))
-    teacher = store.component(zoo.TEACHER_UNET, torch.float32)
+    distilled = store.models(variant("distilled-taesd"))
+    teacher = store.component("sd1", "unet", torch.float32)
     expected = derive_student(teacher, "small")
     assert distilled["unet"].config.mid_block_type is None
     assert zoo.count_parameters(distilled["unet"]) == zoo.count_parameters(expected)
@@ -308,20 +376,20 @@ def test_distilled_variant_uses_the_derived_student(store):
 
 def test_keep_only_releases_models(store):
     for name in ("baseline", "attn-classic", "fp16", "distilled"):
-        store.models(get_variant(name))
-    half_unet = weakref.ref(store.models(get_variant("fp16"))["unet"])
-    half_weights = weakref.ref(store.component(zoo.TEACHER_UNET, torch.float16))
-    student = weakref.ref(store.models(get_variant("distilled"))["unet"])
+        store.models(variant(name))
+    half_unet = weakref.ref(store.models(variant("fp16"))["unet"])
+    half_weights = weakref.ref(store.component("sd1", "unet", torch.float16))
+    student = weakref.ref(store.models(variant("distilled"))["unet"])
 
     store.keep_only(["sdpa"])  # needs sdpa -> attn-classic -> baseline
     assert set(store._models) == {"attn-classic", "baseline"}
     assert set(store._components) == {
-        (zoo.TEACHER_UNET, torch.float32), (zoo.TEXT_ENCODER, torch.float32), (zoo.KL_VAE, torch.float32)
+        ("sd1", "unet", torch.float32), ("sd1", "text_encoder", torch.float32), ("sd1", "vae", torch.float32)
     }
     gc.collect()
     assert half_unet() is None and half_weights() is None and student() is None  # memory really freed
 
-    baseline_unet = weakref.ref(store.models(get_variant("baseline"))["unet"])
+    baseline_unet = weakref.ref(store.models(variant("baseline"))["unet"])
     store.keep_only([])
     assert store._models == {} and store._components == {}
     gc.collect()
@@ -329,16 +397,16 @@ def test_keep_only_releases_models(store):
 
 
 def test_released_models_are_rebuilt_identically(store):
-    before = store.models(get_variant("baseline"))["unet"].conv_in.weight.clone()
+    before = store.models(variant("baseline"))["unet"].conv_in.weight.clone()
     store.keep_only([])
-    after = store.models(get_variant("baseline"))["unet"].conv_in.weight
+    after = store.models(variant("baseline"))["unet"].conv_in.weight
     assert torch.equal(after, before)
 
 
 def test_pipeline_uses_the_scenario_scheduler(store):
-    variant = get_variant("baseline")
-    astronaut = store.pipeline(variant, get_scenario("astronaut"))
-    vase = store.pipeline(variant, get_scenario("vase"))
+    baseline = variant("baseline")
+    astronaut = store.pipeline(baseline, sd1.FAMILY.scenario("astronaut"))
+    vase = store.pipeline(baseline, sd1.FAMILY.scenario("vase"))
     assert isinstance(astronaut, StableDiffusionPipeline)
     assert type(astronaut.scheduler) is DDIMScheduler and astronaut.scheduler.config.clip_sample is False
     assert type(vase.scheduler) is PNDMScheduler
@@ -353,17 +421,23 @@ def test_attention_processor_names():
         attention_processor("flash")
 
 
-def test_runtime_settings_restore_tf32():
+def test_during_calls_turns_tf32_on_and_restores_it(store):
     previous = torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = False
-        with runtime_settings(get_variant("tf32")):
+        with store.during_calls(variant("tf32")):
             assert torch.backends.cuda.matmul.allow_tf32 is True
         assert torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def test_fp32_variants_run_without_tf32_whatever_the_process_set(store):
+    previous = torch.backends.cuda.matmul.allow_tf32
+    try:
         torch.backends.cuda.matmul.allow_tf32 = True
-        with runtime_settings(get_variant("baseline")):
+        with store.during_calls(variant("baseline")):
             assert torch.backends.cuda.matmul.allow_tf32 is False
         assert torch.backends.cuda.matmul.allow_tf32 is True
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
-

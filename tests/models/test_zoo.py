@@ -1,5 +1,6 @@
-"""Unit tests for diffperf.models.zoo and diffperf.models.profiles: the offline tokenizer, the scheduler, and the
-synthetic profiles' architectures (``full`` counted on the meta device, ``tiny`` built for real)."""
+"""Unit tests for diffperf.models.zoo, diffperf.models.profiles and the SD v1 family's declaration: the offline
+tokenizer, the scheduler, and the synthetic profiles' architectures (``full`` counted on the meta device, ``tiny``
+built for real)."""
 
 from __future__ import annotations
 
@@ -17,20 +18,18 @@ from diffusers import (
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2DCrossAttn
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from diffperf.models import zoo
-from diffperf.models.profiles import (
-    FULL,
-    SD_SCHEDULER,
-    TINY,
-    check_profile_name,
-    default_profile_name,
-)
+from diffperf.models import sd1, zoo
+from diffperf.models.family import HubId
+from diffperf.models.profiles import check_profile_name, default_profile_name
+from diffperf.models.workloads import Scale
 
 CPU = torch.device("cpu")
+FAMILY = sd1.FAMILY
+TINY_BUILT = ("unet", "text_encoder", "vae", "taesd")
 
 
 def full_meta(component: str) -> torch.nn.Module:
-    return zoo.SyntheticSource(FULL, CPU).build(component, meta=True)
+    return zoo.SyntheticSource("full", CPU).build(FAMILY, component, meta=True)
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -66,6 +65,13 @@ def test_offline_tokenizer_custom_max_length():
     assert zoo.offline_clip_tokenizer(model_max_length=32).model_max_length == 32
 
 
+def test_synthetic_tokenizer_component_is_the_offline_tokenizer():
+    tokenizer = zoo.SyntheticSource("tiny", CPU).build(FAMILY, "tokenizer")
+    assert zoo.is_tokenizer(FAMILY.component("tokenizer")) and not zoo.is_tokenizer(FAMILY.component("unet"))
+    assert isinstance(tokenizer, CLIPTokenizer) and tokenizer.model_max_length == 77
+    assert tokenizer.get_vocab() == zoo.offline_clip_tokenizer().get_vocab()
+
+
 def test_offline_tokenizer_save_and_load_round_trip(tmp_path):
     tokenizer = zoo.offline_clip_tokenizer()
     tokenizer.save_pretrained(tmp_path)
@@ -81,7 +87,7 @@ def test_offline_tokenizer_save_and_load_round_trip(tmp_path):
 
 
 def test_ddim_scheduler_is_configured_from_pndm():
-    scheduler = zoo.make_scheduler("ddim", SD_SCHEDULER)
+    scheduler = FAMILY.make_scheduler("ddim", sd1.SCHEDULER)
     assert type(scheduler) is DDIMScheduler
     assert scheduler.config.beta_schedule == "scaled_linear"
     assert scheduler.config.clip_sample is False
@@ -96,7 +102,7 @@ def test_ddim_scheduler_is_configured_from_pndm():
 
 
 def test_pndm_scheduler_and_its_unet_calls():
-    scheduler = zoo.make_scheduler("pndm", SD_SCHEDULER)
+    scheduler = FAMILY.make_scheduler("pndm", sd1.SCHEDULER)
     assert type(scheduler) is PNDMScheduler
     assert scheduler.config.skip_prk_steps is True
     assert scheduler.config.beta_schedule == "scaled_linear"
@@ -104,9 +110,17 @@ def test_pndm_scheduler_and_its_unet_calls():
     assert len(scheduler.timesteps) == 26  # 25 PNDM steps = 26 UNet calls
 
 
+def test_schedulers_default_to_the_family_config():
+    scheduler = FAMILY.make_scheduler("ddim")
+    assert type(scheduler) is DDIMScheduler
+    for key, value in sd1.SCHEDULER.items():
+        if key in scheduler.config:
+            assert scheduler.config[key] == value, key
+
+
 def test_unknown_scheduler_message():
-    with pytest.raises(ValueError, match=r"^unknown scheduler 'euler': choose ddim or pndm$"):
-        zoo.make_scheduler("euler", SD_SCHEDULER)
+    with pytest.raises(ValueError, match=r"^unknown scheduler 'euler': choose one of pndm, ddim$"):
+        FAMILY.make_scheduler("euler", sd1.SCHEDULER)
 
 
 # --------------------------------------------------------------------------- full profile (meta)
@@ -115,33 +129,34 @@ def test_unknown_scheduler_message():
 @pytest.mark.parametrize(
     ("component", "cls", "parameters"),
     [
-        (zoo.TEACHER_UNET, UNet2DConditionModel, 859_520_964),
-        (zoo.TEXT_ENCODER, CLIPTextModel, 123_060_480),
-        (zoo.KL_VAE, AutoencoderKL, 83_653_863),
-        (zoo.TINY_VAE, AutoencoderTiny, 2_445_063),
-        (zoo.DISTILLED_UNET, UNet2DConditionModel, 482_346_884),
+        ("unet", UNet2DConditionModel, 859_520_964),
+        ("text_encoder", CLIPTextModel, 123_060_480),
+        ("vae", AutoencoderKL, 83_653_863),
+        ("taesd", AutoencoderTiny, 2_445_063),
+        ("bk-sdm-small", UNet2DConditionModel, 482_346_884),
     ],
 )
 def test_full_profile_parameter_counts(component, cls, parameters):
     module = full_meta(component)
     assert type(module) is cls
     assert zoo.count_parameters(module) == parameters
+    assert FAMILY.component(component).published_parameters == parameters
     assert all(parameter.is_meta for parameter in module.parameters())  # no memory was used
     assert not module.training
     assert not any(parameter.requires_grad for parameter in module.parameters())
 
 
 def test_full_profile_autoencoder_halves():
-    vae = full_meta(zoo.KL_VAE)
+    vae = full_meta("vae")
     assert zoo.count_parameters(vae.encoder) == 34_163_592
     assert zoo.count_parameters(vae.decoder) == 49_490_179
-    taesd = full_meta(zoo.TINY_VAE)
+    taesd = full_meta("taesd")
     assert zoo.count_parameters(taesd.encoder) == 1_222_532
     assert zoo.count_parameters(taesd.decoder) == 1_222_531
 
 
 def test_full_profile_unet_is_sd_v1():
-    unet = full_meta(zoo.TEACHER_UNET)
+    unet = full_meta("unet")
     config = unet.config
     assert list(config.block_out_channels) == [320, 640, 1280, 1280]
     assert config.cross_attention_dim == 768  # the class default is 1280
@@ -151,8 +166,8 @@ def test_full_profile_unet_is_sd_v1():
 
 
 def test_unknown_component():
-    with pytest.raises(ValueError, match="unknown component 'nope'"):
-        zoo.SyntheticSource(TINY, CPU).build("nope", meta=True)
+    with pytest.raises(ValueError, match=r"^family sd1 has no component 'nope': choose one of unet, "):
+        zoo.SyntheticSource("tiny", CPU).build(FAMILY, "nope", meta=True)
 
 
 # --------------------------------------------------------------------------- tiny profile
@@ -160,12 +175,12 @@ def test_unknown_component():
 
 @pytest.fixture(scope="module")
 def tiny_components():
-    source = zoo.SyntheticSource(TINY, CPU)
-    return {name: source.build(name) for name in (zoo.TEACHER_UNET, zoo.TEXT_ENCODER, zoo.KL_VAE, zoo.TINY_VAE)}
+    source = zoo.SyntheticSource("tiny", CPU)
+    return {name: source.build(FAMILY, name) for name in TINY_BUILT}
 
 
 def test_tiny_profile_keeps_the_structure(tiny_components):
-    unet = tiny_components[zoo.TEACHER_UNET]
+    unet = tiny_components["unet"]
     assert len(unet.down_blocks) == 4 and len(unet.up_blocks) == 4
     assert [hasattr(block, "attentions") for block in unet.down_blocks] == [True, True, True, False]
     assert [hasattr(block, "attentions") for block in unet.up_blocks] == [False, True, True, True]
@@ -173,11 +188,11 @@ def test_tiny_profile_keeps_the_structure(tiny_components):
     assert [len(block.resnets) for block in unet.down_blocks] == [2, 2, 2, 2]
     assert [len(block.resnets) for block in unet.up_blocks] == [3, 3, 3, 3]
     # The UNet attends over the text encoder's hidden states: the widths must agree.
-    text_encoder = tiny_components[zoo.TEXT_ENCODER]
+    text_encoder = tiny_components["text_encoder"]
     assert unet.config.cross_attention_dim == text_encoder.config.hidden_size
     assert text_encoder.config.max_position_embeddings == 77
     # The KL VAE is heavier than the tiny autoencoder, as in the full profile.
-    vae, taesd = tiny_components[zoo.KL_VAE], tiny_components[zoo.TINY_VAE]
+    vae, taesd = tiny_components["vae"], tiny_components["taesd"]
     assert isinstance(vae, AutoencoderKL) and isinstance(taesd, AutoencoderTiny)
     assert zoo.count_parameters(vae) > 3 * zoo.count_parameters(taesd)
     # ... and it is much smaller than the full profile.
@@ -186,13 +201,19 @@ def test_tiny_profile_keeps_the_structure(tiny_components):
 
 
 def test_tiny_profile_scales_workloads():
-    assert TINY.resolution == 128 and TINY.step_fraction == 0.1
-    assert FULL.resolution == 512 and FULL.step_fraction == 1.0
-    assert TINY.scheduler == FULL.scheduler == SD_SCHEDULER
+    assert FAMILY.scale("tiny") == Scale(resolution=128, step_fraction=0.1)
+    assert FAMILY.scale("full") is None and FAMILY.scale("hub") is None
+    astronaut = FAMILY.scenario("astronaut")
+    assert astronaut.resolution == 512 and astronaut.steps == 50
+    tiny = astronaut.scaled(FAMILY.scale("tiny"))
+    assert tiny.resolution == 128 and tiny.steps == 5
+    assert astronaut.scaled(FAMILY.scale("full")) == astronaut
+    full, tiny_source = zoo.SyntheticSource("full", CPU), zoo.SyntheticSource("tiny", CPU)
+    assert full.scheduler_config(FAMILY) == tiny_source.scheduler_config(FAMILY) == sd1.SCHEDULER
 
 
 def test_tiny_unet_runs_on_text_encoder_output(tiny_components):
-    unet, text_encoder = tiny_components[zoo.TEACHER_UNET], tiny_components[zoo.TEXT_ENCODER]
+    unet, text_encoder = tiny_components["unet"], tiny_components["text_encoder"]
     ids = zoo.offline_clip_tokenizer()("a photo", padding="max_length", max_length=77, return_tensors="pt").input_ids
     with torch.no_grad():
         hidden = text_encoder(ids).last_hidden_state
@@ -202,9 +223,9 @@ def test_tiny_unet_runs_on_text_encoder_output(tiny_components):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("component", [zoo.TEACHER_UNET, zoo.TEXT_ENCODER, zoo.KL_VAE, zoo.TINY_VAE])
+@pytest.mark.parametrize("component", TINY_BUILT)
 def test_seeded_builds_are_deterministic(component, tiny_components):
-    again = zoo.SyntheticSource(TINY, CPU).build(component).state_dict()
+    again = zoo.SyntheticSource("tiny", CPU).build(FAMILY, component).state_dict()
     first = tiny_components[component].state_dict()
     assert again.keys() == first.keys()
     for key in first:
@@ -215,10 +236,19 @@ def test_seed_changes_weights_and_global_rng_is_untouched(tiny_components):
     torch.manual_seed(1234)
     expected = torch.rand(4)
     torch.manual_seed(1234)
-    other = zoo.SyntheticSource(dataclasses.replace(TINY, seed=7), CPU).build(zoo.TEACHER_UNET)
+    reseeded = dataclasses.replace(FAMILY, components=tuple(
+        dataclasses.replace(component, seed=7) if component.name == "unet" else component
+        for component in FAMILY.components))
+    other = zoo.SyntheticSource("tiny", CPU).build(reseeded, "unet")
     assert torch.equal(torch.rand(4), expected)  # building forks the RNG
     key = "conv_in.weight"
-    assert not torch.equal(other.state_dict()[key], tiny_components[zoo.TEACHER_UNET].state_dict()[key])
+    assert not torch.equal(other.state_dict()[key], tiny_components["unet"].state_dict()[key])
+
+
+def test_components_get_distinct_seeds():
+    seeds = [component.weight_seed(FAMILY.name) for component in FAMILY.components]
+    assert len(set(seeds)) == len(seeds)
+    assert FAMILY.component("unet").weight_seed("sd1") == 0  # the seed the recorded images were made with
 
 
 # --------------------------------------------------------------------------- profiles and sources
@@ -234,9 +264,15 @@ def test_profile_names():
 
 def test_make_source():
     tiny = zoo.make_source("tiny", CPU)
-    assert isinstance(tiny, zoo.SyntheticSource) and tiny.profile is TINY and tiny.derives_students
-    hub = zoo.make_source("hub", CPU, {"model": "/some/dir"})
+    assert isinstance(tiny, zoo.SyntheticSource) and tiny.profile == "tiny" and tiny.derives_students
+    hub = zoo.make_source("hub", CPU, {"sd1": "/some/dir"})
     assert isinstance(hub, zoo.HubSource) and not hub.derives_students
-    assert hub.model == "/some/dir"
-    assert hub.distilled == zoo.DEFAULT_HUB_DISTILLED == "nota-ai/bk-sdm-small"
-    assert hub.taesd == zoo.DEFAULT_HUB_TAESD
+    assert hub.overrides == {"sd1": "/some/dir"}
+    # The family's own components come from the override; the others from their own hub ids.
+    assert hub.hub_id(FAMILY, FAMILY.component("unet")) == HubId("/some/dir", "unet")
+    assert hub.hub_id(FAMILY, FAMILY.component("bk-sdm-small")) == HubId("nota-ai/bk-sdm-small", "unet")
+    assert hub.hub_id(FAMILY, FAMILY.component("taesd")) == HubId("madebyollin/taesd")
+    default = zoo.make_source("hub", CPU)
+    assert default.hub_id(FAMILY, FAMILY.component("unet")) == HubId(sd1.HUB_MODEL, "unet")
+    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, tiny, hub$"):
+        zoo.make_source("nope", CPU)

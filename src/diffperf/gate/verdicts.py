@@ -36,6 +36,8 @@ class CaseResult:
     reference_rounds: list[float]
     peak_memory: int | None
     reference_peak_memory: int | None
+    family: str | None = None
+    best_stack: bool = False  # a device type's fastest stack: its rows come first
 
 
 @dataclass
@@ -62,6 +64,8 @@ class GateRow:
     rounds_needed: int | None = None  # inconclusive: paired rounds that would likely decide
     min_rounds: int | None = None  # too few rounds: the least that gives an interval
     stored_reference: str | None = None  # reference changed: what the expectation was recorded against
+    family: str | None = None
+    best_stack: bool = False
 
     @property
     def case(self) -> str:
@@ -134,7 +138,8 @@ def evaluate(results: list[CaseResult], expectations: Expectations | None,
 
 def speedup_row(result: CaseResult, expectation: Expectation | None, confidence: float = CONFIDENCE) -> GateRow:
     """One speed-up: its within-process estimate, the widened interval, and the verdict on it."""
-    row = GateRow("speed-up", result.variant, result.reference, result.scenario, "unchecked")
+    row = GateRow("speed-up", result.variant, result.reference, result.scenario, "unchecked", family=result.family,
+                  best_stack=result.best_stack)
     if not ratios.is_paired(len(result.reference_rounds), len(result.variant_rounds)):
         row.reason = NOT_MEASURED
         return row
@@ -167,7 +172,8 @@ def memory_row(result: CaseResult, expectation: Expectation | None) -> GateRow |
     if not result.peak_memory or not result.reference_peak_memory:
         return None
     value = ratios.memory_ratio(result.reference_peak_memory, result.peak_memory)
-    row = GateRow("memory", result.variant, result.reference, result.scenario, "unchecked", value=value)
+    row = GateRow("memory", result.variant, result.reference, result.scenario, "unchecked", value=value,
+                  family=result.family, best_stack=result.best_stack)
     if expectation is None:
         row.reason = NO_EXPECTATION
         return row

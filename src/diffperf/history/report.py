@@ -111,13 +111,20 @@ class SpeedupRow:
     expected: float | None = None
     tolerance: float | None = None
     band: tuple[float, float] | None = None  # expected x (1 -+ tolerance)
+    family: str = ""
+    best_stack: bool = False
 
 
 def speedup_rows(run: Run, confidence: float = CONFIDENCE) -> list[SpeedupRow]:
-    """The gate's speed-up rows when the file has them, else estimates from the raw paired rounds."""
+    """The gate's speed-up rows when the file has them, else estimates from the raw paired rounds; grouped by
+    family in the order the families ran, each family's best stacks first (as the terminal's table)."""
     rows = run.gate_rows("speedups")
-    if rows:
-        return [_gated_row(row) for row in rows]
+    found = [_gated_row(row) for row in rows] if rows else _estimated_rows(run, confidence)
+    families = list(dict.fromkeys(row.family for row in found))
+    return sorted(found, key=lambda row: (families.index(row.family), not row.best_stack))
+
+
+def _estimated_rows(run: Run, confidence: float) -> list[SpeedupRow]:
     found = []
     for case in run.cases:
         if case.reference is None:
@@ -128,7 +135,9 @@ def speedup_rows(run: Run, confidence: float = CONFIDENCE) -> list[SpeedupRow]:
             level, detail = None, str(error)
         else:
             detail = ungated_detail(level)
-        found.append(SpeedupRow(case.variant, case.reference, case.scenario, level, "not gated", detail))
+        found.append(SpeedupRow(case.variant, case.reference, case.scenario, level, "not gated", detail,
+                                family=str(case.extra_info.get("family") or ""),
+                                best_stack=bool(case.extra_info.get("best_stack"))))
     return found
 
 
@@ -142,7 +151,8 @@ def _gated_row(row: Mapping) -> SpeedupRow:
         band = (expected * (1 - tolerance), expected * (1 + tolerance))
     return SpeedupRow(str(row.get("variant", "?")), str(row.get("reference", "?")), str(row.get("scenario", "")),
                       level, str(row.get("status", "unchecked")), gate_detail(row),
-                      _pair(row.get("judged_low"), row.get("judged_high")), expected, tolerance, band)
+                      _pair(row.get("judged_low"), row.get("judged_high")), expected, tolerance, band,
+                      family=str(row.get("family") or ""), best_stack=bool(row.get("best_stack")))
 
 
 def _speedup_section(run: Run, confidence: float, colors: dict) -> dict:

@@ -10,8 +10,8 @@ factor is 1.0). Then, in order:
    fail with a diagnosis that fits the variant's dtype;
 2. against the variant's own stored baseline, comparison kind ``"same"`` (``"half"`` for
    reduced-precision variants, whose rounding differs between CPU generations);
-3. for variants that approximate fp32 (``Variant.approximates_fp32``), against the fp32
-   baseline's stored output, kind ``"fp32"`` or ``"half"``; the speed-ups that change the image
+3. for variants that approximate fp32 (``Variant.fp32_check``), against the stored output of
+   their family's fp32 baseline, kind ``"fp32"`` or ``"half"``; the speed-ups that change the image
    by design (ToMe, DeepCache, int8) get a kind of their own, ``"tome"``, ``"deepcache"`` or
    ``"int8"``, bounded by what the method measured (docs/similarity.md), while their own baseline
    is checked exactly (``"same"``), so any change fails there and one that makes them worse than
@@ -36,38 +36,14 @@ import torch
 
 from diffperf.images.baselines import BaselineError, ImageBaseline, ImageBaselines, MissingBaseline
 from diffperf.images.similarity import ImageComparison, check_health, compare, difference_image, save_png, to_uint8
-from diffperf.models.variants import VARIANT_NAMES, Variant, get_variant
-from diffperf.models.workloads import SCENARIO_NAMES, Scenario
+from diffperf.models.variants import Variant
+from diffperf.models.workloads import Scenario
 from diffperf.render.image_text import (
     failed_check_line,
     missing_baselines_line,
     unusable_baseline_line,
     unusable_output_line,
 )
-
-FP32_VARIANT = "baseline"
-"""The variant whose stored output the fp32-approximating variants are compared with."""
-
-
-def similarity_cases() -> list:
-    """Every (variant, scenario) pair, variant by variant (the order the latency cases use)."""
-    return [
-        pytest.param(variant, scenario, id=f"{variant}-{scenario}")
-        for variant in VARIANT_NAMES
-        for scenario in SCENARIO_NAMES
-    ]
-
-
-def same_kind(variant: Variant) -> str:
-    """The comparison kind of a variant against its own baseline: ``"same"`` for fp32 variants,
-    ``"half"`` for fp16/bf16 ones, whose kernels round differently on other CPUs and GPUs
-    (bf16 from two CPUs differs as much as bf16 from fp32: see diffperf.images.similarity), and
-    ``"int8"`` for int8 dynamic quantization, which turns another thread count's fp32 noise into
-    whole quantization steps (61.8 dB between 1 and 2 threads)."""
-    if variant.int8_dynamic:
-        return "int8"
-    return "same" if variant.dtype == "float32" else "half"
-
 
 # ---------------------------------------------------------------------------------------------
 # The case
@@ -84,12 +60,15 @@ class PlannedCheck:
     baseline_variant: str
 
 
-def planned_checks(variant: Variant, recording: bool) -> list[PlannedCheck]:
-    """The comparisons a case makes for ``variant``: its own baseline (not while recording it), and the
-    fp32 baseline for variants that approximate fp32."""
-    checks = [] if recording else [PlannedCheck("own", same_kind(variant), variant.name)]
-    if variant.approximates_fp32 and variant.name != FP32_VARIANT:
-        checks.append(PlannedCheck("fp32", variant.approximates_fp32, FP32_VARIANT))
+def planned_checks(variant: Variant, recording: bool, fp32_variant: str) -> list[PlannedCheck]:
+    """The comparisons a case makes for ``variant``: its own baseline (not while recording it), under
+    ``Variant.own_check`` (``"half"`` for fp16/bf16, whose kernels round differently on other CPUs and
+    GPUs; ``"int8"`` for int8 dynamic quantization), and the stored output of its family's fp32
+    variant ``fp32_variant`` for variants that approximate fp32."""
+    checks = [] if recording else [PlannedCheck("own", variant.own_check(), variant.name)]
+    kind = variant.fp32_check()
+    if kind and variant.name != fp32_variant:
+        checks.append(PlannedCheck("fp32", kind, fp32_variant))
     return checks
 
 
@@ -100,11 +79,11 @@ def run_similarity_case(session, variant_name: str, scenario_name: str) -> dict[
     missing under --perf-allow-missing-baselines; fails with one line per failed check otherwise.
     Returns the comparisons made, by label ("own", "fp32"), for callers that report them.
     """
-    variant = get_variant(variant_name)
-    reason = session.skip_reason(variant)
+    variant = session.registry.variant(variant_name)
+    reason = session.skip_reason(variant, scenario_name)
     if reason is not None:
         pytest.skip(reason)
-    case = SimilarityCase(session, variant, session.scenario(scenario_name))
+    case = SimilarityCase(session, variant, session.scenario(variant_name, scenario_name))
     try:
         outcome = case.run(recording=session.options.update_baselines)
     except ImageCheckFailed as error:
@@ -123,7 +102,8 @@ def record_image_baseline(session, variant_name: str, scenario_name: str, note: 
     CPUs) but run elsewhere; ``note`` goes into the index entry. Raises ImageCheckFailed (one
     line) for an unhealthy image or a model that cannot be loaded.
     """
-    case = SimilarityCase(session, get_variant(variant_name), session.scenario(scenario_name))
+    variant = session.registry.variant(variant_name)
+    case = SimilarityCase(session, variant, session.scenario(variant_name, scenario_name))
     return case.record(case.healthy_output(), note=note)
 
 
@@ -160,7 +140,7 @@ class SimilarityCase:
             self.baselines.stage(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
                                  provenance=recording_facts(self.session))
         outcome = CaseOutcome()
-        for check in planned_checks(self.variant, recording):
+        for check in planned_checks(self.variant, recording, self.session.registry.family_of(self.variant).baseline):
             try:
                 stored = self.baseline(check.baseline_variant)
             except MissingBaseline as error:  # only under --perf-allow-missing-baselines
@@ -185,7 +165,8 @@ class SimilarityCase:
         health = check_health(raw)
         if health is not None:
             image = self.artefacts.write_actual(raw)
-            raise ImageCheckFailed(unusable_output_line(self.key, health, self.variant.dtype, image))
+            raise ImageCheckFailed(unusable_output_line(self.key, health, self.session.store.plan(self.variant).dtype,
+                                                        image))
         return raw
 
     def record(self, raw: np.ndarray, note: str | None = None) -> ImageBaseline:
@@ -210,8 +191,8 @@ class SimilarityCase:
             raise ImageCheckFailed(str(error)) from None
         health = check_health(stored.raw)
         if health is not None:
-            raise ImageCheckFailed(unusable_baseline_line(stored.data_path, health, get_variant(variant_name).dtype,
-                                                          self.baselines.record_hint))
+            dtype = self.session.store.plan(self.session.registry.variant(variant_name)).dtype
+            raise ImageCheckFailed(unusable_baseline_line(stored.data_path, health, dtype, self.baselines.record_hint))
         return stored
 
     def report(self, check: PlannedCheck, raw: np.ndarray, stored: ImageBaseline,
@@ -251,12 +232,11 @@ def scenario_conditions(scenario: Scenario) -> dict:
 
 def variant_output(session, variant: Variant, scenario: Scenario) -> np.ndarray:
     """One run of ``variant`` on ``scenario`` in the session: its raw decoded images."""
-    from diffperf.models.store import runtime_settings
     from diffperf.session import out_of_memory_as_failure
 
     with out_of_memory_as_failure(variant, session):
         pipe = session.store.pipeline(variant, scenario)
-        return raw_output(pipe, scenario, lambda: runtime_settings(variant))
+        return raw_output(pipe, scenario, lambda: session.store.during_calls(variant))
 
 
 def recording_facts(session) -> dict:
@@ -338,19 +318,33 @@ def raw_output(pipe, scenario: Scenario, settings=None, *, seed: int | None = No
                steps: int | None = None) -> np.ndarray:
     """The pipeline's raw decoded images for ``scenario``, float32 (N, H, W, C), unclamped.
 
-    Same generator, arguments and decode call as ``pipe(**scenario.pipeline_kwargs())`` with
-    ``output_type="np"`` (whose images are ``(raw / 2 + 0.5).clip(0, 1)``); ``settings`` is the
-    variant's runtime-switch context manager factory (TF32), ``seed`` and ``steps`` override the
+    One ordinary call (the generator, arguments and decode of ``pipe(**scenario.pipeline_kwargs())``
+    with ``output_type="np"``), with the output of its autoencoder's ``decode`` kept as it returns
+    it, before the pipeline's ``(x / 2 + 0.5).clamp(0, 1)``: whatever the family's pipeline does
+    around the decode (SDXL upcasts an fp16 VAE to fp32) is what gets checked. ``settings`` is the
+    variant's runtime-switch context manager factory (TF32); ``seed`` and ``steps`` override the
     scenario's (for planted changes).
     """
     generator = torch.Generator(device="cpu").manual_seed(scenario.seed if seed is None else seed)
     kwargs = scenario.pipeline_kwargs()
     if steps is not None:
         kwargs["num_inference_steps"] = steps
-    with settings() if settings is not None else contextlib.nullcontext():
-        latents = pipe(**kwargs, generator=generator, output_type="latent").images
-        vae = pipe.vae
-        image = vae.decode(latents / vae.config.scaling_factor, return_dict=False, generator=generator)[0]
+    vae = pipe.vae
+    decode = vae.decode
+    decoded = []
+
+    def keep(*args, **decode_kwargs):
+        output = decode(*args, **decode_kwargs)
+        decoded.append(output[0] if isinstance(output, tuple) else output.sample)
+        return output
+
+    vae.decode = keep
+    try:
+        with settings() if settings is not None else contextlib.nullcontext():
+            pipe(**kwargs, generator=generator, output_type="np")
+    finally:
+        del vae.decode  # the class's method again
+    (image,) = decoded
     return image.float().permute(0, 2, 3, 1).cpu().numpy()
 
 

@@ -126,7 +126,7 @@ THRESHOLDS: dict[str, Thresholds] = {
         min_psnr_db=60.0, min_ssim=1 - 4e-4, max_cosine_distance=5e-5, max_abs_diff=6e-3
     ),
     # fp16 / bf16 against the fp32 baseline, and a reduced-precision variant against its own
-    # baseline (diffperf.images.checks.same_kind): bf16 from two CPUs differs as much as bf16 differs from
+    # baseline (Variant.own_check): bf16 from two CPUs differs as much as bf16 differs from
     # fp32 (49.8 vs 51.0 dB), as rounding at every layer sends the two down different paths.
     # Limits: twice the measured bf16 error in amplitude (what two bf16 runs each as far from
     # fp32 can differ by), with a margin (10 dB below the worst measured, 5 dB below twice it),

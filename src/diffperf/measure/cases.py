@@ -23,19 +23,10 @@ from diffperf.gate.expectations import case_id
 from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.flops import Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
-from diffperf.models.variants import VARIANT_NAMES, Variant, get_variant
-from diffperf.models.workloads import SCENARIO_NAMES, Scenario, get_scenario
+from diffperf.models.variants import Variant
+from diffperf.models.workloads import Scenario
 from diffperf.models.zoo import ModelNotAvailable
 from diffperf.session import PerfSession, VariantOutOfMemory, out_of_memory_as_failure
-
-
-def latency_cases() -> list:
-    """Every (variant, scenario) pair, variant by variant, so each variant's models can go early."""
-    return [
-        pytest.param(variant, scenario, id=f"{variant}-{scenario}")
-        for variant in VARIANT_NAMES
-        for scenario in SCENARIO_NAMES
-    ]
 
 
 def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenario_name: str) -> CaseResult:
@@ -44,19 +35,19 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     Skips with a one-line reason when the variant cannot run here; an out-of-memory variant or a
     missing model fails with one line.
     """
-    variant = get_variant(variant_name)
-    reason = session.skip_reason(variant)
+    variant = session.registry.variant(variant_name)
+    reason = session.skip_reason(variant, scenario_name)
     if reason is not None:
         session.skipped[case_id(variant_name, scenario_name)] = reason
         pytest.skip(reason)
-    scenario = session.scenario(scenario_name)
+    scenario = session.scenario(variant_name, scenario_name)
     failure = None
     try:
         with out_of_memory_as_failure(variant, session):
             subject = session.timed_pipeline(variant, scenario)
             reference = None
             if variant.reference is not None:
-                reference = session.timed_pipeline(get_variant(variant.reference), scenario)
+                reference = session.timed_pipeline(session.registry.variant(variant.reference), scenario)
             warm_up(session, subject, reference)
             first_timed = len(subject.stage_history)
             reference_times, variant_times = timed_rounds(benchmark, session, scenario, subject, reference)
@@ -71,7 +62,8 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
         failure = str(error)
     if failure is not None:  # outside the except block: one line, no chained traceback
         pytest.fail(failure, pytrace=False)
-    result = CaseResult(variant.name, variant.reference, scenario.name, variant_times, reference_times, *peaks)
+    result = CaseResult(variant.name, variant.reference, scenario.name, variant_times, reference_times, *peaks,
+                        family=variant.family, best_stack=variant.best_stack)
     benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput))
     session.results.append(result)
     if throughput is not None:
@@ -96,14 +88,15 @@ def peak_memory(session: PerfSession, variant: Variant, scenario: Scenario, subj
             peaks.append(None)
             continue
         growth = session.peak_memory_growth(name, scenario.name, pipeline)
-        peaks.append(None if growth is None else session.store.weight_bytes(get_variant(name)) + growth)
+        peaks.append(None if growth is None else session.store.weight_bytes(session.registry.variant(name)) + growth)
     return peaks[0], peaks[1]
 
 
 def measure_throughput(session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
                        timed_stages: list[dict], variant_times: list[float]) -> Throughput:
     """FLOPs of one (untimed) call per stage, over the timed rounds' median times, beside the device's peak."""
-    precision = precision_of(variant.dtype, variant.tf32_matmul, session.device.type)
+    plan = session.store.plan(variant)
+    precision = precision_of(plan.dtype, plan.tf32, session.device.type)
     return Throughput(
         variant.name, scenario.name, precision,
         flops=session.call_flops(variant.name, scenario.name, subject),
@@ -151,15 +144,18 @@ def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_
     weight_bytes = session.store.weight_bytes(variant)
     return {
         "variant": variant.name,
+        "family": variant.family,
         "reference": variant.reference,
-        "description": variant.description,
+        "description": variant.describe(),
+        "speedups": [speedup.name for speedup in variant.speedups],
+        "best_stack": variant.best_stack,
         "profile": session.profile_name,
         **scenario.describe(),
-        "scaled_from": scaling(scenario),
+        "scaled_from": scaling(scenario, session.registry.scenario(variant.name, scenario.name)),
         "workload_overrides": session.options.workload_overrides or None,
         "device": session.instrument.hardware()["device_name"],
         "device_type": session.device.type,
-        "dtype": variant.dtype,
+        "dtype": session.store.plan(variant).dtype,
         "stages": median_stages(timed_stages),
         "weight_bytes": weight_bytes,
         "peak_memory_growth": None if result.peak_memory is None else result.peak_memory - weight_bytes,
@@ -173,9 +169,8 @@ def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_
     }
 
 
-def scaling(scenario: Scenario) -> dict | None:
-    """What the profile scaled down from the documents' scenario (None when run as documented)."""
-    original = get_scenario(scenario.name)
+def scaling(scenario: Scenario, original: Scenario) -> dict | None:
+    """What the profile scaled down from the declared scenario (None when run as declared)."""
     if (original.steps, original.resolution) == (scenario.steps, scenario.resolution):
         return None
     return {"steps": original.steps, "resolution": original.resolution}

@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 
+CASE_ARGUMENTS = ("variant", "scenario")
+
+
+def is_perf_case(metafunc) -> bool:
+    """Whether diffperf parametrizes this test: it uses ``perf_session`` and takes ``variant`` and
+    ``scenario``, which no ``parametrize`` mark of its own gives."""
+    names = set(metafunc.fixturenames)
+    if "perf_session" not in names or not set(CASE_ARGUMENTS) <= names:
+        return False
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(argnames, str):
+            argnames = [name.strip() for name in argnames.split(",")]
+        if set(argnames) & set(CASE_ARGUMENTS):
+            return False
+    return True
+
+
 def variant_of(item) -> str | None:
     """The ``variant`` parameter of a collected perf case (one using ``perf_session``), or None."""
     callspec = getattr(item, "callspec", None)

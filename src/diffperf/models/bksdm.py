@@ -6,8 +6,9 @@ copied from the teacher by name as in src/kd_train_text_to_image.py (copy_weight
 
 from __future__ import annotations
 
-import torch
 from diffusers import UNet2DConditionModel
+
+from diffperf.models.students import derive_unet, plain_config
 
 STUDENTS = ("base", "small", "tiny")
 
@@ -16,7 +17,7 @@ def student_config(teacher_config: dict, student: str) -> dict:
     """The student's UNet config: fewer layers per block, no mid block (small, tiny), 3 stages (tiny)."""
     if student not in STUDENTS:
         raise ValueError(f"unknown BK-SDM student {student!r}: choose one of {', '.join(STUDENTS)}")
-    config = {key: value for key, value in dict(teacher_config).items() if not key.startswith("_")}
+    config = plain_config(teacher_config)
     config["layers_per_block"] = 1  # down stages keep 1 resnet (+1 attention), up stages keep 2 of 3
     if student in ("small", "tiny"):
         config["mid_block_type"] = None
@@ -44,20 +45,9 @@ def teacher_key(student_key: str, student: str) -> str:
     return ".".join(parts)
 
 
-@torch.no_grad()
 def derive_student(teacher: UNet2DConditionModel, student: str, meta: bool = False) -> UNet2DConditionModel:
     """Build a BK-SDM student of ``teacher`` with its weights copied from the teacher.
 
     ``meta=True`` builds the structure only (no memory, no copy), to count parameters.
     """
-    with torch.device("meta" if meta else teacher.device):
-        model = UNet2DConditionModel.from_config(student_config(teacher.config, student))
-    model.requires_grad_(False)  # an inference copy, like every other component
-    if meta:
-        return model.eval()
-    if model.dtype != teacher.dtype:
-        model.to(dtype=teacher.dtype)
-    teacher_state = teacher.state_dict()
-    for key, tensor in model.state_dict().items():
-        tensor.copy_(teacher_state[teacher_key(key, student)])
-    return model.eval()
+    return derive_unet(teacher, student_config(teacher.config, student), lambda key: teacher_key(key, student), meta)

@@ -1,10 +1,11 @@
 """Builds each variant's pipeline once, lazily, sharing weights, and releases what is done.
 
-Components are cached by (source component, dtype): variants that differ only in attention
-processor, TF32 or compilation share one set of weight tensors (their module trees are cloned
-around the same tensors); channels_last gets its own copy because it changes the weights' layout.
+Components are cached by (family, component, dtype): variants that differ only in attention
+processor, TF32, compilation or the other speed-ups that change no weights share one set of weight
+tensors (their module trees are cloned around the same tensors); channels_last gets its own copy
+because it changes the weights' layout.
 
-Today's speed-ups (docs/variants.md) are applied to the variant's own module tree, never to the
+A variant's speed-ups (diffperf.models.speedups) are applied to its own module trees, never to the
 shared source components: fused QKV projections add fused weights beside the shared ones, ToMe
 swaps the classes of the variant's transformer blocks, torchao replaces the variant's linear
 weights with int8 ones, and DeepCache wraps the forward of one UNet tree per pipeline.
@@ -18,12 +19,12 @@ import gc
 import time
 
 import torch
-from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, XFormersAttnProcessor
 
-from diffperf.models import zoo
-from diffperf.models.bksdm import derive_student
-from diffperf.models.variants import Variant, get_variant, reference_chain
+from diffperf.models.registry import Registry
+from diffperf.models.speedups import BuildContext, BuildPlan
+from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scenario
+from diffperf.models.zoo import assemble_pipeline, is_tokenizer
 
 
 def clone_module(module: torch.nn.Module, dtype: torch.dtype | None = None, channels_last: bool = False):
@@ -59,101 +60,6 @@ def tensor_bytes(tensor: torch.Tensor) -> dict[int, int]:
     return {tensor.data_ptr(): tensor.numel() * tensor.element_size()}
 
 
-def time_first_calls(module: torch.nn.Module, record: dict, synchronize) -> None:
-    """Record in ``record[input shape]`` how long ``module``'s first call for each input shape took.
-
-    For a torch.compile'd UNet that call includes compiling it for that shape (a recompilation
-    for a new batch size), so the compile time is reported apart from the timed latency.
-    """
-    started = {}
-
-    def before(module, args, kwargs):
-        sample = args[0] if args else kwargs["sample"]
-        shape = "x".join(str(size) for size in sample.shape)
-        if shape not in record:
-            synchronize()
-            started[shape] = time.perf_counter()
-
-    def after(module, args, kwargs, output):
-        if started:
-            synchronize()
-            shape, start = started.popitem()
-            record[shape] = time.perf_counter() - start
-        return output
-
-    module.register_forward_pre_hook(before, with_kwargs=True)
-    module.register_forward_hook(after, with_kwargs=True)
-
-
-def apply_tome(unet: torch.nn.Module, ratio: float) -> None:
-    """Token merging (tomesd) on ``unet``'s transformer blocks, in place.
-
-    tomesd's documented defaults otherwise (max_downsample=1: the full-resolution blocks only,
-    2x2 strides, self-attention only), except ``use_rand=False``: with random destinations every
-    call would draw from the global random generator, so no two calls would make the same image.
-    """
-    import tomesd
-
-    tomesd.apply_patch(unet, ratio=ratio, use_rand=False)
-
-
-class NoMidBlock(torch.nn.Module):
-    """A UNet mid block that returns its input: what UNet2DConditionModel computes without one."""
-
-    def forward(self, sample: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return sample
-
-
-def apply_deepcache(pipe, interval: int) -> None:
-    """DeepCache on ``pipe``'s UNet, in place: the whole UNet every ``interval`` steps, branch 0 between.
-
-    DeepCache wraps ``pipe.unet``'s forward and finds each step's index in ``pipe.scheduler``'s
-    timesteps, so each pipeline needs a UNet tree of its own (``PipelineStore.pipeline``).
-    DeepCache 0.1.1 also wraps the mid block's forward unconditionally; BK-SDM-small has none
-    (AttributeError), so such a UNet gets :class:`NoMidBlock`, which computes exactly what no mid
-    block does.
-    """
-    from DeepCache import DeepCacheSDHelper
-
-    if pipe.unet.mid_block is None:
-        pipe.unet.mid_block = NoMidBlock()
-    helper = DeepCacheSDHelper(pipe=pipe)
-    helper.set_params(cache_interval=interval, cache_branch_id=0)
-    helper.enable()
-
-
-def quantize_int8_dynamic(unet: torch.nn.Module) -> None:
-    """torchao int8 dynamic-activation, int8-weight quantization of ``unet``'s nn.Linear layers, in place.
-
-    ``set_inductor_config=False``: the recommended inductor settings are process-wide and would
-    change how the other variants compile.
-    """
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-    quantize_(unet, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
-
-
-def attention_processor(name: str):
-    if name == "sdpa":
-        return AttnProcessor2_0()
-    if name == "classic":
-        return AttnProcessor()
-    if name == "xformers":
-        return XFormersAttnProcessor()
-    raise ValueError(f"unknown attention back-end {name!r}: choose sdpa, classic or xformers")
-
-
-@contextlib.contextmanager
-def runtime_settings(variant: Variant):
-    """Process-wide switches a variant needs during its calls only (TF32), restored afterwards."""
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = variant.tf32_matmul
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
-
-
 def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
     """Make every forward of ``unet`` do extra busy work lasting ``fraction`` of its own duration.
 
@@ -180,104 +86,116 @@ def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
 class PipelineStore:
     """Session cache of components and per-variant pipelines for one source and device."""
 
-    def __init__(self, source, device: torch.device, planted_slowdowns: dict | None = None, synchronize=None):
+    def __init__(self, registry: Registry, source, device: torch.device, planted_slowdowns: dict | None = None,
+                 synchronize=None):
+        self.registry = registry
         self.source = source
         self.device = device
         self.planted_slowdowns = planted_slowdowns or {}
         self.synchronize = synchronize or (lambda: None)
-        self._components: dict[tuple[str, torch.dtype], torch.nn.Module] = {}
-        self._models: dict[str, dict] = {}  # variant name -> its unet, text_encoder, vae
-        self._tokenizer = None
+        self._components: dict[tuple[str, str, torch.dtype], torch.nn.Module] = {}
+        self._tokenizers: dict[tuple[str, str], object] = {}
+        self._models: dict[str, dict] = {}  # variant name -> {slot: its module tree}
         # variant name -> {UNet input shape: seconds of its first call}: compile time, for compiled variants
         self.compile_seconds: dict[str, dict[str, float]] = {}
 
-    def component(self, name: str, dtype: torch.dtype) -> torch.nn.Module:
-        """A source component in ``dtype``, built once (fp32 first, then cast)."""
-        key = (name, dtype)
+    def plan(self, variant: Variant) -> BuildPlan:
+        return variant.plan(self.registry.family(variant.family))
+
+    def component(self, family: str, name: str, dtype: torch.dtype) -> torch.nn.Module:
+        """A component in ``dtype``, built once (fp32 first, then cast); students derived from the fp32 teacher."""
+        key = (family, name, dtype)
         if key not in self._components:
-            if dtype == torch.float32 and name == zoo.DISTILLED_UNET and self.source.derives_students:
-                teacher = self.component(zoo.TEACHER_UNET, torch.float32)
-                self._components[key] = derive_student(teacher, "small")
-            elif dtype == torch.float32:
-                self._components[key] = self.source.build(name)
+            declared = self.registry.family(family).component(name)
+            if dtype != torch.float32:
+                self._components[key] = clone_module(self.component(family, name, torch.float32), dtype=dtype)
+            elif declared.derive is not None and self.source.derives_students:
+                teacher = self.component(family, declared.teacher, torch.float32)
+                self._components[key] = declared.derive(teacher)
             else:
-                self._components[key] = clone_module(self.component(name, torch.float32), dtype=dtype)
+                self._components[key] = self.source.build(self.registry.family(family), name)
         return self._components[key]
 
-    def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = self.source.tokenizer()
-        return self._tokenizer
+    def tokenizer(self, family: str, name: str):
+        key = (family, name)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = self.source.build(self.registry.family(family), name)
+        return self._tokenizers[key]
 
     def models(self, variant: Variant) -> dict:
-        """The variant's unet, text encoder and vae, with its attention, layout and compilation."""
+        """The variant's modules by slot (tokenizers included), with its speed-ups applied, built once."""
         if variant.name not in self._models:
-            dtype = variant.torch_dtype
-            unet = clone_module(self.component(variant.unet, dtype), channels_last=variant.channels_last)
-            vae = clone_module(self.component(variant.vae, dtype), channels_last=variant.channels_last)
-            processor = attention_processor(variant.attention)
-            unet.set_attn_processor(processor)
-            if hasattr(vae, "set_attn_processor"):
-                vae.set_attn_processor(processor)
-            if variant.fuse_qkv:  # new fused weights in this tree; the shared q, k, v weights stay as they are
-                unet.fuse_qkv_projections()
-                if hasattr(vae, "fuse_qkv_projections"):  # the KL autoencoder; TAESD has no attention
-                    vae.fuse_qkv_projections()
-                unet.requires_grad_(False)
-                vae.requires_grad_(False)
-            if variant.tome_ratio is not None:
-                apply_tome(unet, variant.tome_ratio)
-            if variant.int8_dynamic:
-                quantize_int8_dynamic(unet)
-            if variant.compile:
-                unet = torch.compile(unet)
-                self.compile_seconds[variant.name] = {}
-                time_first_calls(unet, self.compile_seconds[variant.name], self.synchronize)
+            plan = self.plan(variant)
+            family = plan.family
+            modules, tokenizers = {}, {}
+            for slot, name in plan.components.items():
+                if is_tokenizer(family.component(name)):
+                    tokenizers[slot] = self.tokenizer(family.name, name)
+                else:
+                    modules[slot] = clone_module(self.component(family.name, name, plan.torch_dtype),
+                                                 channels_last=plan.channels_last)
+            context = BuildContext(self.device, self.synchronize)
+            for speedup in variant.speedups:
+                speedup.apply(modules, context)
+            if context.first_calls is not None:  # a compiled module's first calls: compile time
+                self.compile_seconds[variant.name] = context.first_calls
             if variant.name in self.planted_slowdowns:
-                plant_slowdown(unet, self.planted_slowdowns[variant.name], self.synchronize)
-            self._models[variant.name] = {
-                "unet": unet,
-                "text_encoder": self.component(zoo.TEXT_ENCODER, dtype),
-                "vae": vae,
-            }
+                plant_slowdown(modules["unet"], self.planted_slowdowns[variant.name], self.synchronize)
+            self._models[variant.name] = {**modules, **tokenizers}
         return self._models[variant.name]
 
     def pipeline(self, variant: Variant, scenario: Scenario):
         """A fresh pipeline object over the variant's cached models, with the scenario's scheduler."""
+        plan = self.plan(variant)
         models = dict(self.models(variant))
-        if variant.deepcache_interval is not None:  # its own UNet tree (same weights) for DeepCache to wrap
+        if plan.unet_per_pipeline:  # its own UNet tree (same weights), e.g. for DeepCache to wrap
             models["unet"] = clone_module(models["unet"])
-        pipe = zoo.assemble_pipeline(
-            tokenizer=self.tokenizer(),
-            scheduler=zoo.make_scheduler(scenario.scheduler, self.source.scheduler_config()),
-            **models,
-        )
-        if variant.deepcache_interval is not None:
-            apply_deepcache(pipe, variant.deepcache_interval)
+        scheduler = plan.family.make_scheduler(scenario.scheduler, self.source.scheduler_config(plan.family))
+        pipe = assemble_pipeline(plan.family, models, scheduler)
+        for speedup in variant.speedups:
+            speedup.prepare(pipe)
         return pipe
+
+    @contextlib.contextmanager
+    def during_calls(self, variant: Variant):
+        """The process-wide switches of the variant during its calls, restored afterwards: TF32 matmuls as its
+        plan says (off unless a speed-up asks for them, whatever the process set), then its speed-ups' own."""
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.plan(variant).tf32
+        try:
+            with contextlib.ExitStack() as stack:
+                for speedup in variant.speedups:
+                    stack.enter_context(speedup.during_calls())
+                yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
 
     def weight_bytes(self, variant: Variant) -> int:
         """Bytes of the weights the variant's pipeline holds."""
         tensors = {}
         for module in self.models(variant).values():
-            for tensor in list(module.parameters()) + list(module.buffers()):
-                tensors.update(tensor_bytes(tensor))
+            if isinstance(module, torch.nn.Module):
+                for tensor in list(module.parameters()) + list(module.buffers()):
+                    tensors.update(tensor_bytes(tensor))
         return sum(tensors.values())
 
     def keep_only(self, variant_names) -> None:
         """Release every model no listed variant (or its references) needs, and free the memory."""
-        needed = {name for variant_name in variant_names for name in reference_chain(variant_name)}
-        needed_components = {
-            (component, get_variant(name).torch_dtype)
-            for name in needed
-            for component in get_variant(name).components
-        }
-        # fp32 teacher weights are the source of casts and distilled students: rebuilt on demand.
+        needed = {name for variant_name in variant_names for name in self.registry.reference_chain(variant_name)}
+        needed_components = set()
+        for name in needed:
+            plan = self.plan(self.registry.variant(name))
+            needed_components.update((plan.family.name, component, plan.torch_dtype)
+                                     for component in plan.components.values())
+        # fp32 teacher weights are the source of casts and derived students: rebuilt on demand.
         released = [name for name in self._models if name not in needed]
         for name in released:
             del self._models[name]
         for key in [key for key in self._components if key not in needed_components]:
             del self._components[key]
+        needed_families = {family for family, _, _ in needed_components}
+        for key in [key for key in self._tokenizers if key[0] not in needed_families]:
+            del self._tokenizers[key]
         if released:
             gc.collect()
             if self.device.type == "cuda":

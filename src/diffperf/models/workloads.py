@@ -1,11 +1,19 @@
-"""The source documents' two workloads, and how a profile scales them down."""
+"""Workloads (scenarios): what one pipeline call makes, and how a profile scales it down."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 
-from diffperf.models.profiles import Profile
+from diffperf.models.optin import OptIn
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a small profile runs a family's scenarios: ``resolution`` pixels, a fraction of the steps."""
+
+    resolution: int
+    step_fraction: float
 
 
 @dataclass(frozen=True)
@@ -14,20 +22,21 @@ class Scenario:
     prompt: str
     images: int
     steps: int
-    scheduler: str
+    scheduler: str  # a name the family's ``schedulers`` declares
     seed: int
     resolution: int = 512
+    opt_in: OptIn | None = None  # a scenario left out by default on some devices
 
-    def scaled(self, profile: Profile | None, steps: int | None = None, resolution: int | None = None) -> "Scenario":
-        """The scenario as ``profile`` runs it (synthetic small profiles use fewer pixels and steps).
+    def scaled(self, scale: Scale | None, steps: int | None = None, resolution: int | None = None) -> "Scenario":
+        """The scenario as a profile runs it (``scale``: fewer pixels and steps on small profiles).
 
         ``steps`` and ``resolution`` (``--perf-steps``, ``--perf-resolution``) override what the
         profile would run.
         """
         scenario = self
-        if profile is not None:
-            scenario = replace(self, steps=max(2, math.ceil(self.steps * profile.step_fraction)),
-                               resolution=profile.resolution)
+        if scale is not None:
+            scenario = replace(self, steps=max(2, math.ceil(self.steps * scale.step_fraction)),
+                               resolution=scale.resolution)
         if steps is not None:
             scenario = replace(scenario, steps=steps)
         if resolution is not None:
@@ -53,21 +62,3 @@ class Scenario:
             "seed": self.seed,
             "resolution": self.resolution,
         }
-
-
-SCENARIOS: tuple[Scenario, ...] = (
-    # Arabic page: A100 table, 1 image, 50 DDIM steps, 512x512.
-    Scenario("astronaut", "a photo of an astronaut riding a horse on mars", images=1, steps=50,
-             scheduler="ddim", seed=0),
-    # Chinese page / distilled section: 4 images per prompt, 25 PNDM steps, seed 2023.
-    Scenario("vase", "a golden vase with different flowers", images=4, steps=25, scheduler="pndm", seed=2023),
-)
-SCENARIO_NAMES = tuple(scenario.name for scenario in SCENARIOS)
-_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
-
-
-def get_scenario(name: str) -> Scenario:
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ValueError(f"unknown scenario {name!r}: choose one of {', '.join(SCENARIO_NAMES)}") from None

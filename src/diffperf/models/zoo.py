@@ -1,44 +1,22 @@
-"""The model zoo: where each pipeline component comes from.
+"""The model zoo: where each component of a family comes from.
 
-Synthetic profiles (``full``, ``tiny``) build the exact architectures of
-:mod:`diffperf.models.profiles` with seeded random weights (latency does not depend on weight
-values); the ``hub`` profile loads real weights from a hub id or a local directory through
+Synthetic profiles (``full``, ``tiny``) build each component from its config with seeded random
+weights (latency does not depend on weight values), and derive students from their teacher by
+code; the ``hub`` profile loads real weights from a hub id or a local directory through
 ``from_pretrained``, honouring the user's cache (HF_HOME) and HF_HUB_OFFLINE.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    AutoencoderTiny,
-    DDIMScheduler,
-    PNDMScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTokenizer, PreTrainedModel
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from diffperf.models.bksdm import derive_student
-from diffperf.models.profiles import SYNTHETIC_PROFILES, Profile
-
-# Component names a variant can ask for.
-TEACHER_UNET = "unet"
-DISTILLED_UNET = "unet-bk-sdm-small"
-TEXT_ENCODER = "text_encoder"
-KL_VAE = "vae"
-TINY_VAE = "taesd"
-COMPONENTS = (TEACHER_UNET, DISTILLED_UNET, TEXT_ENCODER, KL_VAE, TINY_VAE)
-
-# Defaults of the hub profile: the models of the source documents.
-DEFAULT_HUB_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_HUB_DISTILLED = "nota-ai/bk-sdm-small"
-DEFAULT_HUB_TAESD = "madebyollin/taesd"
+from diffperf.models.family import Component, Family, HubId
 
 
 class ModelNotAvailable(RuntimeError):
@@ -59,111 +37,103 @@ def offline_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
 
 
-def make_scheduler(name: str, config: dict) -> PNDMScheduler | DDIMScheduler:
-    """SD's PNDM scheduler, or DDIM configured from it (a bare DDIMScheduler() is wrong for SD)."""
-    pndm = PNDMScheduler.from_config(config)
-    if name == "pndm":
-        return pndm
-    if name == "ddim":
-        return DDIMScheduler.from_config(pndm.config)
-    raise ValueError(f"unknown scheduler {name!r}: choose ddim or pndm")
-
-
 def count_parameters(module: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
+
+
+def is_tokenizer(component: Component) -> bool:
+    return not issubclass(component.cls, torch.nn.Module)
+
+
+def from_config(cls: type, config: dict) -> torch.nn.Module:
+    """A transformers or diffusers model of class ``cls`` built from a config dict."""
+    if issubclass(cls, PreTrainedModel):
+        return cls(cls.config_class(**config))
+    return cls.from_config(config)
 
 
 @dataclass
 class SyntheticSource:
     """Builds a profile's components from configs with seeded random weights."""
 
-    profile: Profile
+    profile: str  # "full" or "tiny"
     device: torch.device
 
     name = "synthetic"
-    derives_students = True  # BK-SDM students are derived from the teacher, not loaded
+    derives_students = True  # students are derived from the teacher, not loaded
 
-    def build(self, component: str, meta: bool = False) -> torch.nn.Module:
+    def build(self, family: Family, name: str, meta: bool = False) -> torch.nn.Module:
         """Build one fp32 component; ``meta=True`` builds it without memory (to count parameters)."""
-        if component not in COMPONENTS:
-            raise ValueError(f"unknown component {component!r}: choose one of {', '.join(COMPONENTS)}")
-        if component == DISTILLED_UNET:
-            return derive_student(self.build(TEACHER_UNET, meta=meta), "small")
+        component = family.component(name)
+        if is_tokenizer(component):
+            return offline_clip_tokenizer(component.config(self.profile)["model_max_length"])
+        if component.derive is not None:
+            return component.derive(self.build(family, component.teacher, meta=meta), meta=meta)
         device = torch.device("meta") if meta else self.device
-        seed = self.profile.seed + COMPONENTS.index(component)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), device:
-            torch.manual_seed(seed)
-            if component == TEACHER_UNET:
-                module = UNet2DConditionModel.from_config(self.profile.unet)
-            elif component == TEXT_ENCODER:
-                module = CLIPTextModel(CLIPTextConfig(**self.profile.text_encoder))
-            elif component == KL_VAE:
-                module = AutoencoderKL.from_config(self.profile.vae)
-            elif component == TINY_VAE:
-                module = AutoencoderTiny.from_config(self.profile.taesd)
-            else:
-                raise ValueError(f"unknown component {component!r}: choose one of {', '.join(COMPONENTS)}")
+            torch.manual_seed(component.weight_seed(family.name))
+            module = from_config(component.cls, component.config(self.profile))
         return module.eval().requires_grad_(False)
 
-    def tokenizer(self) -> CLIPTokenizer:
-        return offline_clip_tokenizer(self.profile.text_encoder["max_position_embeddings"])
-
-    def scheduler_config(self) -> dict:
-        return dict(self.profile.scheduler)
+    def scheduler_config(self, family: Family) -> dict:
+        return dict(family.scheduler_config)
 
 
 @dataclass
 class HubSource:
-    """Loads real weights from hub ids or local directories, through the user's cache."""
+    """Loads real weights from hub ids or local directories, through the user's cache.
 
-    model: str = DEFAULT_HUB_MODEL
-    distilled: str = DEFAULT_HUB_DISTILLED
-    taesd: str = DEFAULT_HUB_TAESD
+    ``overrides`` replaces where components come from: ``{"sd1": "./sd15"}`` (a family's own
+    components and scheduler) or ``{"sdxl.vae": "madebyollin/sdxl-vae-fp16-fix"}`` (one component).
+    """
+
     device: torch.device = torch.device("cpu")
+    overrides: dict[str, str] = field(default_factory=dict)
 
     name = "hub"
     derives_students = False
 
-    def build(self, component: str, meta: bool = False) -> torch.nn.Module:
+    def hub_id(self, family: Family, component: Component) -> HubId:
+        hub = component.hub
+        if hub is None:
+            raise ModelNotAvailable(f"{family.name}'s {component.name} declares no hub id: give one with "
+                                    f"--perf-hub {family.name}.{component.name}=REPO")
+        override = self.overrides.get(f"{family.name}.{component.name}")
+        if override is not None:
+            return HubId(override, hub.subfolder)
+        if family.name in self.overrides and hub.repo == family.hub_repo:
+            return HubId(self.overrides[family.name], hub.subfolder)
+        return hub
+
+    def build(self, family: Family, name: str, meta: bool = False):
         """Load one fp32 component (``meta=True`` builds it from its config only)."""
-        if component == TEACHER_UNET:
-            cls, repo, subfolder = UNet2DConditionModel, self.model, "unet"
-        elif component == DISTILLED_UNET:
-            cls, repo, subfolder = UNet2DConditionModel, self.distilled, "unet"
-        elif component == TEXT_ENCODER:
-            cls, repo, subfolder = CLIPTextModel, self.model, "text_encoder"
-        elif component == KL_VAE:
-            cls, repo, subfolder = AutoencoderKL, self.model, "vae"
-        elif component == TINY_VAE:
-            cls, repo, subfolder = AutoencoderTiny, self.taesd, None
-        else:
-            raise ValueError(f"unknown component {component!r}: choose one of {', '.join(COMPONENTS)}")
-        if cls is CLIPTextModel:
-            if meta:
-                config = _load(CLIPTextConfig.from_pretrained, repo, subfolder, component)
+        component = family.component(name)
+        hub = self.hub_id(family, component)
+        what = f"{component.name} of {family.name}"
+        if is_tokenizer(component):
+            return _load(component.cls.from_pretrained, hub, what)
+        if meta:
+            if issubclass(component.cls, PreTrainedModel):
+                config = _load(component.cls.config_class.from_pretrained, hub, what)
                 with torch.device("meta"):
-                    return CLIPTextModel(config)
-            module = _load(cls.from_pretrained, repo, subfolder, component)
-        else:
-            if meta:
-                config = _load(cls.load_config, repo, subfolder, component)
-                with torch.device("meta"):
-                    return cls.from_config(config)
-            module = _load(cls.from_pretrained, repo, subfolder, component)
+                    return component.cls(config)
+            config = _load(component.cls.load_config, hub, what)
+            with torch.device("meta"):
+                return component.cls.from_config(config)
+        module = _load(component.cls.from_pretrained, hub, what)
         return module.to(self.device).eval().requires_grad_(False)
 
-    def tokenizer(self) -> CLIPTokenizer:
-        return _load(CLIPTokenizer.from_pretrained, self.model, "tokenizer", "tokenizer")
-
-    def scheduler_config(self) -> dict:
-        return dict(_load(PNDMScheduler.load_config, self.model, "scheduler", "scheduler"))
+    def scheduler_config(self, family: Family) -> dict:
+        repo = self.overrides.get(family.name, family.hub_repo)
+        return dict(_load(family.scheduler.load_config, HubId(repo, "scheduler"), f"scheduler of {family.name}"))
 
 
-def _load(loader, repo: str, subfolder: str | None, what: str):
+def _load(loader, hub: HubId, what: str):
     """Call a ``from_pretrained``-style loader, turning every way it fails into one ModelNotAvailable line.
 
     The error is raised with nothing chained to it, so it prints once, wherever it is shown.
     """
+    repo, subfolder = hub.repo, hub.subfolder
     directory = Path(repo).expanduser()
     local = directory.is_dir() or repo.startswith((".", "/", "~"))
     if local:
@@ -206,35 +176,23 @@ def _first_line(error: BaseException) -> str:
 def make_source(profile_name: str, device: torch.device, hub_models: dict | None = None):
     """The component source of a profile."""
     if profile_name == "hub":
-        return HubSource(device=device, **(hub_models or {}))
-    return SyntheticSource(SYNTHETIC_PROFILES[profile_name], device)
+        return HubSource(device=device, overrides=dict(hub_models or {}))
+    if profile_name not in ("full", "tiny"):
+        raise ValueError(f"unknown profile {profile_name!r}: choose one of full, tiny, hub")
+    return SyntheticSource(profile_name, device)
 
 
-def assemble_pipeline(unet, text_encoder, tokenizer, vae, scheduler) -> StableDiffusionPipeline:
-    """A StableDiffusionPipeline from ready components (no safety checker: it is not what we time)."""
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+def assemble_pipeline(family: Family, modules: dict, scheduler):
+    """The family's pipeline from ready components, ``{slot: module or tokenizer}``, and a scheduler."""
+    pipe = family.pipeline(**modules, scheduler=scheduler, **family.pipeline_kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def save_synthetic_pipeline(profile_name: str, directory: str | os.PathLike) -> Path:
+def save_synthetic_pipeline(family: Family, profile: str, directory: str | os.PathLike) -> Path:
     """Save a synthetic profile's pipeline with save_pretrained, so the hub loading path can be tried."""
-    source = SyntheticSource(SYNTHETIC_PROFILES[profile_name], torch.device("cpu"))
-    pipe = assemble_pipeline(
-        source.build(TEACHER_UNET),
-        source.build(TEXT_ENCODER),
-        source.tokenizer(),
-        source.build(KL_VAE),
-        make_scheduler("pndm", source.scheduler_config()),
-    )
+    source = SyntheticSource(profile, torch.device("cpu"))
+    modules = {slot: source.build(family, slot) for slot in family.slots}
+    pipe = assemble_pipeline(family, modules, family.make_scheduler(next(iter(family.schedulers))))
     pipe.save_pretrained(directory)
     return Path(directory)

@@ -29,15 +29,10 @@ class GateContext:
 STATUS_ORDER = ("regressed", "error", "improved", "inconclusive", "ok")
 HEADER = ["ratio", "variant", "scenario", "measured [95% CI]", "across processes", "expected", "verdict"]
 
-BEST_STACKS = ("best-cpu", "best-gpu")
-"""The best-stack variants (``Variant.best_stack`` in diffperf.models.variants; a unit test keeps the two
-in step, so that this module needs no torch): their speed-up over fp32 is the figure users ask for
-first, so their rows come first."""
-
-
 def best_first(rows: list[GateRow]) -> list[GateRow]:
-    """``rows`` with the best stacks' rows first, each group in its own order."""
-    return sorted(rows, key=lambda row: row.variant not in BEST_STACKS)
+    """``rows`` with the best stacks' rows first (``Variant.best_stack``: their speed-up over fp32 is the
+    figure users ask for first), each group in its own order."""
+    return sorted(rows, key=lambda row: not row.best_stack)
 
 
 def percent(fraction: float) -> str:
@@ -165,21 +160,35 @@ def _worth_a_line(row: GateRow) -> bool:
 
 def _notes(report: GateReport, context: GateContext) -> list[str]:
     notes = [f"{row.status.upper()}: {row.kind} {row.case}: {row_line(row, context)}"
-             for row in best_first(report.rows) if _worth_a_line(row)]
+             for _, rows in by_family(report.rows) for row in rows if _worth_a_line(row)]
     notes += [f"note: {case} has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
     return notes
 
 
-def as_table(report: GateReport, context: GateContext) -> Table:
-    """The verdicts as a :class:`diffperf.render.table.Table` (rich on a terminal, plain text in CI logs)."""
-    rows = [[*_cells(row)[:-1], status_cell(row.status)] for row in best_first(report.rows)]
-    return Table(source_line(report, context), [Column(header) for header in HEADER], rows,
-                 _notes(report, context))
+def by_family(rows: list[GateRow]) -> list[tuple[str | None, list[GateRow]]]:
+    """The rows grouped by model family, in the order the families ran, each group best stacks first."""
+    groups: dict[str | None, list[GateRow]] = {}
+    for row in rows:
+        groups.setdefault(row.family, []).append(row)
+    return [(family, best_first(members)) for family, members in groups.items()]
+
+
+def as_tables(report: GateReport, context: GateContext) -> list[Table]:
+    """The verdicts as one :class:`diffperf.render.table.Table` per family (rich on a terminal, plain text in CI
+    logs); the notes under the last."""
+    tables = [Table(f"{family}:" if family else "", [Column(header) for header in HEADER],
+                    [[*_cells(row)[:-1], status_cell(row.status)] for row in rows])
+              for family, rows in by_family(report.rows)] or [Table("", [Column(header) for header in HEADER])]
+    tables[-1].notes = _notes(report, context)
+    return tables
 
 
 def terminal_lines(report: GateReport, context: GateContext) -> list[str]:
-    """Plain aligned text: readable in a terminal and in CI logs alike; the verdict line last."""
-    return plain_text(as_table(report, context)).splitlines() + [verdict_line(report, context)]
+    """Plain aligned text: readable in a terminal and in CI logs alike; the source line first, the verdict line last."""
+    lines = [source_line(report, context)]
+    for table in as_tables(report, context):
+        lines += plain_text(table).splitlines()
+    return lines + [verdict_line(report, context)]
 
 
 def markdown(report: GateReport, context: GateContext) -> str:
@@ -188,13 +197,13 @@ def markdown(report: GateReport, context: GateContext) -> str:
     icon = "❌" if report.failed or context.error else "✅" if report.judged else "⚠️"
     lines = [f"## diffperf {line.replace('speed-up gate: ', 'speed-up gate: ' + icon + ' ')}", "",
              source_line(report, context), ""]
-    if report.rows:
+    for family, rows in by_family(report.rows):
+        if family:
+            lines += [f"### {family}", ""]
         lines.append("| " + " | ".join(HEADER) + " |")
         lines.append("|" + "---|" * len(HEADER))
-        lines += ["| " + " | ".join(_cells(row)) + " |" for row in best_first(report.rows)]
+        lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows] + [""]
     details = [f"- **{row.status}** {row.kind} `{row.case}`: {row_line(row, context)}"
-               for row in best_first(report.rows) if _worth_a_line(row)]
+               for _, rows in by_family(report.rows) for row in rows if _worth_a_line(row)]
     details += [f"- `{case}` has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
-    if details:
-        lines += [""] + details
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + details) + "\n"

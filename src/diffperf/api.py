@@ -1,0 +1,36 @@
+"""diffperf's declaration API: what a ``conftest.py`` or plugin uses to add families, speed-ups and variants.
+
+The suite declares its own families (diffperf.models.sd1, diffperf.models.sdxl) with exactly
+these names; docs/extending.md walks through each.
+"""
+
+from diffperf.models.family import Component, Family, HubId
+from diffperf.models.optin import OptIn
+from diffperf.models.registry import Registry
+from diffperf.models.speedups import (
+    OTHER_MODEL,
+    TF32,
+    Attention,
+    BuildContext,
+    BuildPlan,
+    ChannelsLast,
+    Compile,
+    DeepCache,
+    FusedQKV,
+    Int8Dynamic,
+    NoVaeUpcast,
+    Precision,
+    SpeedUp,
+    Student,
+    TinyAutoencoder,
+    ToMe,
+    UseComponent,
+)
+from diffperf.models.variants import AUTO, Variant
+from diffperf.models.workloads import Scale, Scenario
+
+__all__ = [
+    "AUTO", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "ChannelsLast", "Compile", "Component",
+    "DeepCache", "Family", "FusedQKV", "HubId", "Int8Dynamic", "NoVaeUpcast", "OptIn", "Precision", "Registry",
+    "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe", "UseComponent", "Variant",
+]

@@ -1,0 +1,129 @@
+"""Model families: what a pipeline is made of, as plain data.
+
+A :class:`Family` names its diffusers pipeline class, its components (each with an exact ``full``
+config, a ``tiny`` config that keeps its structure, and where its real weights live), its
+scheduler, its workloads and how the ``tiny`` profile scales them. Components whose name is a
+pipeline argument (``unet``, ``text_encoder_2``, ``vae``, ...) make the family's pipeline;
+the others are alternatives a speed-up can put in their slot: students derived from the teacher
+by code (BK-SDM, SSD-1B) and tiny autoencoders. docs/extending.md shows how to declare one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from diffperf.models.workloads import Scale, Scenario
+
+
+@dataclass(frozen=True)
+class HubId:
+    """Where a component's real weights live: a hub id or local directory, and its subfolder."""
+
+    repo: str
+    subfolder: str | None = None
+
+
+@dataclass(frozen=True)
+class Component:
+    """One module of a family: a pipeline component or an alternative to one.
+
+    ``cls`` is the class that builds it (a diffusers model, a transformers model or a tokenizer).
+    On the synthetic profiles (``full``, ``tiny``) it is built from ``full`` or ``tiny`` with
+    seeded random weights, or, when ``derive`` is given, derived by code from the family's
+    ``teacher`` component (a student with blocks removed and the rest copied, a copy with another
+    config); on the ``hub`` profile it is loaded from ``hub``.
+    """
+
+    name: str
+    cls: type
+    full: dict = field(default_factory=dict)
+    tiny: dict = field(default_factory=dict)
+    hub: HubId | None = None
+    slot: str | None = None  # the pipeline argument it fills; None: its own name
+    derive: Callable | None = None  # derive(teacher module, meta: bool) -> module
+    teacher: str | None = None  # the component ``derive`` is given
+    seed: int | None = None  # seed of its random weights; None: from the family's and its own name
+    published_parameters: int | None = None  # the count its publishers state, checked on ``full``
+
+    @property
+    def fills(self) -> str:
+        """The pipeline argument this component is passed as."""
+        return self.slot or self.name
+
+    def config(self, profile: str) -> dict:
+        """Its config on a synthetic profile (``full`` or ``tiny``)."""
+        if profile not in ("full", "tiny"):
+            raise ValueError(f"{self.name} has configs for full and tiny, not {profile!r}")
+        return dict(self.full if profile == "full" else self.tiny)
+
+    def weight_seed(self, family: str) -> int:
+        if self.seed is not None:
+            return self.seed
+        return zlib.crc32(f"{family}/{self.name}".encode()) % 2**31
+
+
+@dataclass(frozen=True)
+class Family:
+    """A pipeline class, its components, its scheduler and its workloads."""
+
+    name: str
+    description: str
+    pipeline: type  # e.g. diffusers.StableDiffusionXLPipeline
+    components: tuple[Component, ...]
+    scheduler: type  # the class its scheduler config belongs to (the pipeline's default)
+    scheduler_config: dict
+    schedulers: dict[str, type]  # the schedulers its scenarios may name, built from scheduler_config
+    scenarios: tuple[Scenario, ...]
+    baseline: str  # the family's fp32 variant: the image the fp32-approximating variants are compared with
+    tiny_scale: Scale = Scale(resolution=128, step_fraction=0.1)
+    hub_repo: str | None = None  # the pipeline repository its own components and scheduler come from
+    pipeline_kwargs: dict = field(default_factory=dict)  # other constructor arguments (no safety checker, ...)
+
+    def __post_init__(self):
+        names = [component.name for component in self.components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"family {self.name}: component names repeat ({', '.join(names)})")
+        for component in self.components:
+            if component.derive is not None and component.teacher not in names:
+                raise ValueError(f"family {self.name}: {component.name} derives from unknown component "
+                                 f"{component.teacher!r}")
+        for scenario in self.scenarios:
+            if scenario.scheduler not in self.schedulers:
+                raise ValueError(f"family {self.name}: scenario {scenario.name} names scheduler "
+                                 f"{scenario.scheduler!r}; declared: {', '.join(self.schedulers)}")
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """The pipeline's own components: those named after the argument they fill."""
+        return tuple(component.name for component in self.components if component.fills == component.name)
+
+    def component(self, name: str) -> Component:
+        return self._named(self.components, name, "component")
+
+    def scenario(self, name: str) -> Scenario:
+        return self._named(self.scenarios, name, "scenario")
+
+    def _named(self, items: tuple, name: str, what: str):
+        """The item called ``name``; a one-line ValueError listing the names otherwise."""
+        for item in items:
+            if item.name == name:
+                return item
+        raise ValueError(f"family {self.name} has no {what} {name!r}: choose one of "
+                         f"{', '.join(item.name for item in items)}")
+
+    def scale(self, profile: str) -> Scale | None:
+        """How ``profile`` scales the workloads: the tiny profile runs fewer pixels and steps."""
+        return self.tiny_scale if profile == "tiny" else None
+
+    def make_scheduler(self, name: str, config: dict | None = None):
+        """Scheduler ``name`` of a scenario, configured from the family's scheduler config.
+
+        The config is completed by the family's own scheduler class first, as diffusers' docs do it
+        (``DDIMScheduler.from_config(pipe.scheduler.config)``): a bare ``DDIMScheduler()`` is wrong for SD.
+        """
+        if name not in self.schedulers:
+            raise ValueError(f"unknown scheduler {name!r}: choose one of {', '.join(self.schedulers)}")
+        base = self.scheduler.from_config(dict(self.scheduler_config if config is None else config))
+        return base if self.schedulers[name] is self.scheduler else self.schedulers[name].from_config(base.config)
