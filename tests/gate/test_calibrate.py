@@ -129,7 +129,7 @@ def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path
     assert len(kept) == 1 and kept[0].read_text() == "{truncated"  # nothing lost
     data = json.loads(target.read_text())
     assert data["hosts"][HOST.key]["speedups"]["distilled/astronaut"]["processes"] == 5
-    assert data["hosts"][HOST.key]["calibration"]["command"].startswith("diffperf calibrate --from-runs ")
+    assert data["hosts"][HOST.key]["calibrations"][-1]["command"].startswith("diffperf calibrate --from-runs ")
     assert "moved it to" in capsys.readouterr().err
 
 

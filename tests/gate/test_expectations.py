@@ -63,6 +63,20 @@ def test_records_merge_case_by_case(tmp_path):
     assert "distilled/astronaut" in found.memory
 
 
+def test_each_case_keeps_the_command_that_calibrated_it(tmp_path):
+    both = {"distilled/astronaut": dict(SPEEDUP), "bf16/vase": dict(SPEEDUP)}
+    expectations.record(tmp_path, "tiny", "hosts", HERE.key, {"calibration": {"command": "first", "processes": 10}},
+                        both, {})
+    path = expectations.record(tmp_path, "tiny", "hosts", HERE.key,
+                               {"calibration": {"command": "second", "processes": 5}}, {"bf16/vase": dict(SPEEDUP)}, {})
+    notes = json.loads(path.read_text())["hosts"][HERE.key]["calibrations"]
+    assert [(n["command"], n["cases"]) for n in notes] == [("first", ["distilled/astronaut"]), ("second", ["bf16/vase"])]
+    assert expectations.lookup(tmp_path, "tiny", HERE).calibration["command"] == "second"
+    expectations.record(tmp_path, "tiny", "hosts", HERE.key, {"calibration": {"command": "third"}}, both, {})
+    notes = json.loads(path.read_text())["hosts"][HERE.key]["calibrations"]
+    assert [n["command"] for n in notes] == ["third"]  # nothing left that the earlier ones measured
+
+
 def test_another_fingerprint_uses_the_portable_bands_and_says_what_differs(tmp_path):
     record_host(tmp_path)
     assert expectations.lookup(tmp_path, "tiny", UPGRADED) is None  # no portable bands yet

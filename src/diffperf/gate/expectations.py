@@ -6,14 +6,15 @@ by every run. Schema 2::
     {"schema": 2, "profile": "tiny",
      "hosts": {                       # one record per host fingerprint (diffperf.measure.host)
        "cpu-amd-epyc-2t-1a2b3c4d": {
-         "label": "cpu-amd-epyc-2t", "fingerprint": {...}, "calibration": {...},
+         "label": "cpu-amd-epyc-2t", "fingerprint": {...},
+         "calibrations": [{"command": ..., "processes": 10, "date": ..., "cases": [...]}],
          "speedups": {"bf16/vase": {"reference": "baseline", "expected": 1.12, "tolerance": 0.03,
                                     "run_sd": 0.011, "between_sd": 0.006, "processes": 10,
                                     "host_run_sd": 0.012, "host_between_sd": 0.009,
                                     "half_width": 0.018, "process_medians": [...]}},
          "memory": {"bf16/vase": {"reference": "baseline", "expected": 0.47, "tolerance": 0.05}}}},
      "portable": {                    # bands for hosts without a record of their own
-       "cpu-x86_64-2t": {"hosts": [...], "calibration": {...}, "speedups": {...}, "memory": {...}}}}
+       "cpu-x86_64-2t": {"hosts": [...], "calibrations": [...], "speedups": {...}, "memory": {...}}}}
 
 A host uses its own record only when its fingerprint is the recorded one; otherwise the portable
 bands of its class, and the run says what differs from the closest recorded host.
@@ -126,17 +127,44 @@ def record(baselines_dir: str | Path, profile: str, table: str, key: str, header
     """Merge calibrated cases into record ``key`` of ``table`` ("hosts" or "portable"), atomically.
 
     Cases are merged one by one: a calibration of some cases keeps every other case of the record.
-    ``header`` (fingerprint, label, calibration notes, ...) replaces the record's header fields.
+    ``header`` (fingerprint, label, ...) replaces the record's header fields, except its
+    ``calibration`` notes (command, processes, date), which join the record's ``calibrations``
+    with the cases they measured, so that every case keeps the command that measured it.
     """
     path = expectations_path(baselines_dir, profile)
     data = load_file(path, profile)
     entry = data[table].setdefault(key, {})
+    header = dict(header)
+    notes = header.pop("calibration", None)
     entry.update(header)
+    if notes is not None:
+        entry["calibrations"] = _calibrations(entry, {**notes, "cases": sorted(speedups)})
     entry["speedups"] = {**entry.get("speedups", {}), **speedups}
     entry["memory"] = {**entry.get("memory", {}), **memory}
     data["profile"] = profile
     write_json_atomic(path, data)
     return path
+
+
+def _calibrations(entry: dict, latest: dict) -> list[dict]:
+    """The record's calibration notes with ``latest`` last; notes of calibrations it fully re-measured dropped."""
+    earlier = list(entry.get("calibrations", []))
+    if isinstance(entry.get("calibration"), dict):  # a record written before calibrations were kept per case
+        earlier.append({**entry.pop("calibration"), "cases": sorted(set(entry.get("speedups", {})))})
+    kept = []
+    for notes in earlier:
+        cases = [name for name in notes.get("cases", []) if name not in latest["cases"]]
+        if cases:
+            kept.append({**notes, "cases": cases})
+    return [*kept, latest]
+
+
+def latest_calibration(entry: dict) -> dict:
+    """The notes of the record's latest calibration (``{}`` when it has none)."""
+    calibrations = entry.get("calibrations")
+    if isinstance(calibrations, list) and calibrations and isinstance(calibrations[-1], dict):
+        return dict(calibrations[-1])
+    return dict(entry.get("calibration") or {})
 
 
 def _closest(hosts: dict, host: Host) -> tuple[str | None, list]:
@@ -159,7 +187,7 @@ def parse_record(path: Path, key: str, entry, source: str) -> Expectations:
     return Expectations(
         key=key,
         source=source,
-        calibration=dict(entry.get("calibration", {})),
+        calibration=latest_calibration(entry),
         speedups=_entries(path, key, entry.get("speedups", {}), "speed-up"),
         memory=_entries(path, key, entry.get("memory", {}), "memory ratio"),
     )
