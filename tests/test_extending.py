@@ -53,8 +53,8 @@ def pytest_sessionfinish(session):
 @pytest.mark.slow
 def test_a_speedup_declared_in_a_conftest_gets_what_the_built_in_ones_get(pytester, tmp_path, capsys):
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_latency=(SUITE / "test_latency.py").read_text(),
-                        test_similarity=(SUITE / "test_similarity.py").read_text())
+    pytester.makepyfile(test_my_latency=(SUITE / "test_latency.py").read_text(),
+                        test_my_similarity=(SUITE / "test_similarity.py").read_text())
     baselines = tmp_path / "baselines"
     astronaut = "astronaut and not xl"
     args = ["--perf-variants", "baseline,counting-sdpa", "--perf-profile", "tiny",
@@ -110,7 +110,7 @@ from diffperf.api import Variant, Precision
 def pytest_diffperf_declare(registry):
     registry.add(Variant("half-xl", "sdxl", [Precision("float16")], reference="sdxl-missing"))
 ''')
-    pytester.makepyfile(test_latency=(SUITE / "test_latency.py").read_text())
+    pytester.makepyfile(test_my_latency=(SUITE / "test_latency.py").read_text())
     result = pytester.runpytest("--co", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "diffperf: variant half-xl is measured against 'sdxl-missing', which is not declared" in result.stdout.str() + result.stderr.str()
