@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,73 @@ def test_unwritable_summary_and_report_paths_are_refused_up_front(pytester, monk
     result.stderr.fnmatch_lines(["*GITHUB_STEP_SUMMARY * is a directory*"])
 
 
+def usage_error_line(result) -> str:
+    """The one line a usage error is said in; no traceback."""
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    lines = [line for line in result.errlines if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where even root cannot write")
+def test_paths_are_probed_by_writing_there_so_root_is_refused_too(pytester, monkeypatch):
+    """Root passes every os.access check (CI runs as root), yet cannot write in /proc: refused before anything runs."""
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # what root is told
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    line = usage_error_line(pytester.runpytest("--perf-summary", "/proc/nope/summary.md"))
+    assert line.startswith("ERROR: --perf-summary /proc/nope/summary.md cannot be written (")
+    assert line.endswith("): give a path you can write")
+    line = usage_error_line(pytester.runpytest("--perf-report", "/proc/nope"))
+    assert line.startswith("ERROR: --perf-report /proc/nope cannot be written (")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", "/proc/x/s.md")
+    line = usage_error_line(pytester.runpytest())
+    assert line.startswith("ERROR: GITHUB_STEP_SUMMARY /proc/x/s.md cannot be written (")
+
+
+def test_files_where_directories_go_are_refused_up_front(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    blocker = pytester.makefile(".txt", blocker="")
+    line = usage_error_line(pytester.runpytest("--perf-baselines", str(blocker)))
+    assert line.startswith("ERROR: --perf-baselines ") and line.endswith("blocker.txt is a file: give a directory")
+    line = usage_error_line(pytester.runpytest("--perf-output", str(blocker / "out")))
+    assert line.startswith("ERROR: --perf-output ")
+    assert line.endswith("blocker.txt is a file, so the directory cannot be created")
+    line = usage_error_line(pytester.runpytest("--perf-baselines", str(blocker / "b"), "--perf-update-baselines"))
+    assert line.endswith("blocker.txt is a file, so the directory cannot be created")
+    # Only read: a baselines directory that does not exist yet is no error.
+    pytester.runpytest("--perf-baselines", str(pytester.path / "not-yet")).assert_outcomes(passed=1)
+
+
+def test_the_probes_leave_nothing_behind(pytester, monkeypatch):
+    """What a probe creates it removes again; an existing file is left as it was."""
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    existing = pytester.path / "existing.md"
+    existing.write_text("kept\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(existing))
+    result = pytester.runpytest("--perf-summary", str(pytester.path / "new" / "deeper" / "summary.md"),
+                                "--perf-output", str(pytester.path / "out"))
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "new").exists() and not (pytester.path / "out").exists()
+    assert existing.read_text() == "kept\n"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "step-summary.md"))
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert not (pytester.path / "step-summary.md").exists()
+
+
+def test_hub_model_options_without_the_hub_profile_are_refused(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    line = usage_error_line(pytester.runpytest("--perf-model", "./sd15"))
+    assert line == ("ERROR: --perf-model ./sd15: only the hub profile loads weights, and this run's is the default "
+                    "(full on CUDA, tiny on the CPU): add --perf-profile hub")
+    line = usage_error_line(pytester.runpytest("--perf-profile", "tiny", "--perf-taesd-model", "me/taesd"))
+    assert line.startswith("ERROR: --perf-taesd-model me/taesd: only the hub profile loads weights, "
+                           "and this run's is tiny")
+    pytester.runpytest("--perf-profile", "hub", "--perf-model", "./sd15").assert_outcomes(passed=1)
+    # --perf-hub is taken on any profile: the GPU workflow passes its DIFFPERF_HUB entries to every run.
+    pytester.runpytest("--perf-profile", "full", "--perf-hub", "sd1=./sd15").assert_outcomes(passed=1)
+
+
 def test_output_paths_resolve_against_the_invocation_directory(pytester):
     pytester.makepyfile("def test_nothing():\n    pass\n")
     config = pytester.parseconfigure("--perf-output", "out", "--perf-summary", "s.md", "--perf-report", "r")
@@ -225,3 +293,13 @@ def test_latency_suite_baseline_only(pytester):
     assert len(stats["data"]) == 6  # raw rounds, for the statistical gate
     assert all(seconds > 0 for seconds in stats["data"])
     assert stats["min"] == min(stats["data"])
+
+
+@pytest.mark.parametrize("workload, given", [({"steps": 1}, "--perf-steps 1"),
+                                             ({"steps": 1, "resolution": 64}, "--perf-steps 1 --perf-resolution 64")])
+def test_recording_image_baselines_of_an_overridden_workload_is_refused(workload, given):
+    """The baselines hold the profile's own workload, which every run reads: never overwritten by another."""
+    with pytest.raises(ValueError, match=rf"^--perf-update-baselines with {given}: the image baselines hold the "
+                                         r"profile's own workload, .*record them without --perf-steps"):
+        PerfOptions(update_baselines=True, **workload).check()
+    PerfOptions(**workload).check()  # measuring an overridden workload is fine

@@ -82,6 +82,25 @@ def test_gpu_workflow_gates_pull_requests_without_changing_baselines():
     assert "pull_request" not in update["if"]
 
 
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_the_gates_section_reaches_the_job_summary_once(path):
+    """pytest perf appends the gate's section to $GITHUB_STEP_SUMMARY itself: no step appends its
+    --perf-summary file there again."""
+    for name, job in load(path)["jobs"].items():
+        runs = [" ".join(step.get("run", "").split()) for step in job.get("steps", [])]
+        summaries = {Path(match).name for run in runs for match in re.findall(r"--perf-summary (\S+)", run)}
+        for run in runs:
+            if "GITHUB_STEP_SUMMARY" in run:
+                assert not [summary for summary in summaries if summary in run], \
+                    f"{path.name}: job {name} appends the gate's summary to the job summary a second time: `{run}`"
+
+
+def test_the_ab_tables_reach_the_job_summary():
+    ab = load(ROOT / ".github" / "workflows" / "perf-gpu.yml")["jobs"]["ab"]
+    assert any("ab.md" in step.get("run", "") and "GITHUB_STEP_SUMMARY" in step.get("run", "")
+               for step in ab["steps"])
+
+
 def test_cpu_workflow_runs_unit_tests_and_the_tiny_suite():
     workflow = load(ROOT / ".github" / "workflows" / "ci.yml")
     runs = [step.get("run", "") for step in steps(workflow)]

@@ -1,5 +1,7 @@
 """Measure the speed-up gate offline from saved runs: between-process spread, false alarms, catches.
 
+The figures of docs/validation.md come from it.
+
 Every run is one whole process's pytest-benchmark JSON with raw rounds (``diffperf calibrate``
 keeps them, as does ``pytest perf --benchmark-json``), so verdicts can be recomputed against any
 stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.evaluate):
@@ -9,7 +11,7 @@ stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.ev
     # verdicts of runs against a record of baselines/<profile>/speedups.json
     python tools/gate_precision.py judge baselines OUT/unchanged/*.json
     python tools/gate_precision.py judge baselines OUT/slow10/*.json --planted distilled,bf16
-    python tools/gate_precision.py judge baselines OUT/unchanged/*.json --key cpu-x86_64-2t   # portable bands
+    python tools/gate_precision.py judge baselines OUT/unchanged/*.json --key cpu-x86-64-avx512-bf16-2t   # portable bands
     # leave-one-out: calibrate on all runs but one, judge that one, for each run
     python tools/gate_precision.py crossval OUT/unchanged/*.json
     # diffperf compare on unchanged runs: each run against the next (cyclic), the others as history,

@@ -1,6 +1,6 @@
 """How steady is this machine? Per-call variation of a fixed CPU workload, and over what time it drifts.
 
-The numbers behind docs/gate.md's description of a host's noise: a fixed workload (a 3x3
+The numbers behind docs/validation.md's description of a host's own speed: a fixed workload (a 3x3
 convolution and dense matmuls, one or two intra-op threads) timed back to back for a while; per
 call the spread (IQR over the median) and the slowest call, and how alike calls some time apart
 are (autocorrelation of log times at lags of about 0.01 s, 0.1 s, 0.5 s and 2 s). Slow drift

@@ -10,7 +10,7 @@ Usage (one process each, nothing else running: these are CPU-heavy and time what
     python tools/speedup_variants.py images --threads 2 --json OUT/images-2t.json
     # torch.compile's compile time (first call per input shape) and its latency afterwards
     python tools/speedup_variants.py compile --rounds 8
-    # record the new variants' image baselines, the opt-in ones included (2 threads, as the others)
+    # record the optional variants' image baselines, the opt-in ones included (2 threads, as the others)
     python tools/speedup_variants.py record --threads 2 --variants fused-qkv tome deepcache int8 best-cpu
 
 Candidates are declared variants or the ad hoc stacks of ``STACKS``; latency medians are of one

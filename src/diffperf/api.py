@@ -26,11 +26,11 @@ from diffperf.models.speedups import (
     ToMe,
     UseComponent,
 )
-from diffperf.models.variants import AUTO, Variant
+from diffperf.models.variants import AUTO, Published, Variant
 from diffperf.models.workloads import Scale, Scenario
 
 __all__ = [
     "AUTO", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "ChannelsLast", "Compile", "Component",
     "DeepCache", "Family", "FusedQKV", "HubId", "Int8Dynamic", "NoVaeUpcast", "OptIn", "Precision", "Registry",
-    "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe", "UseComponent", "Variant",
+    "Published", "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe", "UseComponent", "Variant",
 ]

@@ -177,8 +177,8 @@ def _load_history(paths):
 
 def _comparisons(args) -> list:
     """``RUN RUN ...`` (each later run against the first of its machine) or ``--base RUN... --head RUN...``."""
-    from diffperf.history.compare import compare_many, compare_sides
-    from diffperf.history.runs import HistoryError, load_runs
+    from diffperf.history.compare import calibrated_spreads, compare_many, compare_sides
+    from diffperf.history.runs import HistoryError, load_runs, planted_slowdown_warnings
     from diffperf.render.history_text import machine_warnings
 
     history = _load_history(args.history)
@@ -186,17 +186,24 @@ def _comparisons(args) -> list:
         if args.files or not (args.base and args.head):
             raise HistoryError("give RUN RUN ... or both --base RUN... and --head RUN..., not a mix")
         (base, base_warnings), (head, head_warnings) = load_runs(args.base), load_runs(args.head)
-        for message in base_warnings + head_warnings:
+        both = [run for run in head if run.digest in {other.digest for other in base}]
+        if both:
+            raise HistoryError(f"{both[0].source}: the same run is on both sides (--base and --head): a run "
+                               "compared with itself shows no change; give each side its own runs")
+        for message in base_warnings + head_warnings + planted_slowdown_warnings(base + head):
             _warn(message)
-        return [compare_sides(base, head, args.confidence, args.threshold, history)]
+        calibration = calibrated_spreads(base + head, args.baselines)
+        return [compare_sides(base, head, args.confidence, args.threshold, history, calibration)]
     if not args.files:
         raise HistoryError("nothing to compare: give RUN RUN ... or --base RUN... --head RUN...")
     runs, warnings = load_runs(args.files)
     if len(runs) < 2:
-        raise HistoryError(f"need at least two runs, got {len(runs)} ({runs[0].source})")
-    for message in warnings + machine_warnings(runs):
+        copies = ", and the other files given hold the same run" if len(args.files) > 1 else ""
+        raise HistoryError(f"need at least two different runs, got one ({runs[0].source}{copies}): give another "
+                           "run to compare it with")
+    for message in warnings + machine_warnings(runs) + planted_slowdown_warnings(runs):
         _warn(message)
-    return compare_many(runs, args.confidence, args.threshold, history)
+    return compare_many(runs, args.confidence, args.threshold, history, calibrated_spreads(runs, args.baselines))
 
 
 def _cmd_compare(args) -> int:
@@ -209,21 +216,32 @@ def _cmd_compare(args) -> int:
     if untested:
         _warn(untested)
     regressions = [f"{comparison_label(c)}: {line}" for c in comparisons for line in c.regressions]
-    return _print_regressions(args.command, regressions, args.fail_on_regression)
+    return _print_regressions(args.command, regressions, args.fail_on_regression, comparisons)
 
 
-def _print_regressions(command: str, regressions: list[str], fail_on_regression: bool) -> int:
-    """One ``REGRESSION ...`` line each; the exit status: 1 when there are any and they should fail."""
+NOTHING_TESTED = 3
+"""Exit status of ``compare`` and ``ab`` with ``--fail-on-regression`` when no change could be tested."""
+
+
+def _print_regressions(command: str, regressions: list[str], fail_on_regression: bool, comparisons: list) -> int:
+    """One ``REGRESSION ...`` line each; the exit status: 1 when there are any and they should fail,
+    :data:`NOTHING_TESTED` when they should and not one change could be tested."""
     for line in regressions:
         print(f"REGRESSION {line}")
     if regressions and fail_on_regression:
         print(f"diffperf {command}: {len(regressions)} regression(s)", file=sys.stderr)
         return 1
+    tested = any(change.tested for comparison in comparisons for case in comparison.cases for change in case.changes)
+    if fail_on_regression and not tested:
+        print(f"diffperf {command}: --fail-on-regression, but no change could be tested: give several runs per "
+              "side, saved runs of this machine (--history), or calibrate this host (diffperf calibrate)",
+              file=sys.stderr)
+        return NOTHING_TESTED
     return 0
 
 
 def _cmd_trend(args) -> int:
-    from diffperf.history.runs import load_runs
+    from diffperf.history.runs import load_runs, planted_slowdown_warnings
     from diffperf.history.trend import build_trends, write_trend
     from diffperf.render.history_text import trend_tables, trend_warnings
     from diffperf.render.table import render
@@ -235,7 +253,7 @@ def _cmd_trend(args) -> int:
             return 2
     runs, warnings = load_runs(args.paths)
     trends = build_trends(runs, confidence=args.confidence)
-    for message in warnings + trend_warnings(trends):
+    for message in warnings + trend_warnings(trends) + planted_slowdown_warnings(runs):
         _warn(message)
     render(trend_tables(trends))
     for out in outputs:
@@ -245,8 +263,14 @@ def _cmd_trend(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from diffperf.history.report import write_report
+    from pathlib import Path
 
+    from diffperf.history.report import write_report
+    from diffperf.history.runs import HistoryError
+
+    if args.images is not None and not Path(args.images).is_dir():
+        raise HistoryError(f"--images {args.images} is not a directory: give the directory of the run's images "
+                           "(images/ in its --perf-output) or leave the option out")
     history = _load_history(args.history)
     out = write_report(args.run, args.out, images_dir=args.images, confidence=args.confidence, history=history)
     print(f"wrote {out}")
@@ -269,7 +293,11 @@ def _add_history_commands(commands) -> None:
                          help="saved runs (files or directories) whose run-to-run spread is used when a side has "
                               "one run; only runs of the same profile and hardware count")
     compare.add_argument("--fail-on-regression", action="store_true",
-                         help="exit 1 when a latency is significantly slower or a speed-up significantly lower")
+                         help="exit 1 when a latency is significantly slower or a speed-up significantly lower "
+                              f"(exit {NOTHING_TESTED} when no change could be tested)")
+    compare.add_argument("--baselines", default="baselines", metavar="DIR",
+                         help="where the runs' host calibration is (its between-process spread of each speed-up "
+                              "decides one-run sides; default: baselines)")
     compare.add_argument("--threshold", type=_fraction, default=0.05,
                          help="smallest change that counts, relative (default 0.05 = 5%%)")
     compare.add_argument("--confidence", type=_fraction, default=0.95, help="interval confidence (default 0.95)")
@@ -304,12 +332,17 @@ def _add_history_commands(commands) -> None:
 # ---- calibration and same-machine A/B: measurement across processes -------------------------------
 
 def _pytest_args(args) -> list[str]:
-    """Arguments after ``--`` go to every worker's pytest; --profile and --baselines are passed on too."""
+    """Arguments after ``--`` go to every worker's pytest; --profile and --baselines are passed on too
+    (--baselines made absolute: each worker runs in its own checkout)."""
+    import os
+
     extra = list(args.pytest_args or [])
     if extra[:1] == ["--"]:
         extra = extra[1:]
     if getattr(args, "profile", None):
         extra += ["--perf-profile", args.profile]
+    if getattr(args, "baselines", None):
+        extra += ["--perf-baselines", os.path.abspath(args.baselines)]
     return extra
 
 
@@ -327,6 +360,7 @@ def _cmd_calibrate(args) -> int:
     from diffperf.gate.expectations import ExpectationsError, expectations_path, load_file, record
     from diffperf.history.runs import HistoryError, load_runs
     from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+    from diffperf.options import check_writable_directory
 
     command = "diffperf " + " ".join(args.argv)  # args.argv starts with the subcommand
     if not args.from_runs and args.processes < args.min_processes:
@@ -334,13 +368,15 @@ def _cmd_calibrate(args) -> int:
               "processes; nothing recorded", file=sys.stderr)
         return 2
     try:
+        check_writable_directory("--baselines", args.baselines)  # before anything is measured
         if args.from_runs:
-            runs, warnings = load_runs(args.from_runs)
+            runs, warnings = load_runs(args.from_runs, distinct=True)  # one run per process
             for message in warnings:
                 _warn(message)
         else:
             worker = Worker(pytest_args=tuple(_pytest_args(args)))
             out = _out_dir(args, "calibration")
+            check_writable_directory("--out", str(out))
             print(f"diffperf calibrate: {args.processes} processes of {worker.suite}, runs in {out}", flush=True)
             paths = run_alternating({"run": worker}, args.processes, out,
                                     progress=lambda label, index, path: print(f"  process {index + 1} done: {path}",
@@ -400,22 +436,36 @@ def _move_aside_if_corrupt(path, profile: str) -> None:
         _warn(f"{error}: moved it to {kept} and started a new file")
 
 
+AB_MIN_PROCESSES = 2
+"""``diffperf ab --processes`` at least: one process per side cannot separate a change from run-to-run variation."""
+
+
 def _cmd_ab(args) -> int:
-    from diffperf.history.compare import compare_sides
+    from diffperf.history.compare import calibrated_spreads, compare_sides
     from diffperf.history.runs import load_runs
     from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+    from diffperf.options import check_directory, check_writable_directory, check_writable_file
     from diffperf.render.history_text import comparison_tables
     from diffperf.render.table import render
 
+    if args.processes < AB_MIN_PROCESSES:
+        print(f"diffperf ab: --processes {args.processes}: an A/B comparison needs at least {AB_MIN_PROCESSES} "
+              "processes per side (one per side cannot separate a change from run-to-run variation); "
+              "nothing measured", file=sys.stderr)
+        return 2
     extra = tuple(_pytest_args(args))
     workers = {
         "base": Worker(python=args.base_python, directory=args.base_dir, pytest_args=extra),
         "head": Worker(python=args.head_python, directory=args.head_dir, pytest_args=extra),
     }
     out = _out_dir(args, "ab")
-    print(f"diffperf ab: {args.processes} processes each of base ({args.base_dir}) and head ({args.head_dir}), "
-          f"alternating; runs in {out}", flush=True)
     try:
+        check_directory("--baselines", args.baselines)  # every path before anything is measured
+        check_writable_directory("--out", str(out))
+        if args.summary:
+            check_writable_file("--summary", args.summary)
+        print(f"diffperf ab: {args.processes} processes each of base ({args.base_dir}) and head ({args.head_dir}), "
+              f"alternating; runs in {out}", flush=True)
         paths = run_alternating(workers, args.processes, out,
                                 progress=lambda label, index, path: print(f"  {label} process {index + 1} done",
                                                                           flush=True))
@@ -424,7 +474,8 @@ def _cmd_ab(args) -> int:
         return 2
     base, _ = load_runs(paths["base"])
     head, _ = load_runs(paths["head"])
-    comparison = compare_sides(base, head, confidence=args.confidence, threshold=args.threshold)
+    comparison = compare_sides(base, head, confidence=args.confidence, threshold=args.threshold,
+                               calibration=calibrated_spreads(base + head, args.baselines))
     tables = comparison_tables(comparison)
     render(tables)
     if args.summary:
@@ -433,7 +484,7 @@ def _cmd_ab(args) -> int:
 
         write_text_atomic(args.summary, "## diffperf A/B: base vs head, same machine\n\n"
                           + "\n\n".join(markdown_table(table) for table in tables) + "\n")
-    return _print_regressions(args.command, comparison.regressions, args.fail_on_regression)
+    return _print_regressions(args.command, comparison.regressions, args.fail_on_regression, [comparison])
 
 
 def _add_measurement_commands(commands) -> None:
@@ -464,13 +515,17 @@ def _add_measurement_commands(commands) -> None:
     ab.add_argument("--base-dir", default=".", help="the base side's checkout (default: .)")
     ab.add_argument("--head-python", default=sys.executable, help="the head side's Python (default: this one)")
     ab.add_argument("--head-dir", default=".", help="the head side's checkout (default: .)")
-    ab.add_argument("--processes", type=int, default=3, help="processes per side (default 3)")
+    ab.add_argument("--processes", type=int, default=3, help="processes per side (default 3, at least 2)")
     ab.add_argument("--profile", choices=PROFILE_NAMES, default=None, help="model profile (default: the suite's)")
     ab.add_argument("--out", default=None, metavar="DIR", help="where the runs' JSON files go")
     ab.add_argument("--threshold", type=_fraction, default=0.05, help="smallest change that counts (default 5%%)")
     ab.add_argument("--confidence", type=_fraction, default=0.95, help="interval confidence (default 0.95)")
     ab.add_argument("--summary", default=None, metavar="FILE.md", help="also write the tables as Markdown")
-    ab.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant regression")
+    ab.add_argument("--fail-on-regression", action="store_true",
+                    help=f"exit 1 on a significant regression ({NOTHING_TESTED} when no change could be tested)")
+    ab.add_argument("--baselines", default="baselines", metavar="DIR",
+                    help="where this host's calibration is (it decides speed-ups with few processes; default: "
+                         "baselines)")
     ab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     ab.set_defaults(handler=_history_command(_cmd_ab))
 

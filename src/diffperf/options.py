@@ -6,7 +6,9 @@ environment where diffperf is installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_
 DEVICE_TYPES = ("cpu", "cuda")
 # The VAE's 8x downsampling and the UNet's 3 downsamplings of the latent: 64 pixels is an 8x8 latent.
 RESOLUTION_MULTIPLE = 64
+# The hub profile's older options, each a --perf-hub key; refused on another profile, which would ignore them.
+HUB_MODEL_OPTIONS = {"--perf-model": "sd1", "--perf-distilled-model": "sd1.bk-sdm-small",
+                     "--perf-taesd-model": "sd1.taesd"}
 
 
 def add_options(parser) -> None:
@@ -49,8 +54,9 @@ def add_options(parser) -> None:
     group.addoption("--perf-baseline-key", default=None,
                     help="judge against this record of speedups.json instead of this host's")
     group.addoption("--perf-no-gate", action="store_true",
-                    help="report the speed-up gate's verdicts but never fail the run on them (calibration)")
-    group.addoption("--perf-output", default="perf-output",
+                    help="measure only: do not read the expected speed-ups (speedups.json) and never fail the "
+                         "run on the speed-up gate (what `diffperf calibrate` runs its processes with)")
+    group.addoption("--perf-output", default=None,
                     help="directory for this run's artefacts: failing images (default perf-output/)")
     group.addoption("--perf-summary", default=None, help="write the speed-up gate's Markdown summary to this file")
     group.addoption("--perf-report", default=None, metavar="DIR",
@@ -90,6 +96,9 @@ class PerfOptions:
     report_dir: str | None = None
     planted_slowdowns: dict[str, float] = field(default_factory=dict)  # variant -> extra work fraction
     baselines_given: bool = False  # --perf-baselines was passed: hints repeat it
+    # --perf-output was passed: probed up front (the default is not: every pytest run loads the plugin, and a
+    # run that writes nothing there must not need a writable working directory)
+    output_given: bool = False
 
     @classmethod
     def from_config(cls, config) -> "PerfOptions":
@@ -102,19 +111,21 @@ class PerfOptions:
         def path(value: str | None) -> str | None:
             return None if value is None else str((here / os.path.expanduser(value)).resolve())
 
-        hub_models = {
-            key: value
-            for key, value in (
-                ("sd1", config.getoption("--perf-model")),
-                ("sd1.bk-sdm-small", config.getoption("--perf-distilled-model")),
-                ("sd1.taesd", config.getoption("--perf-taesd-model")),
-            )
-            if value
-        }
+        profile = config.getoption("--perf-profile")
+        hub_models = {}
+        for option, key in HUB_MODEL_OPTIONS.items():
+            value = config.getoption(option)
+            if value and profile != "hub":
+                raise ValueError(f"{option} {value}: only the hub profile loads weights, and this run's is "
+                                 f"{profile or 'the default (full on CUDA, tiny on the CPU)'}: add --perf-profile hub")
+            if value:
+                hub_models[key] = value
+        # --perf-hub is taken whatever the profile: the GPU workflow passes DIFFPERF_HUB's entries to every run.
         hub_models.update(parse_hub_models(config.getoption("--perf-hub")))
         baselines = config.getoption("--perf-baselines")
+        output = config.getoption("--perf-output")
         options = cls(
-            profile=config.getoption("--perf-profile"),
+            profile=profile,
             device=config.getoption("--perf-device"),
             rounds=config.getoption("--perf-rounds"),
             warmup=config.getoption("--perf-warmup"),
@@ -129,11 +140,12 @@ class PerfOptions:
             allow_missing_baselines=config.getoption("--perf-allow-missing-baselines"),
             baseline_key=config.getoption("--perf-baseline-key"),
             no_gate=config.getoption("--perf-no-gate"),
-            output_dir=path(config.getoption("--perf-output")),
+            output_dir=path(output or "perf-output"),
             summary_path=path(config.getoption("--perf-summary")),
             report_dir=path(config.getoption("--perf-report")),
             planted_slowdowns=parse_slowdowns(config.getoption("--perf-plant-slowdown")),
             baselines_given=baselines is not None,
+            output_given=output is not None,
         )
         options.check()
         return options
@@ -157,12 +169,23 @@ class PerfOptions:
                                             or self.resolution % RESOLUTION_MULTIPLE):
             raise ValueError(f"--perf-resolution must be a positive multiple of {RESOLUTION_MULTIPLE} pixels "
                              f"(an 8x8 latent at least), got {self.resolution}")
+        if self.update_baselines and self.workload_overrides:  # they would replace the profile's own images
+            given = " ".join(f"--perf-{name} {value}" for name, value in self.workload_overrides.items())
+            raise ValueError(f"--perf-update-baselines with {given}: the image baselines hold the profile's own "
+                             "workload, and every run reads them; record them without --perf-steps and "
+                             "--perf-resolution")
         if self.summary_path:
             check_writable_file("--perf-summary", self.summary_path)
-        if os.environ.get("GITHUB_STEP_SUMMARY"):
-            check_writable_file("GITHUB_STEP_SUMMARY", os.environ["GITHUB_STEP_SUMMARY"])
+        if os.environ.get("GITHUB_STEP_SUMMARY"):  # appended to where it is, as GitHub's actions do
+            check_writable_file("GITHUB_STEP_SUMMARY", os.environ["GITHUB_STEP_SUMMARY"], append=True)
         if self.report_dir:
             check_writable_directory("--perf-report", self.report_dir)
+        if self.output_given:
+            check_writable_directory("--perf-output", self.output_dir)
+        if self.update_baselines:
+            check_writable_directory("--perf-baselines", self.baselines_dir)
+        elif self.baselines_given:  # only read: it need not exist yet
+            check_directory("--perf-baselines", self.baselines_dir)
 
     def check_names(self, registry) -> None:
         """One-line ValueError for a variant, family or component the run's registry does not declare."""
@@ -216,31 +239,81 @@ def check_device_name(name: str) -> str:
     return name
 
 
-def check_writable_file(option: str, value: str) -> None:
-    """One line when ``value`` is a directory or its directory cannot be created or written."""
-    path = Path(value)
-    if path.is_dir():
-        raise ValueError(f"{option} {value} is a directory: give a file name")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{option} {value} is not writable: give another file")
-    _check_creatable(option, value, path.parent)
+def check_writable_file(option: str, value: str, append: bool = False) -> None:
+    """One line unless ``value`` can be written the way diffperf writes it, found out by writing there.
+
+    By default the file is replaced as :func:`diffperf.files.atomic_path` does (a temporary file beside
+    it, its directory made when missing); with ``append`` it is opened for appending where it is, as
+    GitHub's step summary is, and no directory is made. The probe removes what it creates and leaves an
+    existing file as it was. ``os.access`` would not do: root passes every check it makes, yet cannot
+    write in /proc or on a read-only mount.
+    """
+    path = Path(value).absolute()
+    try:
+        if path.is_dir():
+            raise ValueError(f"{option} {value} is a directory: give a file name")
+        if not append:
+            _probe_directory(option, value, path.parent)
+            return
+        existed = path.exists()
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        raise _unwritable(option, value, error) from None
+
+
+def check_directory(option: str, value: str) -> None:
+    """One line when ``value`` is a file or could not be made (a file stands where a directory above it
+    would be). Writes nothing: for directories a run only reads."""
+    path = Path(value).absolute()
+    try:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{option} {value} is a file: give a directory")
+        _missing_directories(option, value, path)
+    except OSError as error:
+        raise ValueError(f"{option} {value} cannot be read ({error.strerror or error}): "
+                         "give a directory you can read") from None
 
 
 def check_writable_directory(option: str, value: str) -> None:
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {value} is a file: give a directory")
-    _check_creatable(option, value, path)
+    """One line unless a file can be written in ``value``, found out by making the missing directories and
+    a temporary file in it, then removing all of them."""
+    check_directory(option, value)
+    _probe_directory(option, value, Path(value).absolute())
 
 
-def _check_creatable(option: str, value: str, directory: Path) -> None:
-    existing = directory
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{option} {value}: {existing} is a file, so the directory cannot be created")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {value}: {existing} is not writable: give a path you can write")
+def _probe_directory(option: str, value: str, directory: Path) -> None:
+    made: list[Path] = []
+    try:
+        for folder in _missing_directories(option, value, directory):
+            folder.mkdir()
+            made.append(folder)
+        handle, temp = tempfile.mkstemp(dir=directory, prefix=".diffperf-probe-")
+        os.close(handle)
+        os.unlink(temp)
+    except OSError as error:
+        raise _unwritable(option, value, error) from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # another process wrote there meanwhile: its files stay
+                folder.rmdir()
+
+
+def _missing_directories(option: str, value: str, directory: Path) -> list[Path]:
+    """The directories to make, outermost first, for ``directory`` to exist; one line when a file is in the way."""
+    missing = []
+    while not directory.exists():
+        missing.insert(0, directory)
+        directory = directory.parent
+    if not directory.is_dir():
+        raise ValueError(f"{option} {value}: {directory} is a file, so the directory cannot be created")
+    return missing
+
+
+def _unwritable(option: str, value: str, error: OSError) -> ValueError:
+    return ValueError(f"{option} {value} cannot be written ({error.strerror or error}): give a path you can write")
 
 
 def parse_hub_models(items: list[str]) -> dict[str, str]:

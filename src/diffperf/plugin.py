@@ -45,10 +45,44 @@ def pytest_configure(config: pytest.Config) -> None:
         options = PerfOptions.from_config(config)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    _narrow_benchmark_tables(config)
     if options.report_dir and not config.getoption("benchmark_json", None):
         Path(options.report_dir).mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = Path(options.report_dir) / "run.json"
     config.pluginmanager.register(DiffperfPlugin(options, config), PLUGIN_NAME)
+
+
+BENCHMARK_COLUMNS = ["min", "median", "iqr", "rounds"]
+"""pytest-benchmark's columns by default, so that its tables fit 120 columns; ``-v`` or ``--benchmark-columns``: its own."""
+
+
+def _narrow_benchmark_tables(config: pytest.Config) -> None:
+    """pytest-benchmark's tables narrowed to :data:`BENCHMARK_COLUMNS` and short names, unless the user chose."""
+    given = " ".join(str(arg) for arg in config.invocation_params.args)
+    if config.getoption("verbose") > 0 or not hasattr(config.option, "benchmark_columns"):
+        return
+    if "--benchmark-columns" not in given:
+        config.option.benchmark_columns = list(BENCHMARK_COLUMNS)
+    if "--benchmark-name" not in given:
+        config.option.benchmark_name = "short"
+
+
+def drop_unfinished_cases(output_json: dict) -> list[str]:
+    """Take out of pytest-benchmark's JSON the latency cases whose measurement did not finish; their names.
+
+    pytest-benchmark keeps the rounds an interrupted case had timed (Ctrl-C is no error to it); a diffperf
+    case records its ``extra_info`` only once its rounds are done, so a case without it is half measured.
+    """
+    unfinished = []
+    kept = []
+    for bench in output_json.get("benchmarks", []):
+        params = bench.get("params") or {}
+        if {"variant", "scenario"} <= set(params) and "variant" not in (bench.get("extra_info") or {}):
+            unfinished.append(bench.get("name"))
+        else:
+            kept.append(bench)
+    output_json["benchmarks"] = kept
+    return unfinished
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +103,7 @@ class DiffperfPlugin:
         self.plan: list[str | None] = []  # the variant of each collected case, in run order
         self.outcome = None  # diffperf.gate.outcome.GateOutcome, at the end of the run
         self.baselines_line = None  # what happened to the image baselines a run recorded
+        self.interrupted = False  # Ctrl-C or a stop before the end: nothing is judged
 
     def start_session(self):
         """The run's PerfSession, built on first use (the ``perf_session`` fixture)."""
@@ -137,11 +172,17 @@ class DiffperfPlugin:
         if self.session is not None:
             machine_info["diffperf"] = self.session.describe()
 
+    def pytest_keyboard_interrupt(self) -> None:
+        """Ctrl-C, a stop asked for (``session.shouldstop``) or ``pytest.exit``: the run is judged as interrupted."""
+        self.interrupted = True
+
     def pytest_benchmark_update_json(self, config: pytest.Config, output_json: dict) -> None:
-        """Add the gate's verdicts to the JSON; with --perf-report, write the HTML report beside it."""
+        """Add the gate's verdicts to the JSON, less the cases whose measurement did not finish; with
+        --perf-report, write the HTML report beside it."""
+        unfinished = drop_unfinished_cases(output_json)
         if self.session is None or not self.session.results:
             return
-        output_json["diffperf"] = self.gate_outcome().report.to_json()
+        output_json["diffperf"] = {**self.gate_outcome().report.to_json(), "unfinished": unfinished}
         if self.options.report_dir:
             from diffperf.files import write_json_atomic
             from diffperf.history.report import write_report
@@ -183,7 +224,7 @@ class DiffperfPlugin:
             terminalreporter.write_line(line)
         from diffperf.render import throughput_text
 
-        lines = throughput_text.terminal_lines(self.throughput_entries())
+        lines = throughput_text.terminal_lines(self.throughput_entries(), self.config.getoption("verbose") > 0)
         if lines:
             terminalreporter.section(throughput_text.TITLE)
             for line in lines:
@@ -196,5 +237,5 @@ class DiffperfPlugin:
     def gate_outcome(self):
         """The gate's verdicts, rendered, computed once (pytest-benchmark's JSON may ask first)."""
         if self.outcome is None:
-            self.outcome = self.session.judge()
+            self.outcome = self.session.judge(self.interrupted)
         return self.outcome

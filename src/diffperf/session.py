@@ -17,7 +17,7 @@ from diffperf.measure.timing import TimedPipeline
 from diffperf.models import zoo
 from diffperf.models.registry import Registry
 from diffperf.models.store import PipelineStore
-from diffperf.models.variants import Variant
+from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
 
@@ -41,7 +41,7 @@ class PerfSession:
         self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
         self.instrument = make_instrument(self.device)
         self.host = this_host(self.device)
-        if options.baseline_key is not None:
+        if options.baseline_key is not None and not options.no_gate:  # --perf-no-gate reads no speedups.json
             check_forced_key(options.baselines_dir, self.profile_name, options.baseline_key)
         self.store = PipelineStore(
             registry,
@@ -66,6 +66,13 @@ class PerfSession:
         if not self.selected(variant.name):
             return f"{variant.name} is not in --perf-variants"
         return self.registry.skip_reason(variant, scenario, self.device, self.options.enabled)
+
+    def published(self, variant: Variant, scenario_name: str) -> Published | None:
+        """The figure published for the case, where this run measures what it was published for: the
+        ``full`` architecture (``full`` or ``hub``) at the scenario's own workload on a CUDA device."""
+        if self.device.type != "cuda" or self.profile_name == "tiny" or self.options.workload_overrides:
+            return None
+        return next((figure for figure in variant.published if figure.scenario == scenario_name), None)
 
     def scenario(self, variant: str, name: str) -> Scenario:
         """The variant's scenario as this run runs it: scaled by the profile, with --perf-steps and --perf-resolution."""
@@ -116,11 +123,12 @@ class PerfSession:
             return f"image baselines: none recorded: the run failed or was interrupted ({count} discarded)"
         return f"image baselines: recorded {self.image_baselines.commit()} in {self.image_baselines.directory}"
 
-    def judge(self):
-        """The speed-up gate over the cases run so far (diffperf.gate.outcome)."""
+    def judge(self, interrupted: bool = False):
+        """The speed-up gate over the cases run so far (diffperf.gate.outcome); nothing judged if ``interrupted``."""
         from diffperf.gate.outcome import judge_run
 
-        return judge_run(self.results, self.skipped, self.host, self.profile_name, self.rounds, self.options)
+        return judge_run(self.results, self.skipped, self.host, self.profile_name, self.rounds, self.options,
+                         interrupted)
 
     def describe(self) -> dict:
         """Profile, device, host fingerprint, process settings and software, for the JSON's machine_info."""
@@ -135,6 +143,8 @@ class PerfSession:
             "rounds": self.rounds,
             "warmup": self.warmup,
             "workload_overrides": self.options.workload_overrides or None,
+            # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)
+            "planted_slowdowns": dict(self.options.planted_slowdowns) or None,
             "matmul_peaks": {precision: peak.to_json() for precision, peak in self._matmul_peaks.items()},
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +134,49 @@ def test_calibrate_command_repairs_an_unreadable_file_without_losing_it(tmp_path
     assert "moved it to" in capsys.readouterr().err
 
 
+def test_a_measuring_calibration_repairs_an_unreadable_file_as_from_runs_does(tmp_path, monkeypatch, capsys):
+    """The processes measure with --perf-no-gate, which reads no speedups.json (test_outcome.py and
+    test_gate_run.py), and with the command's --baselines; the file is then moved aside and recorded anew."""
+    from diffperf import cli
+    from diffperf.measure import workers
+
+    files = saved_runs(tmp_path / "runs")
+    baselines = tmp_path / "baselines"
+    target = baselines / "tiny" / "speedups.json"
+    target.parent.mkdir(parents=True)
+    target.write_text("{truncated")
+    commands = []
+
+    def measure(measured, processes, out, progress=None):  # stands in for the processes
+        (worker,) = measured.values()
+        commands.append(worker.command(Path(out) / "run-00.json"))
+        return {"run": [Path(path) for path in files]}
+
+    monkeypatch.setattr(workers, "run_alternating", measure)
+    code = cli.main(["calibrate", "--processes", "5", "--out", str(tmp_path / "out"), "--baselines", str(baselines)])
+    assert code == 0, capsys.readouterr().err
+    (command,) = commands
+    assert "--perf-no-gate" in command
+    assert command[command.index("--perf-baselines") + 1] == str(baselines)
+    kept = list(target.parent.glob("speedups.json.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_text() == "{truncated"
+    assert json.loads(target.read_text())["hosts"][HOST.key]["speedups"]["distilled/astronaut"]["processes"] == 5
+
+
+def test_calibrate_refuses_a_baselines_path_it_cannot_write_before_reading_anything(tmp_path, capsys):
+    from diffperf import cli
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    files = saved_runs(tmp_path / "runs")
+    assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(blocker)]) == 2
+    assert capsys.readouterr().err == f"diffperf calibrate: --baselines {blocker} is a file: give a directory; " \
+                                      "nothing recorded\n"
+    assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(blocker / "b")]) == 2
+    assert capsys.readouterr().err == (f"diffperf calibrate: --baselines {blocker / 'b'}: {blocker} is a file, so the "
+                                       "directory cannot be created; nothing recorded\n")
+
+
 def test_recorded_host_records_read_back_as_calibrations(tmp_path):
     from diffperf.gate.expectations import record
 
@@ -180,3 +224,19 @@ def test_calibrate_portable_with_an_unusable_host_record_records_nothing(tmp_pat
                      "--portable"]) == 2
     assert json.loads(target.read_text()) == broken  # nothing written
     assert "lacks numeric fields; nothing recorded" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_runs_made_with_a_planted_slowdown(tmp_path, capsys):
+    from diffperf import cli
+
+    files = saved_runs(tmp_path / "runs")
+    path = Path(files[2])
+    document = json.loads(path.read_text())
+    document["machine_info"]["diffperf"]["planted_slowdowns"] = {"distilled": 0.5}  # as such a run writes it
+    path.write_text(json.dumps(document))
+    baselines = tmp_path / "baselines"
+    assert cli.main(["calibrate", "--from-runs", str(tmp_path / "runs"), "--baselines", str(baselines)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{files[2]} was run with --perf-plant-slowdown distilled=0.5" in error
+    assert error.endswith("calibrate from runs made without it; nothing recorded\n")
+    assert not (baselines / "tiny" / "speedups.json").exists()

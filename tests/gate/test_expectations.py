@@ -126,3 +126,20 @@ def test_the_shipped_file_parses_and_has_portable_bands():
     for key in list(data["hosts"]) + list(data["portable"]):
         found = expectations.lookup(path.parents[1], "tiny", HERE, forced_key=key)
         assert found.speedups and all(entry.spread is not None for entry in found.speedups.values())
+
+
+@pytest.mark.parametrize("field, value", [("between_sd", "Infinity"), ("run_sd", "NaN"), ("half_width", "-0.1"),
+                                          ("host_between_sd", "-Infinity"), ("processes", "Infinity"),
+                                          ("expected", "Infinity"), ("expected", "0")])
+def test_numbers_no_calibration_writes_are_refused_when_loading(tmp_path, field, value):
+    """A hand-edited entry fails in one line naming the record, the case and the field (not later, mid-run)."""
+    path = record_host(tmp_path)
+    text = path.read_text()
+    written = json.dumps({field: SPEEDUP[field]})[1:-1]  # e.g. '"between_sd": 0.005'
+    assert written in text
+    path.write_text(text.replace(written, f'"{field}": {value}'))
+    with pytest.raises(ExpectationsError) as error:
+        expectations.lookup(tmp_path, "tiny", HERE)
+    message = str(error.value)
+    assert "\n" not in message and f"{HERE.key} speed-up 'distilled/astronaut'" in message
+    assert field in message or "lacks numeric fields" in message

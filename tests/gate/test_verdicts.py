@@ -73,7 +73,10 @@ def test_too_few_rounds_gives_no_verdict_and_the_numbers_to_fix_it():
     report = verdicts.evaluate([paired_case(1.5, n=4)], stored())
     row = row_of(report)
     assert (row.status, row.reason, row.n, row.min_rounds) == ("unchecked", verdicts.TOO_FEW_ROUNDS, 4, 6)
-    assert not report.failed and report.judged == [row_of(report, "memory")]
+    # The memory ratio needs no rounds, but a run whose speed-ups cannot be judged judges nothing.
+    memory = row_of(report, "memory")
+    assert (memory.status, memory.reason, memory.expected) == ("unchecked", verdicts.NO_SPEEDUP_JUDGED, 0.5)
+    assert not report.failed and report.judged == []
 
 
 def test_nothing_timed_is_not_measured():

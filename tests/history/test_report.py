@@ -165,9 +165,21 @@ def test_report_without_raw_rounds_and_of_a_plain_file(tmp_path):
 def test_cli_report(tmp_path, capsys):
     run = hd.write(tmp_path / "run.json", our_run_with_gate())
     out = tmp_path / "report.html"
-    assert main(["report", str(run), "--out", str(out), "--images", str(tmp_path / "nowhere")]) == 0
+    (tmp_path / "images").mkdir()
+    assert main(["report", str(run), "--out", str(out), "--images", str(tmp_path / "images")]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {out}"
-    assert "images directory" in out.read_text() and "does not exist" in out.read_text()
+    assert ">not recorded<" in out.read_text()
+
+
+@pytest.mark.parametrize("images", ["nowhere", "run.json"])
+def test_cli_report_refuses_images_that_are_not_a_directory(tmp_path, capsys, images):
+    run = hd.write(tmp_path / "run.json", our_run_with_gate())
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(out), "--images", str(tmp_path / images)]) == 2
+    assert capsys.readouterr().err == (f"diffperf report: --images {tmp_path / images} is not a directory: give the "
+                                       "directory of the run's images (images/ in its --perf-output) or leave the "
+                                       "option out\n")
+    assert not out.exists()
 
 
 def _cells(text: str, table_id: str) -> list[list[str]]:
@@ -354,3 +366,31 @@ def test_throughput_table_says_what_the_terminal_summary_says():
     expected = as_table([bench["extra_info"] for bench in document["benchmarks"]]).rows
     assert _cells(text, "throughput-table") == expected and len(expected) == 3
     assert "No FLOP counts in this file" in build_report(load_run(hd.REAL_RUN))
+
+
+def test_the_speedup_table_lists_the_best_stacks_first_as_the_terminal_does():
+    document = our_run_with_gate()
+    rows = document["diffperf"]["speedups"]
+    rows[-1]["best_stack"] = True  # the fastest stack is declared last, after bf16 and the others
+    text = build_report(run_from_dict(document))
+    assert [row[0] for row in _speedup_cells(text)] == [rows[-1]["variant"]] + [row["variant"] for row in rows[:-1]]
+
+
+def test_cli_report_refuses_a_run_without_benchmarks(tmp_path, capsys):
+    document = json.loads(hd.REAL_RUN.read_text())
+    document["benchmarks"] = []
+    run = hd.write(tmp_path / "empty.json", document)
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"diffperf report: {run}: no benchmarks in this run, nothing to report: give "
+                                       "a run that finished at least one case\n")
+    assert not out.exists()
+
+
+def test_an_interrupted_run_claims_no_verdict_and_names_what_it_left_out():
+    document = our_run_with_gate()
+    document["diffperf"].update(interrupted=True, failed=False, judged=0, unfinished=["test_latency[bf16-vase]"])
+    text = build_report(run_from_dict(document))
+    assert "<td>nothing judged: the run was interrupted</td>" in text
+    assert ("this run was interrupted: its speed-ups were not judged and the cases it did not reach are missing; "
+            "left out, half measured: test_latency[bf16-vase]") in text

@@ -91,10 +91,10 @@ def test_reads_autosave_directory_without_raw_rounds(plain_runs):
 
 
 def test_commands_on_plain_pytest_benchmark_files(plain_runs, tmp_path, capsys):
-    from diffperf.cli import main
+    from diffperf.cli import NOTHING_TESTED, main
 
     json_file, autosaved = plain_runs
-    assert main(["compare", str(autosaved), str(json_file), "--fail-on-regression"]) == 0
+    assert main(["compare", str(autosaved), str(json_file), "--fail-on-regression"]) == NOTHING_TESTED
     captured = capsys.readouterr()
     assert "test_sum" in captured.out and "test_sort" in captured.out and "Speed-up" not in captured.out
     assert "untested" in captured.out and "2 change(s) untested" in captured.err
@@ -204,3 +204,79 @@ def test_saved_run_modules_import_without_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# -- the same run twice, planted slowdowns ----------------------------------------------------------
+
+
+def test_the_same_run_twice_counts_once_with_a_warning(tmp_path):
+    a = hd.write(tmp_path / "a.json", hd.standard_run())
+    copy = hd.write(tmp_path / "copy-of-a.json", hd.standard_run())
+    b = hd.write(tmp_path / "b.json", hd.standard_run(seed=1))
+    runs, warnings = load_runs([a, a, copy, b])
+    assert [run.label for run in runs] == ["a.json", "b.json"]
+    assert warnings == [f"skipped {a} is the same run as {a}: a run counts once",
+                        f"skipped {copy} is the same run as {a} (identical content): a run counts once"]
+
+
+def test_the_same_run_twice_is_refused_where_each_run_must_be_a_process_of_its_own(tmp_path):
+    a = hd.write(tmp_path / "a.json", hd.standard_run())
+    with pytest.raises(HistoryError, match=r"is the same run as .*a\.json: each run must come from a process of its "
+                                           r"own; give each run once$"):
+        load_runs([a, a], distinct=True)
+
+
+def test_compare_refuses_a_run_compared_with_itself(tmp_path, capsys):
+    from diffperf.cli import main
+
+    a = hd.write(tmp_path / "a.json", hd.standard_run())
+    b = hd.write(tmp_path / "b.json", hd.standard_run(seed=1))
+    assert main(["compare", str(a), str(a)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "need at least two different runs, got one" in error
+    assert main(["compare", "--base", str(a), "--head", str(a)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "the same run is on both sides (--base and --head)" in error
+    assert main(["compare", "--base", str(a), str(a), "--head", str(b), str(b)]) == 0
+    assert capsys.readouterr().err.count("a run counts once") == 2
+
+
+def test_calibrate_refuses_one_run_given_as_several_processes(tmp_path, capsys):
+    from diffperf.cli import main
+
+    a = hd.write(tmp_path / "a.json", hd.standard_run())
+    assert main(["calibrate", "--from-runs", *[str(a)] * 5, "--baselines", str(tmp_path / "baselines")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "each run must come from a process of its own" in error
+    assert error.endswith("nothing recorded\n") and not (tmp_path / "baselines" / "tiny").exists()
+
+
+def planted(document: dict, slowdowns: dict) -> dict:
+    """``document`` as a run made with ``--perf-plant-slowdown`` writes it."""
+    document["machine_info"]["diffperf"]["planted_slowdowns"] = slowdowns
+    return document
+
+
+def test_runs_with_a_planted_slowdown_are_named_in_compare_and_trend(tmp_path, capsys):
+    from diffperf.cli import main
+
+    a = hd.write(tmp_path / "a.json", hd.standard_run())
+    b = hd.write(tmp_path / "b.json", planted(hd.standard_run(seed=1), {"distilled": 0.5}))
+    assert load_run(b).planted_slowdowns == {"distilled": 0.5} and load_run(a).planted_slowdowns == {}
+    warning = "b.json was run with --perf-plant-slowdown distilled=0.5: those variants were slowed on purpose"
+    main(["compare", str(a), str(b)])
+    assert capsys.readouterr().err.count(warning) == 1
+    assert main(["trend", str(a), str(b)]) == 0
+    assert capsys.readouterr().err.count(warning) == 1
+
+
+def test_a_run_records_its_planted_slowdown_where_the_saved_run_reads_it():
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.options import PerfOptions
+    from diffperf.session import PerfSession
+
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", planted_slowdowns={"distilled": 0.5}),
+                          builtin_registry())
+    document = hd.standard_run()
+    document["machine_info"]["diffperf"] = session.describe()  # what pytest_benchmark_update_machine_info writes
+    assert run_from_dict(document).planted_slowdowns == {"distilled": 0.5}

@@ -231,3 +231,15 @@ def test_a_run_that_did_not_complete_records_no_image(tmp_path):
     session.image_baselines.stage("baseline", "vase", smooth_image(), CONDITIONS)
     assert session.commit_image_baselines(completed=True).startswith("image baselines: recorded 1 in ")
     assert session.commit_image_baselines(completed=True) is None  # nothing left staged
+
+
+def test_a_baseline_holding_images_of_another_size_says_to_rerecord_it(store):
+    store.record("baseline", "astronaut", smooth_image(), CONDITIONS)
+    stored = store.load("baseline", "astronaut").raw
+    with pytest.raises(MismatchedBaseline) as error:
+        store.load("baseline", "astronaut", expected=CONDITIONS, shape=(2, 128, 128, 3))
+    message = str(error.value)
+    assert "\n" not in message and f"holds images of shape {stored.shape}, this run makes (2, 128, 128, 3)" in message
+    assert message.endswith("recorded for another workload or resolution; re-record it with "
+                            "`pytest perf --perf-update-baselines`")
+    assert store.load("baseline", "astronaut", shape=stored.shape).raw.shape == stored.shape

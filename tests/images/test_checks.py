@@ -217,3 +217,27 @@ def test_failure_repr_counts_chained_messages():
             pytest.fail(str(error), pytrace=False)
     except pytest.fail.Exception as failed:
         assert str(pytest.ExceptionInfo.from_exception(failed).getrepr(style="value")).count("cannot load") == 2
+
+
+def test_an_overridden_workload_checks_health_only_and_says_so(configure):
+    """The stored images are of the profile's own workload: a --perf-steps run neither fails against them nor
+    is told to re-record them (which would overwrite them)."""
+    run_similarity_case(configure(update_baselines=True), *CASE)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        run_similarity_case(configure(steps=1), *CASE)
+    message = str(skipped.value)
+    assert message.startswith("image checked for health only: --perf-steps 1 changed the workload")
+    assert "\n" not in message and "--perf-update-baselines" not in message
+
+
+def test_a_baseline_of_another_size_fails_in_one_line_saying_to_rerecord_it(configure):
+    session = configure(update_baselines=True)
+    run_similarity_case(session, *CASE)
+    session.commit_image_baselines(completed=True)
+    store = store_of(session)
+    clean = store.load(*CASE).raw
+    store.record(*CASE, np.ascontiguousarray(clean[:, ::2, ::2]), checks.scenario_conditions(session.scenario(*CASE)))
+    message = fail_message(lambda: run_similarity_case(configure(), *CASE))
+    assert "\n" not in message and f"this run makes {clean.shape}" in message
+    assert "recorded for another workload or resolution; re-record it with `pytest perf --perf-update-baselines" \
+        in message

@@ -67,3 +67,48 @@ def test_calibrate_refuses_too_few_processes_and_records_nothing(tmp_path, capsy
     assert code == 2
     assert "at least 5 processes" in capsys.readouterr().err
     assert not (tmp_path / "baselines").exists()
+
+
+def test_workers_do_not_inherit_the_job_summary(tmp_path, monkeypatch):
+    """Each worker would append its own gate section to the CI job's summary; the caller writes the one there is."""
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "step-summary.md"))
+    directory = checkout(tmp_path, "x")
+    (directory / "perf" / "test_latency.py").write_text(
+        "import os\n\n\ndef test_latency(benchmark):\n"
+        "    benchmark.extra_info['step_summary'] = os.environ.get('GITHUB_STEP_SUMMARY')\n"
+        "    benchmark.pedantic(lambda: None, rounds=1, iterations=1)\n")
+    path = Worker(directory=str(directory)).run(tmp_path / "out" / "run.json")
+    assert json.loads(path.read_text())["benchmarks"][0]["extra_info"]["step_summary"] is None
+    assert not (tmp_path / "step-summary.md").exists()
+
+
+@pytest.mark.parametrize("command", ["calibrate", "ab"])
+def test_workers_get_the_commands_profile_and_baselines(tmp_path, monkeypatch, command):
+    """--baselines absolute: each worker runs in its own checkout."""
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args([command, "--profile", "tiny", "--baselines", "b", "--", "-k", "x"])
+    assert cli._pytest_args(args) == ["-k", "x", "--perf-profile", "tiny", "--perf-baselines", str(tmp_path / "b")]
+
+
+@pytest.mark.parametrize("processes", ["0", "1"])
+def test_ab_refuses_fewer_than_two_processes_per_side(tmp_path, capsys, processes):
+    base, head = checkout(tmp_path, "base"), checkout(tmp_path, "head")
+    code = cli.main(["ab", "--base-dir", str(base), "--head-dir", str(head), "--processes", processes,
+                     "--out", str(tmp_path / "ab")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"diffperf ab: --processes {processes}: an A/B comparison needs at least 2 processes per side (one per side "
+        "cannot separate a change from run-to-run variation); nothing measured\n")
+    assert not (tmp_path / "ab").exists()
+
+
+def test_ab_refuses_paths_it_cannot_write_before_measuring(tmp_path, capsys):
+    base, head = checkout(tmp_path, "base"), checkout(tmp_path, "head")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    code = cli.main(["ab", "--base-dir", str(base), "--head-dir", str(head), "--out", str(tmp_path / "ab"),
+                     "--summary", str(blocker / "ab.md")])
+    assert code == 2
+    assert capsys.readouterr().err == (f"diffperf ab: --summary {blocker / 'ab.md'}: {blocker} is a file, so the "
+                                       "directory cannot be created\n")
+    assert not (tmp_path / "ab").exists()

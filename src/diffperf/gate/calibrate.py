@@ -20,7 +20,7 @@ from pathlib import Path
 
 from diffperf.gate import ratios
 from diffperf.gate.expectations import HOST, case_id, parse_record
-from diffperf.history.runs import Run
+from diffperf.history.runs import Run, planted_slowdown_option
 from diffperf.measure.host import Host
 
 MIN_PROCESSES = 5
@@ -66,6 +66,11 @@ class HostCalibration:
 
 def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostCalibration:
     """Calibrate from saved runs of one host and profile, one run per process."""
+    planted = [run for run in runs if run.planted_slowdowns]
+    if planted:
+        raise CalibrationError(f"{planted[0].source} was run with --perf-plant-slowdown "
+                               f"{planted_slowdown_option(planted[0])}: its variants were slowed on purpose; "
+                               "calibrate from runs made without it")
     if len(runs) < min_processes:
         raise CalibrationError(f"{len(runs)} runs: a calibration needs at least {min_processes} processes")
     identities = {(_info(run, "host_key"), _info(run, "profile")) for run in runs}

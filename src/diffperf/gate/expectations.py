@@ -35,6 +35,7 @@ SCHEMA = 2
 HOST = "host"  # expectations calibrated on this very host
 PORTABLE = "portable"  # bands measured to hold across hosts of this class
 FORCED = "forced"  # a key the user named with --perf-baseline-key
+PUBLISHED = "published"  # figures published for this GPU kind, until it is calibrated (diffperf.gate.published)
 
 
 class ExpectationsError(ValueError):
@@ -213,15 +214,24 @@ def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
                     host_run_sd=float(entry["host_run_sd"]) if "host_run_sd" in entry else None,
                     host_between_sd=float(entry["host_between_sd"]) if "host_between_sd" in entry else None,
                 )
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: int(Infinity)
             raise ExpectationsError(f"{path}: {key} {what} {case!r} lacks numeric fields") from None
         if not (math.isfinite(expected) and expected > 0 and 0 < tolerance < 1):
             raise ExpectationsError(
                 f"{path}: {key} {what} {case!r} has expected {expected} and tolerance {tolerance}: "
-                "expected must be > 0 and tolerance between 0 and 1"
+                "expected must be a finite number > 0 and tolerance between 0 and 1"
             )
-        if spread is not None and not (spread.processes >= 2 and spread.run_sd >= 0 and spread.between_sd >= 0
-                                       and (spread.host_run_sd or 0) >= 0 and (spread.host_between_sd or 0) >= 0):
-            raise ExpectationsError(f"{path}: {key} {what} {case!r} has an impossible spread")
+        if spread is not None:
+            _check_spread(f"{path}: {key} {what} {case!r}", spread)
         entries[case] = Expectation(reference, expected, tolerance, spread)
     return entries
+
+
+def _check_spread(where: str, spread: ProcessSpread) -> None:
+    """ExpectationsError naming the first field of a stored spread that no calibration writes (NaN, inf, < 0)."""
+    if spread.processes < 2:
+        raise ExpectationsError(f"{where} has processes {spread.processes}: a calibration measures at least 2")
+    for name in ("run_sd", "between_sd", "half_width", "host_run_sd", "host_between_sd"):
+        value = getattr(spread, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ExpectationsError(f"{where} has {name} {value}: it must be a finite number, 0 or more")

@@ -8,6 +8,7 @@ import pytest
 
 from diffperf.gate import verdicts
 from diffperf.gate.expectations import ExpectationsError, expectations_path, lookup
+from diffperf.gate.published import published_expectations
 from diffperf.gate.verdicts import CaseResult, GateReport
 from diffperf.measure.host import Host
 from diffperf.options import PerfOptions
@@ -33,16 +34,24 @@ def calibrate_hint(profile: str, options: PerfOptions) -> str:
 
 
 def judge_run(results: list[CaseResult], skipped: dict[str, str], host: Host, profile: str, rounds: int,
-              options: PerfOptions) -> GateOutcome:
-    """Judge what the run measured against this host's expectations (or its portable bands)."""
-    error = None
-    try:
-        expectations = lookup(options.baselines_dir, profile, host, options.baseline_key)
-    except ExpectationsError as problem:
-        expectations, error = None, str(problem)
+              options: PerfOptions, interrupted: bool = False) -> GateOutcome:
+    """Judge what the run measured against this host's expectations (or its portable bands).
+
+    An ``interrupted`` run judges nothing and leaves pytest's exit status (interrupted) as it is.
+    """
+    expectations = error = None
+    # --perf-no-gate measures only (calibration's processes): an unreadable file must not fail the runs
+    # that `diffperf calibrate` would replace it with, so it is not read.
+    if not options.no_gate:
+        try:
+            expectations = lookup(options.baselines_dir, profile, host, options.baseline_key)
+        except ExpectationsError as problem:
+            error = str(problem)
+    if expectations is None and error is None:
+        expectations = published_expectations(results, host)
     if options.workload_overrides:  # expectations hold for the profile's own workload, not this one
         expectations = None
-    report = verdicts.evaluate(results, expectations, skipped)
+    report = verdicts.evaluate(results, expectations, skipped, interrupted=interrupted)
     context = gate_text.GateContext(
         host_key=host.key,
         portable_key=host.portable_key,
@@ -57,6 +66,8 @@ def judge_run(results: list[CaseResult], skipped: dict[str, str], host: Host, pr
 
 def _exit_code(report: GateReport, options: PerfOptions, error: str | None) -> pytest.ExitCode | None:
     """Fail on a regression or an unusable expectations file; a usage error when the user's options cannot work."""
+    if report.interrupted:  # pytest's own exit status (interrupted) stands
+        return None
     if error is not None:
         return pytest.ExitCode.USAGE_ERROR if options.baseline_key else pytest.ExitCode.TESTS_FAILED
     if options.no_gate:

@@ -364,6 +364,27 @@ def false_alarm_controlled(p_values: Sequence[float], confidence: float = 0.95) 
     return [bool(value < (1 - confidence) / 2) for value in adjusted]
 
 
+def calibrated_run_sd(spread: ProcessSpread) -> tuple[float, int]:
+    """The run-to-run SD of ln(one process's median ratio) a calibration gives, and its degrees of freedom.
+
+    Moderated toward the host's pooled spread as :func:`between_process_margin` moderates it (the
+    two variances averaged, the prior weighed as the ratio's own K - 1 degrees of freedom), so that
+    a ratio whose K processes agreed by chance is not taken at face value.
+    """
+    df = max(1, spread.processes - 1)
+    if spread.host_run_sd is None:
+        return spread.run_sd, df
+    return math.sqrt((spread.run_sd**2 + spread.host_run_sd**2) / 2), 2 * df
+
+
+def pooled_sd(spreads: Sequence[tuple[float, int]]) -> tuple[float, int] | None:
+    """Several (sd, df) estimates of one variance pooled, weighed by their degrees of freedom; None if none."""
+    df = sum(count for _, count in spreads)
+    if df == 0:
+        return None
+    return math.sqrt(sum(count * sd**2 for sd, count in spreads) / df), df
+
+
 def run_to_run_sd(series: Sequence[Sequence[float]]) -> tuple[float, int] | None:
     """Pooled standard deviation of the log of per-run values, and its degrees of freedom.
 

@@ -23,6 +23,10 @@ NO_EXPECTATION = "no expectation"
 NO_SPREAD = "no between-process spread"
 REFERENCE_CHANGED = "reference changed"
 NOT_MEASURED = "not measured"  # benchmarks disabled: nothing was timed
+# A memory ratio left without a verdict because no speed-up of the run could be judged for lack of rounds:
+# the gate judges the speed-ups, and memory ratios alone would let a run with too few rounds pass.
+NO_SPEEDUP_JUDGED = "no speed-up judged"
+INTERRUPTED = "interrupted"  # the run was interrupted: nothing is judged on part of a run
 
 
 @dataclass
@@ -38,6 +42,8 @@ class CaseResult:
     reference_peak_memory: int | None
     family: str | None = None
     best_stack: bool = False  # a device type's fastest stack: its rows come first
+    published: float | None = None  # a published speed-up for this case (diffperf.models.variants.Published)
+    published_on: str | None = None  # the GPU it was published for
 
 
 @dataclass
@@ -66,6 +72,8 @@ class GateRow:
     stored_reference: str | None = None  # reference changed: what the expectation was recorded against
     family: str | None = None
     best_stack: bool = False
+    published: float | None = None  # CaseResult.published
+    published_on: str | None = None
 
     @property
     def case(self) -> str:
@@ -85,6 +93,7 @@ class GateReport:
     expectations: Expectations | None
     rows: list[GateRow] = field(default_factory=list)
     not_run: dict[str, str] = field(default_factory=dict)  # stored case -> why it did not run
+    interrupted: bool = False  # the run was interrupted (Ctrl-C, pytest.exit): nothing judged
 
     @property
     def regressions(self) -> list[GateRow]:
@@ -108,6 +117,7 @@ class GateReport:
             "differences": [list(item) for item in source.differences] if source else [],
             "failed": self.failed,
             "judged": len(self.judged),
+            "interrupted": self.interrupted,
             "not_run": self.not_run,
             "speedups": [asdict(row) for row in self.rows if row.kind == "speed-up"],
             "memory": [asdict(row) for row in self.rows if row.kind == "memory"],
@@ -115,9 +125,13 @@ class GateReport:
 
 
 def evaluate(results: list[CaseResult], expectations: Expectations | None,
-             skipped: dict[str, str] | None = None, confidence: float = CONFIDENCE) -> GateReport:
-    """Judge every paired case; ``skipped`` maps case ids that did not run to why."""
-    report = GateReport(expectations)
+             skipped: dict[str, str] | None = None, confidence: float = CONFIDENCE,
+             interrupted: bool = False) -> GateReport:
+    """Judge every paired case; ``skipped`` maps case ids that did not run to why.
+
+    An ``interrupted`` run is measured but not judged: every row is left unchecked.
+    """
+    report = GateReport(expectations, interrupted=interrupted)
     measured = set()
     for result in results:
         if result.reference is None:
@@ -130,16 +144,35 @@ def evaluate(results: list[CaseResult], expectations: Expectations | None,
         memory_row_ = memory_row(result, memory)
         if memory_row_ is not None:
             report.rows.append(memory_row_)
+    if interrupted:
+        _leave_unchecked(report.rows, INTERRUPTED)
+    elif _speedups_lack_rounds(report.rows):
+        _leave_unchecked([row for row in report.rows if row.kind == "memory"], NO_SPEEDUP_JUDGED)
     if expectations is not None:
+        not_selected = "not run: the run was interrupted" if interrupted else "not selected in this run"
         for case in sorted(set(expectations.speedups) - measured):
-            report.not_run[case] = (skipped or {}).get(case, "not selected in this run")
+            report.not_run[case] = (skipped or {}).get(case, not_selected)
     return report
+
+
+def _speedups_lack_rounds(rows: list[GateRow]) -> bool:
+    """No speed-up got a verdict, and some got none for lack of rounds."""
+    speedups = [row for row in rows if row.kind == "speed-up"]
+    return not any(row.status != "unchecked" for row in speedups) and any(
+        row.reason == TOO_FEW_ROUNDS for row in speedups)
+
+
+def _leave_unchecked(rows: list[GateRow], reason: str) -> None:
+    """Withdraw the verdicts of ``rows`` (their numbers and expectations stay, for the reader)."""
+    for row in rows:
+        if row.status != "unchecked":
+            row.status, row.reason = "unchecked", reason
 
 
 def speedup_row(result: CaseResult, expectation: Expectation | None, confidence: float = CONFIDENCE) -> GateRow:
     """One speed-up: its within-process estimate, the widened interval, and the verdict on it."""
     row = GateRow("speed-up", result.variant, result.reference, result.scenario, "unchecked", family=result.family,
-                  best_stack=result.best_stack)
+                  best_stack=result.best_stack, published=result.published, published_on=result.published_on)
     if not ratios.is_paired(len(result.reference_rounds), len(result.variant_rounds)):
         row.reason = NOT_MEASURED
         return row

@@ -8,11 +8,17 @@ a case, and its median paired speed-up.
 
 * Several runs per side: :func:`diffperf.gate.ratios.between_runs`, a pooled t interval on the
   logarithms of the per-run values.
-* One run on a side: the run-to-run spread of the same case and metric in saved ``history`` runs
-  of the same profile and hardware is pooled in (:func:`diffperf.gate.ratios.run_to_run_sd` over
-  the history's stretches between change points, so that a real shift in the history does not
-  pass for noise). With one run per side and no such history the change is untested
-  (:data:`ONE_RUN_PER_SIDE`): nothing can separate a change from run-to-run variation.
+* A spread from a few runs is never taken at face value: it is pooled with a prior, weighed by
+  the prior's degrees of freedom, as the gate moderates its spreads. The priors: the run-to-run
+  spread of the same case and metric in saved ``history`` runs of the same profile and hardware
+  (:func:`diffperf.gate.ratios.run_to_run_sd` over the history's stretches between change points,
+  so that a real shift in the history does not pass for noise); for a speed-up, the calibrated
+  between-process spread of the runs' host (``calibration``: its record in
+  ``baselines/<profile>/speedups.json``, :func:`diffperf.gate.ratios.calibrated_run_sd`); and where
+  neither exists, the spread of all the comparison's cases of that metric pooled, weighed as the
+  case's own degrees of freedom (one case's two runs can agree by chance; two dozen cases rarely do). With one run per side and no prior
+  the change is untested (:data:`ONE_RUN_PER_SIDE`): nothing can separate a change from
+  run-to-run variation.
 
 The change is new / old (for latency the time ratio: above 1 is slower), judged by
 :func:`diffperf.gate.ratios.judge_speedup` against 1 +- ``threshold``: slower / faster (latency)
@@ -28,11 +34,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from diffperf.gate import ratios
+from diffperf.gate.expectations import HOST, expectations_path, load_file, parse_record
 from diffperf.history.changepoints import segments
 from diffperf.history.runs import Case, HistoryError, MachineKey, Run, group_by_machine, without
 from diffperf.history.values import (
@@ -52,6 +60,9 @@ SLOWER, FASTER = "slower", "faster"  # latency
 LOWER, HIGHER = "lower", "higher"  # speed-up
 NO_CHANGE, INCONCLUSIVE, UNTESTED = "no change", "inconclusive", "untested"
 REGRESSIONS = (SLOWER, LOWER)
+
+# Where a change's run-to-run spread came from besides its own runs (Change.priors).
+HISTORY, CALIBRATION, ALL_CASES = "history", "calibration", "all cases"
 
 # Why a change is untested (Change.reason).
 ONE_RUN_PER_SIDE = "one run per side"  # and no history: a change cannot be told from run-to-run variation
@@ -94,7 +105,8 @@ class Change:
     high: float | None = None
     p_value: float | None = None
     df: int | None = None  # degrees of freedom of the run-to-run spread
-    history_df: int = 0  # of which from the saved history
+    history_df: int = 0  # of which from priors (the saved history, the host's calibration, all cases pooled)
+    priors: tuple[str, ...] = ()  # which: HISTORY, CALIBRATION, ALL_CASES
     reason: str | None = None  # untested: ONE_RUN_PER_SIDE, SHORT_HISTORY, NO_SPEEDUP, REFERENCE_CHANGED
     p_beyond: float | None = None  # one-sided p that it goes beyond the threshold (RunChange.p_beyond)
     # Beyond the threshold in this case alone, but not among all the comparison's changes taken together.
@@ -170,12 +182,15 @@ class Comparison:
 
 
 def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: float = CONFIDENCE,
-                  threshold: float = THRESHOLD, history: Iterable[Run] | None = None) -> Comparison:
+                  threshold: float = THRESHOLD, history: Iterable[Run] | None = None,
+                  calibration: Mapping[str, tuple[float, int]] | None = None) -> Comparison:
     """Compare every case both sides measured; the sides' runs must share one profile and hardware.
 
-    ``history``: saved runs whose run-to-run spread is used where a side has a single run (only
-    runs of the same profile and hardware, and not the sides' own files, count).
-    :class:`HistoryError` when the sides share no case or mix profiles and hardware.
+    ``history``: saved runs whose run-to-run spread moderates the sides' own (only runs of the
+    same profile and hardware, and not the sides' own files, count). ``calibration``: each
+    speed-up's calibrated run-to-run (sd, df) on the runs' host, by case label
+    (:func:`calibrated_spreads`). :class:`HistoryError` when the sides share no case or mix
+    profiles and hardware.
     """
     old_runs, new_runs = list(old_runs), list(new_runs)
     if not old_runs or not new_runs:
@@ -189,8 +204,11 @@ def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: 
     past = None
     if history is not None:
         past = [run for run in without(history, old_runs + new_runs) if run.machine == machine]
+    priors = _Priors(past, dict(calibration or {}), {
+        metric: _all_cases_spread([old_cases[key] for key in common] + [new_cases[key] for key in common], metric)
+        for metric in (LATENCY, SPEEDUP)})
     cases = _control_false_alarms(
-        [_compare_case(old_cases[key], new_cases[key], past, confidence, threshold) for key in common], confidence)
+        [_compare_case(old_cases[key], new_cases[key], priors, confidence, threshold) for key in common], confidence)
     return Comparison(
         old_runs, new_runs, cases,
         only_old=[_label(key) for key in old_cases if key not in new_cases],
@@ -200,20 +218,45 @@ def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: 
 
 
 def compare_runs(old: Run, new: Run, confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
-                 history: Iterable[Run] | None = None) -> Comparison:
+                 history: Iterable[Run] | None = None,
+                 calibration: Mapping[str, tuple[float, int]] | None = None) -> Comparison:
     """One run against another: :func:`compare_sides` with one run per side."""
-    return compare_sides([old], [new], confidence, threshold, history)
+    return compare_sides([old], [new], confidence, threshold, history, calibration)
+
+
+def calibrated_spreads(runs: Iterable[Run], baselines_dir: str | Path) -> dict[str, tuple[float, int]]:
+    """Each speed-up's calibrated run-to-run (sd, df) on the runs' host, by case label; empty when the runs
+    come from several hosts, or from one without its own record in ``baselines_dir``.
+
+    Only the host's own record counts (its fingerprint is the runs'): portable bands stand for a
+    class of hosts, whose spread is not this host's.
+    """
+    keys = {str((run.machine_info.get("diffperf") or {}).get("host_key")) for run in runs}
+    profiles = {run.machine.profile for run in runs}
+    if len(keys) != 1 or len(profiles) != 1 or keys == {"None"}:
+        return {}
+    (key,), (profile,) = keys, profiles
+    path = expectations_path(baselines_dir, profile)
+    if not path.exists():
+        return {}
+    record = load_file(path, profile)["hosts"].get(key)
+    if record is None:
+        return {}
+    found = parse_record(path, key, record, HOST)
+    return {name: ratios.calibrated_run_sd(entry.spread) for name, entry in found.speedups.items()
+            if entry.spread is not None}
 
 
 def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
-                 history: Iterable[Run] | None = None) -> list[Comparison]:
+                 history: Iterable[Run] | None = None,
+                 calibration: Mapping[str, tuple[float, int]] | None = None) -> list[Comparison]:
     """Each run against the first run of the same profile and hardware.
 
     :class:`HistoryError` when no two runs share a profile and hardware.
     """
     history = None if history is None else list(history)
     comparisons = [
-        compare_runs(members[0], other, confidence, threshold, history)
+        compare_runs(members[0], other, confidence, threshold, history, calibration)
         for members in group_by_machine(runs).values() for other in members[1:]
     ]
     if not comparisons:
@@ -235,14 +278,47 @@ def comparison_tables(comparison: Comparison) -> list:
 Sided = list[tuple[Run, Case]]  # one side's runs that have the case
 
 
-def _compare_case(old: Sided, new: Sided, history: list[Run] | None, confidence: float,
+@dataclass(frozen=True)
+class _Priors:
+    """What moderates a case's own run-to-run spread (see the module's docstring)."""
+
+    history: list[Run] | None
+    calibration: dict[str, tuple[float, int]]
+    all_cases: dict[str, tuple[float, int] | None]
+
+    def of(self, metric: str, key: tuple[str, str], own_df: int) -> list[tuple[float, int, str]]:
+        """(sd, df, source) of each prior for one case's metric; ``own_df``: the degrees of freedom of its runs."""
+        found = []
+        if self.history is not None and (spread := history_spread(self.history, key, metric)) is not None:
+            found.append((*spread, HISTORY))
+        label = f"{key[0]}/{key[1]}" if key[1] else key[0]
+        if metric == SPEEDUP and label in self.calibration:
+            found.append((*self.calibration[label], CALIBRATION))
+        if not found and own_df > 0 and self.all_cases.get(metric) is not None:
+            # Weighed as the case's own degrees of freedom: its variance averaged with the pooled one, as the
+            # gate moderates a ratio's spread toward its host's (diffperf.gate.ratios.between_process_margin).
+            found.append((self.all_cases[metric][0], own_df, ALL_CASES))
+        return found
+
+
+def _all_cases_spread(sides: list[Sided], metric: str) -> tuple[float, int] | None:
+    """The run-to-run spread of ``metric`` pooled over every case's side that has several runs."""
+    series = []
+    for pairs in sides:
+        values = [value for run, case in pairs if (value := run_value(case, run, metric)) is not None]
+        if len(values) > 1:
+            series.append(values)
+    return ratios.run_to_run_sd(series) if series else None
+
+
+def _compare_case(old: Sided, new: Sided, priors: _Priors, confidence: float,
                   threshold: float) -> CaseComparison:
     key = new[0][1].key
     old_latency, new_latency = _side(old, LATENCY, confidence), _side(new, LATENCY, confidence)
     result = CaseComparison(
         variant=key[0], scenario=key[1], reference=new[-1][1].reference, old_reference=old[-1][1].reference,
         old_latency=old_latency, new_latency=new_latency,
-        latency=_change(LATENCY, old_latency, new_latency, history, key, confidence, threshold),
+        latency=_change(LATENCY, old_latency, new_latency, priors, key, confidence, threshold),
         old_flop_rate=_rates(old), new_flop_rate=_rates(new), new_peak_fraction=_mean_fraction(new),
     )
     references = {case.reference for _, case in old + new}
@@ -255,7 +331,7 @@ def _compare_case(old: Sided, new: Sided, history: list[Run] | None, confidence:
     elif result.old_speedup is None or result.new_speedup is None:
         result.speedup = Change(SPEEDUP, _ratio(result.old_speedup, result.new_speedup), UNTESTED, reason=NO_SPEEDUP)
     else:
-        result.speedup = _change(SPEEDUP, result.old_speedup, result.new_speedup, history, key, confidence,
+        result.speedup = _change(SPEEDUP, result.old_speedup, result.new_speedup, priors, key, confidence,
                                  threshold)
     return result
 
@@ -283,21 +359,21 @@ def _mean_fraction(pairs: Sided) -> float | None:
     return float(np.mean(fractions)) if fractions else None
 
 
-def _change(metric: str, old: Side, new: Side, history: list[Run] | None, key: tuple[str, str],
+def _change(metric: str, old: Side, new: Side, priors: _Priors, key: tuple[str, str],
             confidence: float, threshold: float) -> Change:
-    """The change new / old of one metric, judged between runs (with the history's spread where a side has one run)."""
-    spread = None
-    if history is not None and min(old.runs, new.runs) == 1:
-        spread = history_spread(history, key, metric)
-    history_sd, history_df = spread if spread is not None else (None, 0)
-    change = ratios.between_runs(old.values, new.values, confidence, history_sd, history_df)
+    """The change new / old of one metric, judged between runs, the runs' own spread moderated by the priors."""
+    found = priors.of(metric, key, old.runs - 1 + new.runs - 1)
+    prior = ratios.pooled_sd([(sd, df) for sd, df, _ in found])
+    prior_sd, prior_df = prior if prior is not None else (None, 0)
+    change = ratios.between_runs(old.values, new.values, confidence, prior_sd, prior_df)
     if change is None:
         return Change(metric, new.value / old.value, UNTESTED,
-                      reason=ONE_RUN_PER_SIDE if history is None else SHORT_HISTORY)
+                      reason=ONE_RUN_PER_SIDE if priors.history is None else SHORT_HISTORY)
     estimate = change.estimate
     verdict = ratios.judge_speedup(estimate, 1.0, threshold)
     return Change(metric, estimate.median, _STATUS[metric][verdict.status], estimate.low, estimate.high,
-                  change.p_value, change.df, history_df, p_beyond=change.p_beyond(threshold))
+                  change.p_value, change.df, prior_df, priors=tuple(source for _, _, source in found),
+                  p_beyond=change.p_beyond(threshold))
 
 
 def _control_false_alarms(cases: list[CaseComparison], confidence: float) -> list[CaseComparison]:

@@ -29,11 +29,14 @@ from typing import Iterable, Mapping
 
 from diffperf.gate import ratios
 from diffperf.history import changepoints, charts, pages
-from diffperf.history.runs import SAVE_DATA_HINT, Case, Run, load_run, run_from_dict, sort_by_time, without
+from diffperf.history.runs import (
+    SAVE_DATA_HINT, Case, HistoryError, Run, load_run, run_from_dict, sort_by_time, without,
+)
 from diffperf.history.values import (
     CONFIDENCE, Level, gate_level, gate_row, latency_level, positive, speedup_level, throughput_info,
 )
 from diffperf.render import throughput_text
+from diffperf.render.gate_text import by_family
 from diffperf.render.history_text import gate_detail, gate_summary, ungated_detail
 
 __all__ = ["IMAGE_KINDS", "REPORT_NAME", "SpeedupRow", "build_report", "image_path", "report_path", "speedup_rows",
@@ -52,8 +55,8 @@ def write_report(run: str | os.PathLike | Mapping | Run, out_path: str | os.Path
     """Write the HTML report of ``run`` (a JSON file path, a decoded document or a Run) atomically.
 
     ``out_path`` names the file, or a directory to write :data:`REPORT_NAME` in. Raises
-    :class:`~diffperf.history.runs.HistoryError` for input that is not pytest-benchmark JSON.
-    Returns the path written.
+    :class:`~diffperf.history.runs.HistoryError` for input that is not pytest-benchmark JSON and for a
+    run without a benchmark. Returns the path written.
     """
     if isinstance(run, Run):
         record = run
@@ -61,6 +64,9 @@ def write_report(run: str | os.PathLike | Mapping | Run, out_path: str | os.Path
         record = run_from_dict(dict(run), source="this run", label="this run")
     else:
         record = load_run(run)
+    if not record.cases:
+        raise HistoryError(f"{record.source}: no benchmarks in this run, nothing to report: give a run that "
+                           "finished at least one case")
     out = report_path(out_path)
     pages.write_output(out, build_report(record, images_dir, confidence, history))
     return out
@@ -84,7 +90,7 @@ def build_report(run: Run, images_dir: str | os.PathLike | None = None, confiden
     cases = list(run.cases)
     colors = charts.variant_colors(case.variant for case in cases)
     return pages.render_page(
-        "report.html", run=run, gate_line=gate_summary(run.gate) if run.gate is not None else None,
+        "report.html", run=run, gate_line=_gate_line(run.gate),
         notices=_notices(run, images_dir), save_data_hint=SAVE_DATA_HINT,
         max_pvalue=changepoints.MAX_PVALUE, min_magnitude=changepoints.MIN_MAGNITUDE,
         speedups=_speedup_section(run, confidence, colors), latency=_latency_section(cases, confidence, colors),
@@ -120,8 +126,7 @@ def speedup_rows(run: Run, confidence: float = CONFIDENCE) -> list[SpeedupRow]:
     family in the order the families ran, each family's best stacks first (as the terminal's table)."""
     rows = run.gate_rows("speedups")
     found = [_gated_row(row) for row in rows] if rows else _estimated_rows(run, confidence)
-    families = list(dict.fromkeys(row.family for row in found))
-    return sorted(found, key=lambda row: (families.index(row.family), not row.best_stack))
+    return [row for _, members in by_family(found) for row in members]
 
 
 def _estimated_rows(run: Run, confidence: float) -> list[SpeedupRow]:
@@ -242,12 +247,30 @@ def _history_section(run: Run, history: Iterable[Run] | None) -> dict | None:
 
 def _notices(run: Run, images_dir) -> dict:
     """What the reader must know about the file before reading the numbers."""
+    gate = run.gate or {}
     return {
         "without_raw": [case.label for case in run.cases if not case.has_raw],
         "not_gated": run.gate is None and any(case.reference for case in run.cases),
-        "problems": [str(problem) for problem in (run.gate or {}).get("problems", []) or []],
+        "problems": _interrupted(gate) + [str(problem) for problem in gate.get("problems", []) or []],
         "missing_images": str(images_dir) if images_dir is not None and not Path(images_dir).is_dir() else None,
     }
+
+
+def _gate_line(gate: Mapping | None) -> str | None:
+    """The gate's outcome in one line; None when the file has no gate section."""
+    if gate is None:
+        return None
+    return "nothing judged: the run was interrupted" if gate.get("interrupted") else gate_summary(gate)
+
+
+def _interrupted(gate: Mapping) -> list[str]:
+    """The warning an interrupted run's report opens with (none for a run that ran to its end)."""
+    if not gate.get("interrupted"):
+        return []
+    unfinished = [str(name) for name in gate.get("unfinished") or []]
+    left_out = f"; left out, half measured: {', '.join(unfinished)}" if unfinished else ""
+    line = "this run was interrupted: its speed-ups were not judged and the cases it did not reach are missing"
+    return [line + left_out]
 
 
 def _pair(low, high) -> tuple[float, float] | None:

@@ -14,6 +14,7 @@ Bad input raises :class:`HistoryError` with a one-line message naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "load_runs",
     "machine_key",
     "mixed_machines_warning",
+    "planted_slowdown_warnings",
     "run_from_dict",
     "sort_by_time",
     "without",
@@ -130,6 +132,7 @@ class Run:
     cases: tuple[Case, ...]
     gate: Mapping | None  # the top-level "diffperf" key written by the speed-up gate, if any
     machine_info: Mapping = field(repr=False, default_factory=dict)
+    digest: str | None = field(repr=False, default=None)  # SHA-256 of its file: one run saved twice has one
 
     @property
     def by_key(self) -> dict[tuple[str, str], Case]:
@@ -153,6 +156,13 @@ class Run:
         if not isinstance(info, Mapping):
             return {}
         return {k: str(info[k]) for k in ("torch", "diffusers", "transformers") if info.get(k)}
+
+    @property
+    def planted_slowdowns(self) -> dict[str, float]:
+        """The variants ``--perf-plant-slowdown`` slowed on purpose, and by how much (empty: none)."""
+        info = self.machine_info.get("diffperf")
+        planted = info.get("planted_slowdowns") if isinstance(info, Mapping) else None
+        return dict(planted) if isinstance(planted, Mapping) else {}
 
     def gate_rows(self, kind: str) -> list[Mapping]:
         """The gate's "speedups" or "memory" rows (empty when the file has no gate section)."""
@@ -180,7 +190,8 @@ def load_run(path: str | os.PathLike) -> Run:
         raise HistoryError(
             f"{path}: not a pytest-benchmark JSON file (invalid JSON: {error.msg} at line {error.lineno})"
         ) from None
-    return run_from_dict(data, source=str(path), label=path.name)
+    run = run_from_dict(data, source=str(path), label=path.name)
+    return replace(run, digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def run_from_dict(data, source: str = "<run>", label: str | None = None) -> Run:
@@ -238,21 +249,34 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, bool]]:
     return found
 
 
-def load_runs(paths: Iterable[str | os.PathLike]) -> tuple[list[Run], list[str]]:
+def load_runs(paths: Iterable[str | os.PathLike], distinct: bool = False) -> tuple[list[Run], list[str]]:
     """Load files and directories; returns ``(runs, warnings)``.
 
     A file named on the command line must be valid; a file found inside a directory that is not
-    pytest-benchmark JSON is skipped with a warning. Run labels are made unique.
+    pytest-benchmark JSON is skipped with a warning. One run given twice (a file named twice, or two
+    files with the same content) counts once: the copy is skipped with a warning, or with ``distinct``
+    (each run must be a process of its own) refused. Run labels are made unique.
     """
     runs: list[Run] = []
     warnings: list[str] = []
+    seen: dict[str, Run] = {}
     for path, from_directory in expand_paths(paths):
         try:
-            runs.append(load_run(path))
+            run = load_run(path)
         except HistoryError as error:
             if not from_directory:
                 raise
             warnings.append(f"skipped {error}")
+            continue
+        first = seen.setdefault(run.digest, run)
+        if first is not run:
+            copy = f"{path} is the same run as {first.source}" + (
+                "" if path.resolve() == Path(first.source).resolve() else " (identical content)")
+            if distinct:
+                raise HistoryError(f"{copy}: each run must come from a process of its own; give each run once")
+            warnings.append(f"skipped {copy}: a run counts once")
+            continue
+        runs.append(run)
     if not runs:
         raise HistoryError("no pytest-benchmark runs found in " + ", ".join(str(p) for p in paths))
     return _unique_labels(runs), warnings
@@ -302,6 +326,17 @@ def mixed_machines_warning(groups: Mapping[MachineKey, list[Run]]) -> str | None
     parts = [f"{key} ({', '.join(run.label for run in runs)})" for key, runs in groups.items()]
     return (f"runs from {len(groups)} different profiles/hardware are kept apart, "
             f"never compared with each other: " + "; ".join(parts))
+
+
+def planted_slowdown_warnings(runs: Iterable[Run]) -> list[str]:
+    """A one-line warning per run made with ``--perf-plant-slowdown``: its numbers are not the code's own."""
+    return [f"{run.label} was run with --perf-plant-slowdown {planted_slowdown_option(run)}: those variants "
+            "were slowed on purpose" for run in runs if run.planted_slowdowns]
+
+
+def planted_slowdown_option(run: Run) -> str:
+    """The ``--perf-plant-slowdown`` value a run was made with (``distilled=0.5,sdpa=0.1``)."""
+    return ",".join(f"{name}={fraction}" for name, fraction in run.planted_slowdowns.items())
 
 
 def without(history: Iterable[Run], runs: Iterable[Run]) -> list[Run]:
@@ -379,6 +414,8 @@ def _when(data: Mapping, commit_info: Mapping) -> datetime | None:
 
 
 def _identity(run: Run) -> str:
+    if run.digest is not None:  # the same run, whichever file it was read from
+        return run.digest
     path = Path(run.source)
     return str(path.resolve()) if path.is_file() else f"{run.source}\0{run.label}"
 

@@ -140,11 +140,13 @@ class ImageBaselines:
         self._check_recorded_for(index, f"baseline index {path}")
         return index
 
-    def load(self, variant: str, scenario: str, expected: dict | None = None) -> ImageBaseline:
+    def load(self, variant: str, scenario: str, expected: dict | None = None,
+             shape: tuple[int, ...] | None = None) -> ImageBaseline:
         """The stored baseline of ``variant`` on ``scenario``.
 
-        ``expected`` maps some of ``CONDITIONS`` to this run's values; a baseline recorded under
-        other values raises MismatchedBaseline. Raises MissingBaseline or CorruptBaseline too,
+        ``expected`` maps some of ``CONDITIONS`` to this run's values, ``shape`` is the shape of this
+        run's batch; a baseline recorded under other values or holding images of another shape raises
+        MismatchedBaseline. Raises MissingBaseline or CorruptBaseline too,
         each with a one-line message. An unreadable index does not stop the check (the ``.npz``
         is authoritative): it is reported as a ``BaselineIndexWarning``.
         """
@@ -171,6 +173,11 @@ class ImageBaselines:
             raise MismatchedBaseline(
                 f"baseline {path} was recorded with {', '.join(differences)}: "
                 f"re-record it with `{self.record_hint}` if the change is intended"
+            )
+        if shape is not None and tuple(raw.shape) != tuple(shape):
+            raise MismatchedBaseline(
+                f"baseline {path} holds images of shape {tuple(raw.shape)}, this run makes {tuple(shape)}: it was "
+                f"recorded for another workload or resolution; re-record it with `{self.record_hint}`"
             )
         return ImageBaseline(raw=raw, meta=meta, data_path=path, png_path=self.png_path(variant, scenario),
                              provenance=self._provenance(self.key(variant, scenario)))

@@ -92,7 +92,16 @@ def run_similarity_case(session, variant_name: str, scenario_name: str) -> dict[
         pytest.fail("\n".join(outcome.failures), pytrace=False)
     if outcome.missing:
         pytest.skip(missing_baselines_line(outcome.missing))
+    if outcome.unchecked:
+        pytest.skip(outcome.unchecked)
     return outcome.comparisons
+
+
+def overridden_workload_line(overrides: dict) -> str:
+    """Why a case with ``--perf-steps``/``--perf-resolution`` compares no image (its output's health is checked)."""
+    given = ", ".join(f"--perf-{name} {value}" for name, value in overrides.items())
+    return (f"image checked for health only: {given} changed the workload the image baselines were recorded with; "
+            "run without them to compare images")
 
 
 def record_image_baseline(session, variant_name: str, scenario_name: str, note: str | None = None) -> ImageBaseline:
@@ -120,6 +129,8 @@ class CaseOutcome:
     """One line per failed comparison."""
     missing: list[str] = field(default_factory=list)
     """One line per baseline missing under --perf-allow-missing-baselines."""
+    unchecked: str | None = None
+    """Why no stored baseline could be compared with (an overridden workload), in one line."""
 
 
 class SimilarityCase:
@@ -139,10 +150,13 @@ class SimilarityCase:
         if recording:  # written at the end of a run that completed (diffperf.plugin), never by a failed one
             self.baselines.stage(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
                                  provenance=recording_facts(self.session))
+        overrides = self.session.options.workload_overrides
+        if overrides:  # the stored images are of the profile's own workload: none compares with this one
+            return CaseOutcome(unchecked=overridden_workload_line(overrides))
         outcome = CaseOutcome()
         for check in planned_checks(self.variant, recording, self.session.registry.family_of(self.variant).baseline):
             try:
-                stored = self.baseline(check.baseline_variant)
+                stored = self.baseline(check.baseline_variant, raw.shape)
             except MissingBaseline as error:  # only under --perf-allow-missing-baselines
                 outcome.missing.append(str(error))
                 continue
@@ -177,14 +191,14 @@ class SimilarityCase:
         return self.baselines.record(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
                                      provenance=provenance)
 
-    def baseline(self, variant_name: str) -> ImageBaseline:
-        """The stored baseline of ``variant_name`` on the scenario, healthy.
+    def baseline(self, variant_name: str, shape: tuple[int, ...] | None = None) -> ImageBaseline:
+        """The stored baseline of ``variant_name`` on the scenario, healthy (and of ``shape``, when given).
 
         MissingBaseline under --perf-allow-missing-baselines; ImageCheckFailed for any other problem.
         """
         try:
             stored = self.baselines.load(variant_name, self.scenario.name,
-                                         expected=scenario_conditions(self.scenario))
+                                         expected=scenario_conditions(self.scenario), shape=shape)
         except BaselineError as error:
             if isinstance(error, MissingBaseline) and self.session.options.allow_missing_baselines:
                 raise

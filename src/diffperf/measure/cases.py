@@ -62,8 +62,11 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
         failure = str(error)
     if failure is not None:  # outside the except block: one line, no chained traceback
         pytest.fail(failure, pytrace=False)
+    published = session.published(variant, scenario_name)
     result = CaseResult(variant.name, variant.reference, scenario.name, variant_times, reference_times, *peaks,
-                        family=variant.family, best_stack=variant.best_stack)
+                        family=variant.family, best_stack=variant.best_stack,
+                        published=published.speedup if published else None,
+                        published_on=published.gpu if published else None)
     benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput))
     session.results.append(result)
     if throughput is not None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SUITE = "perf/test_latency.py"
+# Kept from the workers: with it, each would append its own gate section to the CI job's summary.
+WITHHELD_ENVIRONMENT = ("GITHUB_STEP_SUMMARY",)
 
 
 class WorkerFailed(RuntimeError):
@@ -49,9 +51,10 @@ class Worker:
         json_path = Path(json_path).resolve()
         json_path.parent.mkdir(parents=True, exist_ok=True)
         log = json_path.with_suffix(".log")
+        inherited = {name: value for name, value in os.environ.items() if name not in WITHHELD_ENVIRONMENT}
         with log.open("w") as stream:
             result = subprocess.run(self.command(json_path), cwd=self.directory, stdout=stream,
-                                    stderr=subprocess.STDOUT, env={**os.environ, **self.environment})
+                                    stderr=subprocess.STDOUT, env={**inherited, **self.environment})
         if result.returncode != 0 or not json_path.is_file():
             raise WorkerFailed(f"worker process exited with status {result.returncode}: see {log}")
         return json_path

@@ -36,10 +36,16 @@ from diffperf.models.speedups import (
     TinyAutoencoder,
     ToMe,
 )
-from diffperf.models.variants import Variant
+from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 
 NAME = "sd1"
+
+
+def documented(scenario: str, speedup: float, note: str = "") -> Published:
+    """A speed-up the source documents publish (diffusers' "speed up inference" page, its Colab A100 tables)."""
+    return Published(scenario, round(speedup, 3), "A100", "the diffusers documentation's A100 tables", note)
+
 HUB_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 # SD v1.4 / v1.5 unet/config.json
@@ -172,11 +178,13 @@ TINY_AUTOENCODER = TinyAutoencoder("taesd")
 
 VARIANTS = (
     Variant("baseline", NAME, description="fp32 weights, default attention (SDPA)"),
-    Variant("tf32", NAME, (TF32(),), "baseline"),
+    Variant("tf32", NAME, (TF32(),), "baseline", published=(documented("astronaut", 5.27 / 4.14),)),
     # On the CPU fp16 is slower than fp32 where it runs at all (0.80-0.84x on an AMX host; no kernels on AMD Zen 4).
-    Variant("fp16", NAME, (Precision("float16"),), "baseline", opt_in=SLOWER_ON_CPUS),
+    Variant("fp16", NAME, (Precision("float16"),), "baseline", opt_in=SLOWER_ON_CPUS,
+            published=(documented("astronaut", 5.27 / 3.51),)),
     Variant("tf32-fp16", NAME, (TF32(), Precision("float16")), "baseline",
-            description="TF32 matmuls and fp16 weights (the documents' 'combined')"),
+            description="TF32 matmuls and fp16 weights (the documents' 'combined')",
+            published=(documented("astronaut", 5.27 / 3.41),)),
     Variant("bf16", NAME, (Precision("bfloat16"),), "baseline"),
     Variant("attn-classic", NAME, (Attention("classic"),), "baseline"),
     # On the CPU, sdpa vs attn-classic times the same two configurations as attn-classic vs baseline.
@@ -193,10 +201,12 @@ VARIANTS = (
     Variant("distilled-taesd", NAME, (BK_SDM, TINY_AUTOENCODER), "distilled",
             description="BK-SDM-small UNet and the tiny autoencoder (TAESD)"),
     Variant("distilled-fp16", NAME, (BK_SDM, Precision("float16")), "fp16", opt_in=SLOWER_ON_CPUS,
-            description="BK-SDM-small UNet in fp16, against fp16 SD (the documents' comparison)"),
+            description="BK-SDM-small UNet in fp16, against fp16 SD (the documents' comparison)",
+            published=(documented("vase", 6.37 / 4.18),)),
     Variant("distilled-taesd-fp16", NAME, (BK_SDM, TINY_AUTOENCODER, Precision("float16")), "distilled-fp16",
             opt_in=SLOWER_ON_CPUS,
-            description="BK-SDM-small and TAESD in fp16, against fp16 BK-SDM-small"),
+            description="BK-SDM-small and TAESD in fp16, against fp16 BK-SDM-small",
+            published=(documented("vase", 4.18 / 3.83, "x1.66 over fp16 SD, published as 6.37 s -> 3.83 s"),)),
     # Today's speed-ups beyond the documents (docs/variants.md), each against the fp32 baseline. On the CPU
     # fused-qkv, tome and int8 gain nothing or run slower on the tiny profile, and DeepCache runs inside best-cpu.
     Variant("fused-qkv", NAME, (FusedQKV(),), "baseline", opt_in=NO_FASTER_ON_TINY),

@@ -27,6 +27,23 @@ DEVICE_TYPES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
+class Published:
+    """A speed-up someone published for a variant: on which GPU, for which scenario, and where.
+
+    ``speedup`` is against the variant's own reference (convert a figure published against
+    another variant: the documents' "distilled + tiny autoencoder x1.66" over fp16 SD is x1.09
+    over fp16 BK-SDM-small, the reference of ``distilled-taesd-fp16``). The figure holds for the
+    ``full`` profile's workload only.
+    """
+
+    scenario: str
+    speedup: float
+    gpu: str  # as the device name shows it, e.g. "A100"
+    source: str  # where it was published, in a few words
+    note: str = ""  # how it was converted, when it was
+
+
+@dataclass(frozen=True)
 class Variant:
     """One pipeline variant of a family.
 
@@ -45,9 +62,11 @@ class Variant:
     devices: tuple[str, ...] = DEVICE_TYPES  # the device types it is meant for (best-cpu: the CPU)
     opt_in: OptIn | None = None
     best_stack: bool = False  # the fastest stack of a device type: its rows come first
+    published: tuple[Published, ...] = ()  # figures published for it (shown beside CUDA runs of ``full``)
 
     def __post_init__(self):
         object.__setattr__(self, "speedups", tuple(self.speedups))
+        object.__setattr__(self, "published", tuple(self.published))
         if not self.name or any(char in self.name for char in "/[], ") or self.name.startswith("-"):
             raise ValueError(f"variant name {self.name!r}: use letters, digits, '-', '.' and '_' "
                              "(it names the case, its baseline files and its expectation)")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diffperf.gate import verdicts
-from diffperf.gate.expectations import FORCED, HOST, PORTABLE
+from diffperf.gate.expectations import FORCED, HOST, PORTABLE, PUBLISHED
 from diffperf.gate.verdicts import GateReport, GateRow
-from diffperf.render.table import Column, Table, plain_text, status_cell
+from diffperf.render.table import Column, Table, plain_text, status_cell, wrapped
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,13 @@ def row_line(row: GateRow, context: GateContext) -> str:
     return line
 
 
+def published_line(row: GateRow) -> str:
+    """'fp16/astronaut: published x1.50 on A100; here x1.43 [1.40, 1.46]'."""
+    here = "not measured" if row.value is None else f"x{row.value:.2f}" + (
+        f" [{row.low:.2f}, {row.high:.2f}]" if row.low is not None else "")
+    return f"{row.case}: published x{row.published:.2f} on {row.published_on}; here {here}"
+
+
 def _unchecked(row: GateRow, context: GateContext) -> str:
     measured = f"{row.value:.2f}x [{row.low:.2f}, {row.high:.2f}]" if row.low is not None else (
         f"{row.value:.2f}x" if row.value is not None else "")
@@ -104,6 +111,10 @@ def source_line(report: GateReport, context: GateContext) -> str:
         return f"judged against this host's calibration ({found.key}{processes}{when})"
     if found.source == FORCED:
         return f"judged against {found.key} (--perf-baseline-key; this host is {context.host_key})"
+    if found.source == PUBLISHED:
+        tolerance = next(iter(found.speedups.values())).tolerance
+        return (f"judged against the {found.key} with a ±{tolerance:.0%} band, stated not measured: this host "
+                f"({context.host_key}) has no calibration; calibrate it with `{context.calibrate_hint}`")
     assert found.source == PORTABLE
     line = f"judged against the portable bands {found.key}: this host ({context.host_key}) has no calibration"
     if found.closest_host:
@@ -123,12 +134,14 @@ def verdict_line(report: GateReport, context: GateContext) -> str:
         tally = ", ".join(f"{counts[status]} {status}" for status in STATUS_ORDER if status in counts)
         return f"speed-up gate: {'FAILED' if report.failed else 'passed'} ({tally})"
     reasons = {row.reason for row in report.rows}
-    if context.error:
+    if report.interrupted:
+        why = "the run was interrupted: run it to the end to judge the speed-ups"
+    elif context.error:
         why = "expectations unreadable"
     elif report.rows and reasons == {verdicts.NOT_MEASURED}:
         why = "benchmarks disabled: nothing was timed"
-    elif report.rows and verdicts.TOO_FEW_ROUNDS in reasons and reasons <= {verdicts.TOO_FEW_ROUNDS,
-                                                                          verdicts.NO_EXPECTATION}:
+    elif report.rows and verdicts.TOO_FEW_ROUNDS in reasons and reasons <= {
+            verdicts.TOO_FEW_ROUNDS, verdicts.NO_EXPECTATION, verdicts.NO_SPEEDUP_JUDGED}:
         row = next(row for row in report.rows if row.reason == verdicts.TOO_FEW_ROUNDS)
         why = f"{row.n} rounds give no 95% interval, at least {row.min_rounds} needed"
     elif context.workload_overridden:
@@ -161,8 +174,23 @@ def _worth_a_line(row: GateRow) -> bool:
 def _notes(report: GateReport, context: GateContext) -> list[str]:
     notes = [f"{row.status.upper()}: {row.kind} {row.case}: {row_line(row, context)}"
              for _, rows in by_family(report.rows) for row in rows if _worth_a_line(row)]
-    notes += [f"note: {case} has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
+    notes += [published_line(row) for _, rows in by_family(report.rows) for row in rows if row.published]
+    notes += [f"not run, though expected: {', '.join(cases)}: {why}" for why, cases in _not_run_by_reason(report).items()]
     return notes
+
+
+def _not_run_by_reason(report: GateReport) -> dict[str, list[str]]:
+    """The cases with a stored expectation that did not run, grouped by why (one line per reason, not per case).
+
+    A reason names its variant first (``channels-last is opt-in on cpu (...): pass --perf-speedups``);
+    grouping by what follows the name puts every case left out for the same reason on one line.
+    """
+    groups: dict[str, list[str]] = {}
+    for case, why in report.not_run.items():
+        variant = case.split("/", 1)[0]
+        reason = "each " + why[len(variant):].strip() if why.startswith(variant + " ") else why
+        groups.setdefault(reason, []).append(case)
+    return groups
 
 
 def by_family(rows: list[GateRow]) -> list[tuple[str | None, list[GateRow]]]:
@@ -173,19 +201,35 @@ def by_family(rows: list[GateRow]) -> list[tuple[str | None, list[GateRow]]]:
     return [(family, best_first(members)) for family, members in groups.items()]
 
 
+TERMINAL_HEADER = ["ratio", "variant", "measured", "95% across processes", "expected", "verdict"]
+"""The terminal's columns: the scenario is each table's title and the within-process interval is left to the
+Markdown and the JSON, so that the longest names fit 120 columns."""
+
+
+def _terminal_cells(row: GateRow) -> list[str]:
+    kind, variant, _, measured, across, expected, _ = _cells(row)
+    return [kind, variant, measured.split(" [")[0], across, expected]
+
+
 def as_tables(report: GateReport, context: GateContext) -> list[Table]:
-    """The verdicts as one :class:`diffperf.render.table.Table` per family (rich on a terminal, plain text in CI
-    logs); the notes under the last."""
-    tables = [Table(f"{family}:" if family else "", [Column(header) for header in HEADER],
-                    [[*_cells(row)[:-1], status_cell(row.status)] for row in rows])
-              for family, rows in by_family(report.rows)] or [Table("", [Column(header) for header in HEADER])]
+    """The verdicts as one :class:`diffperf.render.table.Table` per family and scenario (rich on a terminal, plain
+    text in CI logs); the notes under the last."""
+    tables = []
+    for family, rows in by_family(report.rows):
+        scenarios = dict.fromkeys(row.scenario for row in rows)
+        for scenario in scenarios:
+            title = f"{family}, {scenario}:" if family else f"{scenario}:"
+            tables.append(Table(title, [Column(header) for header in TERMINAL_HEADER],
+                                [[*_terminal_cells(row), status_cell(row.status)]
+                                 for row in rows if row.scenario == scenario]))
+    tables = tables or [Table("", [Column(header) for header in TERMINAL_HEADER])]
     tables[-1].notes = _notes(report, context)
     return tables
 
 
 def terminal_lines(report: GateReport, context: GateContext) -> list[str]:
     """Plain aligned text: readable in a terminal and in CI logs alike; the source line first, the verdict line last."""
-    lines = [source_line(report, context)]
+    lines = wrapped(source_line(report, context))
     for table in as_tables(report, context):
         lines += plain_text(table).splitlines()
     return lines + [verdict_line(report, context)]
@@ -205,5 +249,6 @@ def markdown(report: GateReport, context: GateContext) -> str:
         lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows] + [""]
     details = [f"- **{row.status}** {row.kind} `{row.case}`: {row_line(row, context)}"
                for _, rows in by_family(report.rows) for row in rows if _worth_a_line(row)]
+    details += [f"- {published_line(row)}" for _, rows in by_family(report.rows) for row in rows if row.published]
     details += [f"- `{case}` has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
     return "\n".join(lines + details) + "\n"

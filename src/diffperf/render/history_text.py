@@ -35,6 +35,11 @@ UNTESTED_WHY = {
     compare.NO_SPEEDUP: f"a side has no paired raw rounds to take a speed-up from ({SAVE_DATA_HINT})",
     compare.REFERENCE_CHANGED: "the sides measure the speed-up against different reference variants",
 }
+_PRIOR_WORDS = {
+    compare.HISTORY: "the history",
+    compare.CALIBRATION: "this host's calibration",
+    compare.ALL_CASES: "all cases pooled",
+}
 _ORDER = [compare.SLOWER, compare.LOWER, compare.FASTER, compare.HIGHER, compare.NO_CHANGE, compare.INCONCLUSIVE,
           compare.UNTESTED]
 
@@ -100,7 +105,8 @@ def _change_sentence(change: compare.Change, comparison: compare.Comparison) -> 
     threshold = f"the ±{percent(comparison.threshold)} threshold"
     if not change.tested:
         return UNTESTED_WHY[change.reason]
-    history = f", {change.history_df} from the history" if change.history_df else ""
+    history = f", {change.history_df} from {' and '.join(_PRIOR_WORDS[prior] for prior in change.priors)}" \
+        if change.history_df else ""
     measured = (f"{change.metric} {signed_change(change.ratio)} [{signed_change(change.low)}, "
                 f"{signed_change(change.high)}] between runs (t, {change.df} df{history})")
     if change.status == compare.NO_CHANGE:
@@ -166,7 +172,7 @@ def _basis_note(comparison: compare.Comparison) -> str:
     note = (f"verdicts between runs ({sides}): pooled t interval on log per-run values against the "
             f"±{percent(comparison.threshold)} threshold")
     if comparison.history_runs:
-        note += f"; a one-run side borrows the run-to-run spread of {comparison.history_runs} saved run(s)"
+        note += f"; the run-to-run spread of {comparison.history_runs} saved run(s) moderates the sides' own"
     return note + ("; old, new: a run's value [its own within-run interval: information only, blind to "
                    "run-to-run variation]")
 

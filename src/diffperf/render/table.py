@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from typing import TextIO, Union
 
-__all__ = ["Cell", "Column", "Table", "STATUS_STYLES", "markdown_table", "plain_text", "render", "seconds",
-           "signed_change", "status_cell", "use_rich"]
+__all__ = ["Cell", "Column", "Table", "STATUS_STYLES", "WIDTH", "markdown_table", "plain_text", "render", "seconds",
+           "signed_change", "status_cell", "use_rich", "wrapped"]
+
+WIDTH = 120
+"""The widest line diffperf prints in a terminal or CI log by default (a 120-column terminal)."""
 
 #: A cell: its text, or ``(text, rich style)``. A newline in the text separates parts (say a value
 #: and its interval) that a rich table stacks and plain text joins with a space.
@@ -90,8 +94,14 @@ def render(tables: list[Table], stream: TextIO | None = None, rich: bool | None 
         stream.flush()
 
 
+def wrapped(line: str, indent: str = "", width: int = WIDTH) -> list[str]:
+    """``line`` folded at word boundaries into lines of at most ``width`` columns; continuations indented 2 more."""
+    return textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=False, break_on_hyphens=False) or [indent.rstrip()]
+
+
 def plain_text(table: Table) -> str:
-    """The table as aligned plain text: title, header, dashes, rows, notes."""
+    """The table as aligned plain text: title, header, dashes, rows, notes (folded at :data:`WIDTH`)."""
     header = [column.header for column in table.columns]
     rows = [[_text(cell) for cell in row] for row in table.rows]
     widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header))]
@@ -109,7 +119,7 @@ def plain_text(table: Table) -> str:
         lines += [line(row) for row in rows]
     else:
         lines.append("(no rows)")
-    lines += [f"  {note}" for note in table.notes]
+    lines += [folded for note in table.notes for folded in wrapped(note, "  ")]
     return "\n".join(lines)
 
 

@@ -71,21 +71,48 @@ def cells(entry: Mapping, stages: list[str]) -> dict[str, str]:
     return row
 
 
-def as_table(entries: list[Mapping]) -> Table:
-    """One row per latency case that counted its FLOPs (entries without ``"throughput"`` are left out)."""
+COMPACT = ("variant", "scenario", "FLOP per call", "whole call", "denoising", "call / peak", "denoising / peak")
+"""The columns a terminal shows by default (they fit 120 columns); ``-v`` shows every stage and both peaks."""
+
+
+def as_table(entries: list[Mapping], columns: tuple[str, ...] | None = None) -> Table:
+    """One row per latency case that counted its FLOPs (entries without ``"throughput"`` are left out).
+
+    ``columns`` keeps only those (in that order); ``None`` keeps them all.
+    """
     entries = [entry for entry in entries if isinstance(entry.get("throughput"), Mapping)]
     stages = stage_names(entries)
     rows = [cells(entry, stages) for entry in entries]
     headers = list(rows[0]) if rows else []
-    columns = [Column(header, "left" if index < 3 else "right") for index, header in enumerate(headers)]
-    return Table("achieved FLOP/s per stage and fraction of the device's dense matmul peak", columns,
-                 [list(row.values()) for row in rows], [METHOD])
+    if columns is not None:
+        headers = [header for header in columns if header in headers]
+    left = ("variant", "scenario", "precision")
+    return Table("achieved FLOP/s per stage and fraction of the device's dense matmul peak",
+                 [Column(header, "left" if header in left else "right") for header in headers],
+                 [[row[header] for header in headers] for row in rows], [METHOD])
 
 
-def terminal_lines(entries: list[Mapping]) -> list[str]:
-    """Plain aligned text, for the terminal summary and CI logs (empty when nothing was counted)."""
-    table = as_table(entries)
-    return plain_text(table).splitlines() if table.rows else []
+def terminal_lines(entries: list[Mapping], verbose: bool = False) -> list[str]:
+    """Plain aligned text, for the terminal summary and CI logs (empty when nothing was counted).
+
+    By default the :data:`COMPACT` columns and the peak in one line; ``verbose`` (``pytest -v``): every column.
+    """
+    table = as_table(entries, None if verbose else COMPACT)
+    if not table.rows:
+        return []
+    if not verbose:
+        table.notes.append(_peaks(entries) + "; pytest -v shows every stage")
+    return plain_text(table).splitlines()
+
+
+def _peaks(entries: list[Mapping]) -> str:
+    """'peak: 136.1 GFLOP/s (float32), 358.1 GFLOP/s (bfloat16)': the measured peaks the fractions are of."""
+    peaks: dict[str, str] = {}
+    for entry in entries:
+        throughput = entry.get("throughput")
+        if isinstance(throughput, Mapping) and (throughput.get("peak") or {}).get("measured"):
+            peaks.setdefault(str(throughput.get("precision", "-")), flop_rate(throughput["peak"]["measured"]))
+    return "peak: " + (", ".join(f"{rate} ({precision})" for precision, rate in peaks.items()) or "not measured")
 
 
 def markdown(entries: list[Mapping]) -> str:
