@@ -1,5 +1,7 @@
 """Shared fixtures of the unit tests."""
 
+import sys
+
 import pytest
 import torch
 
@@ -11,3 +13,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def suite_imports(monkeypatch):
+    """Collecting a suite in this process imports its conftest.py and adds its directory to sys.path:
+    both are put back afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "conftest", raising=False)

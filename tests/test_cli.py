@@ -1,11 +1,11 @@
-"""Unit tests of the ``diffperf variants`` command (parameter counts from meta-device builds)."""
+"""Unit tests of the ``diffperf variants`` command (parameter counts from meta-device builds): the catalogue
+(diffperf.models.catalogue) of a suite's declarations (diffperf.cases.declarations), as JSON or in words."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import sys
 
 import pytest
 import torch
@@ -37,14 +37,6 @@ from diffperf.models.variants import Variant
 def pytest_diffperf_declare(registry):
     registry.add(Variant("my-classic", "sd1", (Attention("classic"),), "baseline", description="mine"))
 '''
-
-
-@pytest.fixture
-def suite_imports(monkeypatch):
-    """Collecting a suite in this process imports its conftest.py and adds its directory to sys.path:
-    both are put back afterwards."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delitem(sys.modules, "conftest", raising=False)
 
 
 def variants_json(*args: str) -> tuple[int, dict]:

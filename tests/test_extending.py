@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import diffperf.measure.cases  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
+import diffperf.cases.latency  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
 from diffperf import cli
 
 pytest_plugins = ["pytester"]

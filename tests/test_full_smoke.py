@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-import diffperf.images.checks  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
-import diffperf.measure.cases  # noqa: F401
+import diffperf.cases.similarity  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
+import diffperf.cases.latency  # noqa: F401
 from diffperf.models import sd1, sdxl
 from diffperf.models.bksdm import derive_student, teacher_key
 from diffperf.models.builtin import builtin_registry

@@ -28,8 +28,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from diffperf.gate import ratios
-from diffperf.gate.calibrate import calibrate_host, host_record
+from diffperf.stats import ratios
+from diffperf.history.calibrate import calibrate_host, host_record
 from diffperf.gate.expectations import HOST, lookup, parse_record
 from diffperf.gate.verdicts import CaseResult, evaluate
 from diffperf.history.compare import compare_runs, compare_sides

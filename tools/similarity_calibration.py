@@ -34,7 +34,7 @@ import time
 import numpy as np
 import torch
 
-from diffperf.images.checks import perturbed_copy, raw_output
+from diffperf.cases.similarity import perturbed_copy, raw_output
 from diffperf.images.similarity import THRESHOLDS, ImageComparison, compare
 from diffperf.models import zoo
 from diffperf.models.builtin import builtin_registry
@@ -217,7 +217,7 @@ def analyze(args) -> None:
 
 def record(args) -> None:
     """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs)."""
-    from diffperf.images.checks import ImageCheckFailed, record_image_baseline
+    from diffperf.cases.similarity import ImageCheckFailed, record_image_baseline
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 

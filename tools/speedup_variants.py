@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffperf.gate.ratios import paired_ratio
+from diffperf.stats.ratios import paired_ratio
 from diffperf.images.baselines import ImageBaselines
-from diffperf.images.checks import raw_output, scenario_conditions
+from diffperf.cases.similarity import raw_output, scenario_conditions
 from diffperf.images.similarity import compare
 from diffperf.measure.process import steady_process
 from diffperf.models import sd1
@@ -181,7 +181,7 @@ def cmd_compile(args) -> None:
 def cmd_record(args) -> None:
     """Record the new variants' image baselines as ``pytest perf/test_similarity.py --perf-update-baselines
     --perf-speedups -k NAME`` does (the opt-in ones included), through the same case code."""
-    from diffperf.images.checks import run_similarity_case
+    from diffperf.cases.similarity import run_similarity_case
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 

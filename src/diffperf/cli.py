@@ -13,112 +13,19 @@ import sys
 from diffperf.models.profiles import PROFILE_NAMES
 
 
-def suite_registry(suite: str | None):
-    """The families and variants a ``pytest SUITE`` run would know (its conftest.py declarations included),
-    or the built-in ones alone when ``suite`` is None. Collects the suite; builds nothing."""
-    import contextlib
-    import io
-
-    import pytest
-
-    from diffperf.models.builtin import builtin_registry
-
-    if suite is None:
-        return builtin_registry()
-
-    class Grab:
-        registry = None
-        error = None
-
-        @pytest.hookimpl(tryfirst=True)  # before the plugin ends the run over a declaration that cannot work
-        def pytest_collection_finish(self, session):
-            plugin = session.config.pluginmanager.get_plugin("diffperf-run")
-            try:
-                self.registry = plugin.registry()
-            except (ValueError, TypeError) as error:
-                self.error = str(error)
-
-    grab = Grab()
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        code = pytest.main([suite, "--collect-only", "-q", "-p", "no:cacheprovider"], plugins=[grab])
-    if grab.error is not None:
-        raise ValueError(f"{suite}: {grab.error}")
-    if grab.registry is None:
-        lines = [line for line in output.getvalue().splitlines() if line.strip()]
-        raise ValueError(f"collecting {suite} failed (pytest exit {int(code)}): {lines[-1] if lines else 'no output'}")
-    return grab.registry
-
-
-def variants_table(profile: str, device_name: str | None = None, registry=None) -> list[dict]:
-    """Each variant: its family, what it changes, its components' parameter counts, whether it runs here and why not."""
-    import torch
-
-    from diffperf.models import zoo
-    from diffperf.models.builtin import builtin_registry
-    from diffperf.options import PerfOptions
-
-    registry = registry or builtin_registry()
-    device = PerfOptions(device=device_name).resolved_device()
-    source = zoo.make_source(profile, torch.device("meta"))
-    counts: dict[tuple[str, str], int] = {}
-    rows = []
-    for variant in registry.variants.values():
-        family = registry.family(variant.family)
-        plan = variant.plan(family)
-        parameters = {}
-        for slot, name in plan.components.items():
-            if zoo.is_tokenizer(family.component(name)):
-                continue
-            if (family.name, name) not in counts:
-                counts[family.name, name] = zoo.count_parameters(source.build(family, name, meta=True))
-            parameters[name] = counts[family.name, name]
-        enabled = frozenset({variant.opt_in.option}) if variant.opt_in else frozenset()
-        reason = registry.skip_reason(variant, None, device, enabled)
-        rows.append({
-            "variant": variant.name,
-            "family": variant.family,
-            "changes": variant.describe(),
-            "speedups": [speedup.name for speedup in variant.speedups],
-            "reference": variant.reference,
-            "dtype": plan.dtype,
-            "parameters": parameters,
-            "runs_here": reason is None,
-            "why_not": reason,
-            # the option it needs on this device (the optional speed-ups are opt-in on some devices only)
-            "opt_in": variant.opt_in.option if variant.opt_in and variant.opt_in.applies(device.type) else None,
-            "opt_in_why": variant.opt_in.why if variant.opt_in else None,
-            "best_stack": variant.best_stack,
-        })
-    return rows
-
-
-def _print_variants(rows: list[dict], profile: str) -> None:
-    families = list(dict.fromkeys(row["family"] for row in rows))
-    print(f"profile {profile}: {len(rows)} variants of {len(families)} families ({', '.join(families)})")
-    for family in families:
-        print(f"\n{family}:")
-        for row in (row for row in rows if row["family"] == family):
-            params = ", ".join(f"{name} {count:,}" for name, count in row["parameters"].items())
-            status = "runs here" if row["runs_here"] else f"skipped: {row['why_not']}"
-            why = f", {row['opt_in_why']}" if row["opt_in_why"] else ""
-            extra = f" (opt-in: {row['opt_in']}{why})" if row["opt_in"] and row["runs_here"] else ""
-            reference = f" vs {row['reference']}" if row["reference"] else ""
-            best = " (best stack: its speed-up over fp32 is shown first)" if row["best_stack"] else ""
-            print(f"- {row['variant']}{reference} [{row['dtype']}]: {row['changes']}{best}")
-            print(f"    parameters: {params}")
-            print(f"    {status}{extra}")
-
-
 def _cmd_variants(args) -> int:
     from pathlib import Path
 
+    from diffperf.cases.declarations import suite_registry
+    from diffperf.models.catalogue import variants_table
     from diffperf.models.zoo import ModelNotAvailable
+    from diffperf.options import PerfOptions
+    from diffperf.render.variants_text import variants_lines
 
     suite = args.suite if args.suite is not None else ("perf" if Path("perf").is_dir() else None)
     try:
         registry = suite_registry(suite or None)
-        rows = variants_table(args.profile, args.device, registry)
+        rows = variants_table(args.profile, PerfOptions(device=args.device).resolved_device(), registry)
     except (ValueError, ModelNotAvailable) as error:
         print(f"diffperf: {error}", file=sys.stderr)
         return 2
@@ -126,7 +33,7 @@ def _cmd_variants(args) -> int:
         json.dump({"profile": args.profile, "variants": rows}, sys.stdout, indent=2)
         print()
     else:
-        _print_variants(rows, args.profile)
+        print("\n".join(variants_lines(rows, args.profile)))
     return 0
 
 
@@ -179,7 +86,7 @@ def _comparisons(args) -> list:
     """``RUN RUN ...`` (each later run against the first of its machine) or ``--base RUN... --head RUN...``."""
     from diffperf.history.compare import calibrated_spreads, compare_many, compare_sides
     from diffperf.history.runs import HistoryError, load_runs, planted_slowdown_warnings
-    from diffperf.render.history_text import machine_warnings
+    from diffperf.render.history_text import identity_warnings, machine_warnings
 
     history = _load_history(args.history)
     if args.base or args.head:
@@ -201,13 +108,13 @@ def _comparisons(args) -> list:
         copies = ", and the other files given hold the same run" if len(args.files) > 1 else ""
         raise HistoryError(f"need at least two different runs, got one ({runs[0].source}{copies}): give another "
                            "run to compare it with")
-    for message in warnings + machine_warnings(runs) + planted_slowdown_warnings(runs):
+    for message in warnings + machine_warnings(runs) + identity_warnings(runs) + planted_slowdown_warnings(runs):
         _warn(message)
     return compare_many(runs, args.confidence, args.threshold, history, calibrated_spreads(runs, args.baselines))
 
 
 def _cmd_compare(args) -> int:
-    from diffperf.render.history_text import comparison_label, comparison_tables, untested_warning
+    from diffperf.render.history_text import comparison_label, comparison_tables, regression_lines, untested_warning
     from diffperf.render.table import render
 
     comparisons = _comparisons(args)
@@ -215,7 +122,7 @@ def _cmd_compare(args) -> int:
     untested = untested_warning(comparisons)
     if untested:
         _warn(untested)
-    regressions = [f"{comparison_label(c)}: {line}" for c in comparisons for line in c.regressions]
+    regressions = [f"{comparison_label(c)}: {line}" for c in comparisons for line in regression_lines(c)]
     return _print_regressions(args.command, regressions, args.fail_on_regression, comparisons)
 
 
@@ -242,7 +149,8 @@ def _print_regressions(command: str, regressions: list[str], fail_on_regression:
 
 def _cmd_trend(args) -> int:
     from diffperf.history.runs import load_runs, planted_slowdown_warnings
-    from diffperf.history.trend import build_trends, write_trend
+    from diffperf.history.trend import build_trends
+    from diffperf.render.pages import write_trend
     from diffperf.render.history_text import trend_tables, trend_warnings
     from diffperf.render.table import render
 
@@ -265,7 +173,7 @@ def _cmd_trend(args) -> int:
 def _cmd_report(args) -> int:
     from pathlib import Path
 
-    from diffperf.history.report import write_report
+    from diffperf.render.report import write_report
     from diffperf.history.runs import HistoryError
 
     if args.images is not None and not Path(args.images).is_dir():
@@ -331,36 +239,13 @@ def _add_history_commands(commands) -> None:
 
 # ---- calibration and same-machine A/B: measurement across processes -------------------------------
 
-def _pytest_args(args) -> list[str]:
-    """Arguments after ``--`` go to every worker's pytest; --profile and --baselines are passed on too
-    (--baselines made absolute: each worker runs in its own checkout)."""
-    import os
-
-    extra = list(args.pytest_args or [])
-    if extra[:1] == ["--"]:
-        extra = extra[1:]
-    if getattr(args, "profile", None):
-        extra += ["--perf-profile", args.profile]
-    if getattr(args, "baselines", None):
-        extra += ["--perf-baselines", os.path.abspath(args.baselines)]
-    return extra
-
-
-def _out_dir(args, what: str):
-    import datetime
-    from pathlib import Path
-
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(args.out) if args.out else Path("perf-output") / what / stamp
-
-
 def _cmd_calibrate(args) -> int:
-    from diffperf.gate.calibrate import (CalibrationError, calibrate_host, host_record, portable_bands,
-                                         recorded_calibrations)
-    from diffperf.gate.expectations import ExpectationsError, expectations_path, load_file, record
+    from diffperf.gate.expectations import ExpectationsError
+    from diffperf.history.calibrate import CalibrationError, calibrate_and_record
     from diffperf.history.runs import HistoryError, load_runs
-    from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+    from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
     from diffperf.options import check_writable_directory
+    from diffperf.render.history_text import calibration_line
 
     command = "diffperf " + " ".join(args.argv)  # args.argv starts with the subcommand
     if not args.from_runs and args.processes < args.min_processes:
@@ -374,45 +259,16 @@ def _cmd_calibrate(args) -> int:
             for message in warnings:
                 _warn(message)
         else:
-            worker = Worker(pytest_args=tuple(_pytest_args(args)))
-            out = _out_dir(args, "calibration")
+            worker = Worker(pytest_args=tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines)))
+            out = default_out_dir(args.out, "calibration")
             check_writable_directory("--out", str(out))
             print(f"diffperf calibrate: {args.processes} processes of {worker.suite}, runs in {out}", flush=True)
             paths = run_alternating({"run": worker}, args.processes, out,
                                     progress=lambda label, index, path: print(f"  process {index + 1} done: {path}",
                                                                               flush=True))["run"]
             runs, _ = load_runs(paths)
-        by_host: dict = {}
-        for run in runs:
-            info = run.machine_info.get("diffperf") if isinstance(run.machine_info.get("diffperf"), dict) else {}
-            by_host.setdefault(info.get("host_key"), []).append(run)
-        calibrations = [calibrate_host(members, args.min_processes) for members in by_host.values()]
-        profiles = {calibration.profile for calibration in calibrations}
-        if len(profiles) != 1:
-            raise CalibrationError(f"the runs come from several profiles ({', '.join(sorted(profiles))})")
-        profile = profiles.pop()
-        path = expectations_path(args.baselines, profile)
-        _move_aside_if_corrupt(path, profile)
-        if args.portable:  # the bands read every host record: each must be readable before anything is written
-            recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
-        for calibration in calibrations:
-            header, speedups, memory = host_record(calibration, command)
-            path = record(args.baselines, profile, "hosts", calibration.key, header, speedups, memory)
-            print(f"recorded {len(speedups)} speed-ups and {len(memory)} memory ratios of {calibration.key} "
-                  f"({calibration.processes} processes) in {path}")
-        if args.portable:
-            # Every recorded host of each class measured now, the hosts just recorded included.
-            recorded = recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
-            measured = {calibration.portable_key for calibration in calibrations}
-            classes: dict = {}
-            for calibration in recorded:
-                if calibration.portable_key in measured:
-                    classes.setdefault(calibration.portable_key, []).append(calibration)
-            for members in classes.values():
-                key, header, speedups, memory = portable_bands(members, command)
-                path = record(args.baselines, profile, "portable", key, header, speedups, memory)
-                print(f"recorded portable bands {key} for {len(speedups)} speed-ups from {len(members)} host(s) "
-                      f"in {path}")
+        calibrate_and_record(runs, args.baselines, command, args.min_processes, args.portable, warn=_warn,
+                             progress=lambda entry: print(calibration_line(entry)))
     except (CalibrationError, HistoryError, ExpectationsError, ValueError, WorkerFailed) as error:
         print(f"diffperf calibrate: {error}; nothing recorded", file=sys.stderr)
         return 2
@@ -422,20 +278,6 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
-def _move_aside_if_corrupt(path, profile: str) -> None:
-    """A speedups.json that cannot be read is kept beside the new one, never overwritten."""
-    import datetime
-
-    from diffperf.gate.expectations import ExpectationsError, load_file
-
-    try:
-        load_file(path, profile)
-    except ExpectationsError as error:
-        kept = path.with_name(f"{path.name}.unreadable-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-        path.rename(kept)
-        _warn(f"{error}: moved it to {kept} and started a new file")
-
-
 AB_MIN_PROCESSES = 2
 """``diffperf ab --processes`` at least: one process per side cannot separate a change from run-to-run variation."""
 
@@ -443,9 +285,9 @@ AB_MIN_PROCESSES = 2
 def _cmd_ab(args) -> int:
     from diffperf.history.compare import calibrated_spreads, compare_sides
     from diffperf.history.runs import load_runs
-    from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+    from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
     from diffperf.options import check_directory, check_writable_directory, check_writable_file
-    from diffperf.render.history_text import comparison_tables
+    from diffperf.render.history_text import ab_summary, comparison_tables, regression_lines
     from diffperf.render.table import render
 
     if args.processes < AB_MIN_PROCESSES:
@@ -453,12 +295,12 @@ def _cmd_ab(args) -> int:
               "processes per side (one per side cannot separate a change from run-to-run variation); "
               "nothing measured", file=sys.stderr)
         return 2
-    extra = tuple(_pytest_args(args))
+    extra = tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines))
     workers = {
         "base": Worker(python=args.base_python, directory=args.base_dir, pytest_args=extra),
         "head": Worker(python=args.head_python, directory=args.head_dir, pytest_args=extra),
     }
-    out = _out_dir(args, "ab")
+    out = default_out_dir(args.out, "ab")
     try:
         check_directory("--baselines", args.baselines)  # every path before anything is measured
         check_writable_directory("--out", str(out))
@@ -480,11 +322,9 @@ def _cmd_ab(args) -> int:
     render(tables)
     if args.summary:
         from diffperf.files import write_text_atomic
-        from diffperf.render.table import markdown_table
 
-        write_text_atomic(args.summary, "## diffperf A/B: base vs head, same machine\n\n"
-                          + "\n\n".join(markdown_table(table) for table in tables) + "\n")
-    return _print_regressions(args.command, comparison.regressions, args.fail_on_regression, [comparison])
+        write_text_atomic(args.summary, ab_summary(tables))
+    return _print_regressions(args.command, regression_lines(comparison), args.fail_on_regression, [comparison])
 
 
 def _add_measurement_commands(commands) -> None:

@@ -101,7 +101,7 @@ class DiffperfPlugin:
         self.declaration_error = None  # a pytest_diffperf_declare that cannot work, in one line
         self.session = None  # diffperf.session.PerfSession, once a perf case asks for it
         self.plan: list[str | None] = []  # the variant of each collected case, in run order
-        self.outcome = None  # diffperf.gate.outcome.GateOutcome, at the end of the run
+        self.outcome = None  # diffperf.cases.outcome.GateOutcome, at the end of the run
         self.baselines_line = None  # what happened to the image baselines a run recorded
         self.interrupted = False  # Ctrl-C or a stop before the end: nothing is judged
 
@@ -185,7 +185,7 @@ class DiffperfPlugin:
         output_json["diffperf"] = {**self.gate_outcome().report.to_json(), "unfinished": unfinished}
         if self.options.report_dir:
             from diffperf.files import write_json_atomic
-            from diffperf.history.report import write_report
+            from diffperf.render.report import write_report
 
             directory = Path(self.options.report_dir)
             if Path(config.getoption("benchmark_json")).resolve() != (directory / "run.json").resolve():
@@ -237,5 +237,7 @@ class DiffperfPlugin:
     def gate_outcome(self):
         """The gate's verdicts, rendered, computed once (pytest-benchmark's JSON may ask first)."""
         if self.outcome is None:
-            self.outcome = self.session.judge(self.interrupted)
+            from diffperf.cases.outcome import judge_session
+
+            self.outcome = judge_session(self.session, self.interrupted)
         return self.outcome

@@ -8,6 +8,7 @@ import torch
 
 from diffperf.gate.expectations import ExpectationsError, known_keys
 from diffperf.gate.verdicts import CaseResult
+from diffperf.history.identity import SCHEMA
 from diffperf.measure.flops import CallFlops, MatmulPeak, Throughput, count_call_flops, datasheet_peak, \
     measure_matmul_peak
 from diffperf.measure.host import this_host
@@ -123,19 +124,13 @@ class PerfSession:
             return f"image baselines: none recorded: the run failed or was interrupted ({count} discarded)"
         return f"image baselines: recorded {self.image_baselines.commit()} in {self.image_baselines.directory}"
 
-    def judge(self, interrupted: bool = False):
-        """The speed-up gate over the cases run so far (diffperf.gate.outcome); nothing judged if ``interrupted``."""
-        from diffperf.gate.outcome import judge_run
-
-        return judge_run(self.results, self.skipped, self.host, self.profile_name, self.rounds, self.options,
-                         interrupted)
-
     def describe(self) -> dict:
         """Profile, device, host fingerprint, process settings and software, for the JSON's machine_info."""
         import diffusers
         import transformers
 
         return {
+            "schema": SCHEMA,  # what a saved run's identity is read from (diffperf.history.identity)
             "profile": self.profile_name,
             **self.instrument.hardware(),
             **self.host.describe(),

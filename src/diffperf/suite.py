@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffperf.images.checks import planned_checks, run_similarity_case
-from diffperf.measure.cases import run_latency_case
+from diffperf.cases.similarity import planned_checks, run_similarity_case
+from diffperf.cases.latency import run_latency_case
 from diffperf.render.image_text import comparison_line
 
 

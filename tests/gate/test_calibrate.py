@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffperf.gate import calibrate
-from diffperf.gate.calibrate import CalibrationError, calibrate_host, host_record, portable_bands
+from diffperf.history import calibrate
+from diffperf.history.calibrate import CalibrationError, calibrate_host, host_record, portable_bands
 from diffperf.history.runs import run_from_dict
 from diffperf.measure.host import Host
 
@@ -240,3 +240,61 @@ def test_calibrate_refuses_runs_made_with_a_planted_slowdown(tmp_path, capsys):
     assert error.count("\n") == 1 and f"{files[2]} was run with --perf-plant-slowdown distilled=0.5" in error
     assert error.endswith("calibrate from runs made without it; nothing recorded\n")
     assert not (baselines / "tiny" / "speedups.json").exists()
+
+
+def test_calibrate_hosts_calibrates_each_host_of_one_profile():
+    profile, calibrations = calibrate.calibrate_hosts(runs(processes=5) + runs(host=AVX2, processes=5))
+    assert profile == "tiny"
+    assert [(calibration.key, calibration.processes) for calibration in calibrations] == [(HOST.key, 5), (AVX2.key, 5)]
+    with pytest.raises(CalibrationError, match="at least 5 processes"):
+        calibrate.calibrate_hosts(runs(processes=5) + runs(host=AVX2, processes=4))
+    with pytest.raises(CalibrationError, match="at least 3 processes"):
+        calibrate.calibrate_hosts(runs(processes=2), min_processes=3)
+
+
+def test_calibrate_hosts_refuses_runs_of_several_profiles():
+    other = []
+    for index in range(5):
+        document = run_document(AVX2, {"distilled/astronaut": 1.5}, seed=index)
+        document["machine_info"]["diffperf"]["profile"] = "full"
+        other.append(run_from_dict(document, source=f"full-{index}.json"))
+    with pytest.raises(CalibrationError, match=r"several profiles \(full, tiny\)"):
+        calibrate.calibrate_hosts(runs(processes=5) + other)
+
+
+def test_calibrate_and_record_writes_each_host_then_the_portable_bands(tmp_path):
+    from diffperf.render.history_text import calibration_line
+
+    shown, warnings = [], []
+    written = calibrate.calibrate_and_record(runs(processes=5) + runs(host=AVX2, processes=5), tmp_path / "b",
+                                             "diffperf calibrate x", portable=True, warn=warnings.append,
+                                             progress=shown.append)
+    path = tmp_path / "b" / "tiny" / "speedups.json"
+    assert shown == written and warnings == []
+    assert AVX2.portable_key == HOST.portable_key  # two hosts of one class: one set of bands from both
+    assert [(entry.table, entry.key) for entry in written] == [
+        ("hosts", HOST.key), ("hosts", AVX2.key), ("portable", HOST.portable_key)]
+    assert all(entry.path == path for entry in written)
+    data = json.loads(path.read_text())
+    assert set(data["hosts"]) == {HOST.key, AVX2.key} and set(data["portable"]) == {HOST.portable_key}
+    assert data["portable"][HOST.portable_key]["hosts"] == sorted([HOST.key, AVX2.key])
+    assert data["hosts"][HOST.key]["calibrations"][-1]["command"] == "diffperf calibrate x"
+    assert calibration_line(written[0]) == (f"recorded 2 speed-ups and 2 memory ratios of {HOST.key} (5 processes) "
+                                            f"in {path}")
+    assert calibration_line(written[2]) == (f"recorded portable bands {HOST.portable_key} for 2 speed-ups from "
+                                            f"2 host(s) in {path}")
+    # Without --portable: the host records alone, and no callbacks needed.
+    again = calibrate.calibrate_and_record(runs(processes=5), tmp_path / "c", "x")
+    assert [entry.table for entry in again] == ["hosts"]
+    assert json.loads((tmp_path / "c" / "tiny" / "speedups.json").read_text())["portable"] == {}
+
+
+def test_calibrate_and_record_moves_an_unreadable_file_aside_and_says_so(tmp_path):
+    path = tmp_path / "tiny" / "speedups.json"
+    path.parent.mkdir()
+    path.write_text("{truncated")
+    warnings = []
+    (entry,) = calibrate.calibrate_and_record(runs(processes=5), tmp_path, "x", warn=warnings.append)
+    (kept,) = path.parent.glob("speedups.json.unreadable-*")
+    assert kept.read_text() == "{truncated" and entry.key in json.loads(path.read_text())["hosts"]
+    assert len(warnings) == 1 and warnings[0].endswith(f": moved it to {kept} and started a new file")

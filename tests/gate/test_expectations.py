@@ -143,3 +143,17 @@ def test_numbers_no_calibration_writes_are_refused_when_loading(tmp_path, field,
     message = str(error.value)
     assert "\n" not in message and f"{HERE.key} speed-up 'distilled/astronaut'" in message
     assert field in message or "lacks numeric fields" in message
+
+
+def test_an_unreadable_file_is_moved_aside_and_a_readable_one_left(tmp_path):
+    path = record_host(tmp_path)
+    content = path.read_text()
+    assert expectations.move_aside_if_unreadable(path, "tiny") is None  # readable: left where it is
+    assert path.read_text() == content
+    assert expectations.move_aside_if_unreadable(tmp_path / "full" / "speedups.json", "full") is None  # absent
+    path.write_text("{truncated")
+    message = expectations.move_aside_if_unreadable(path, "tiny")
+    (kept,) = path.parent.glob("speedups.json.unreadable-*")
+    assert not path.exists() and kept.read_text() == "{truncated"
+    assert message.startswith(f"{path} is not valid JSON (") and message.endswith(
+        f": moved it to {kept} and started a new file")

@@ -47,18 +47,13 @@ def test_only_cases_whose_rounds_finished_are_kept():
     assert output["benchmarks"] == [finished, plain]
 
 
-def test_ctrl_c_makes_the_gate_judge_the_run_as_interrupted():
+def test_ctrl_c_makes_the_gate_judge_the_run_as_interrupted(monkeypatch):
+    from diffperf.cases import outcome
+
     plugin = DiffperfPlugin(PerfOptions(), config=None)
     asked = []
-
-    class Session:
-        results = ["a measured case"]
-
-        def judge(self, interrupted=False):
-            asked.append(interrupted)
-            return "outcome"
-
-    plugin.session = Session()
+    monkeypatch.setattr(outcome, "judge_session", lambda session, interrupted=False: asked.append(interrupted) or "outcome")
+    plugin.session = object()
     plugin.pytest_keyboard_interrupt()
     assert plugin.gate_outcome() == "outcome" and asked == [True]
 
@@ -76,7 +71,7 @@ def pytest_runtest_setup(item):
 
 @pytest.mark.slow
 def test_ctrl_c_mid_run_judges_nothing_in_the_summary_the_json_and_the_report(pytester, tmp_path):
-    import diffperf.measure.cases  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
+    import diffperf.cases.latency  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
     from test_gate_run import SUITE
 
     pytester.makepyfile(test_latency=SUITE.read_text())

@@ -3,7 +3,7 @@
 import pytest
 
 from diffperf.gate import expectations
-from diffperf.gate.outcome import judge_run
+from diffperf.cases.outcome import judge_run
 from diffperf.measure.host import Host
 from diffperf.options import PerfOptions
 

@@ -6,7 +6,7 @@ import pytest
 
 from diffperf.gate import published
 from diffperf.gate.expectations import PUBLISHED
-from diffperf.gate.outcome import judge_run
+from diffperf.cases.outcome import judge_run
 from diffperf.measure.host import Host
 from diffperf.models import sd1
 from diffperf.options import PerfOptions

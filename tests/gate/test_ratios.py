@@ -1,4 +1,4 @@
-"""Unit tests for diffperf.gate.ratios (the speed-up gate); fast and deterministic."""
+"""Unit tests for diffperf.stats.ratios (the speed-up gate); fast and deterministic."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from diffperf.gate.ratios import (
+from diffperf.stats.ratios import (
     BETWEEN_RUNS,
     BRACKETED,
     PAIRED,

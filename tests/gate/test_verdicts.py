@@ -7,7 +7,7 @@ import pytest
 
 from diffperf.gate import verdicts
 from diffperf.gate.expectations import HOST, Expectation, Expectations
-from diffperf.gate.ratios import ProcessSpread, between_process_margin
+from diffperf.stats.ratios import ProcessSpread, between_process_margin
 
 SPREAD = ProcessSpread(expected=1.5, run_sd=0.01, between_sd=0.005, processes=10, half_width=0.01)
 

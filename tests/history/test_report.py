@@ -1,4 +1,4 @@
-"""The HTML report (diffperf.history.report): content, self-containment, and a real headless browser."""
+"""The HTML report (diffperf.render.report): content, self-containment, and a real headless browser."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from diffperf.cli import main
-from diffperf.gate import ratios as gate_ratios
+from diffperf.stats import ratios as gate_ratios
 from diffperf.gate.verdicts import GateRow
-from diffperf.history.report import build_report, image_path, write_report
+from diffperf.render.report import build_report, image_path, write_report
 from diffperf.history.runs import load_run, run_from_dict
 
 MAGENTA = (255, 0, 255)
@@ -347,10 +347,10 @@ def test_templates_are_package_data():
     tomllib = pytest.importorskip("tomllib")
     from fnmatch import fnmatch
 
-    from diffperf.history.pages import TEMPLATES
+    from diffperf.render.pages import TEMPLATES
 
     config = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["diffperf.history"]
+    patterns = config["tool"]["setuptools"]["package-data"]["diffperf.render"]
     names = sorted(path.name for path in TEMPLATES.iterdir() if path.is_file())
     assert {"base.html", "report.html", "trend.html", "diffperf.css"} <= set(names)
     assert all(any(fnmatch(f"templates/{name}", pattern) for pattern in patterns) for name in names)

@@ -8,7 +8,8 @@ import pytest
 
 from diffperf.cli import main
 from diffperf.history.runs import load_runs, run_from_dict
-from diffperf.history.trend import build_trends, trend_html
+from diffperf.history.trend import build_trends
+from diffperf.render.pages import trend_html
 from diffperf.history.values import LATENCY, SPEEDUP
 from diffperf.render.history_text import trend_tables
 from diffperf.render.table import plain_text

@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 import torch
 
-from diffperf.images.checks import PlannedCheck, planned_checks, raw_output
+from diffperf.cases.similarity import PlannedCheck, planned_checks, raw_output
 from diffperf.images.similarity import THRESHOLDS, compare
 from diffperf.models import sd1, zoo
 from diffperf.models.builtin import builtin_registry

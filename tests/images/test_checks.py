@@ -1,4 +1,4 @@
-"""The similarity case (diffperf.images.checks) on a tiny CPU session: what it compares, records and says."""
+"""The similarity case (diffperf.cases.similarity) on a tiny CPU session: what it compares, records and says."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from imagedata import files_under
 
-from diffperf.images import checks
+from diffperf.cases import similarity as checks
 from diffperf.images.baselines import BaselineIndexWarning, ImageBaselines
-from diffperf.images.checks import PlannedCheck, planned_checks, record_image_baseline, run_similarity_case
+from diffperf.cases.similarity import PlannedCheck, planned_checks, record_image_baseline, run_similarity_case
 from diffperf.models import sd1
 from diffperf.models.builtin import builtin_registry
 from diffperf.options import PerfOptions

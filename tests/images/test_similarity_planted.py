@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffperf.images.checks import perturbed_copy, raw_output
+from diffperf.cases.similarity import perturbed_copy, raw_output
 from diffperf.images.similarity import (
     ALL_BLACK,
     NON_FINITE,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffperf.measure.cases import run_latency_case
+from diffperf.cases.latency import run_latency_case
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.zoo import ModelNotAvailable
 from diffperf.options import PerfOptions
@@ -81,7 +81,7 @@ class PedanticBenchmark:
 
 
 def test_every_variant_call_is_bracketed_by_reference_calls(session):
-    from diffperf.measure.cases import timed_rounds
+    from diffperf.cases.latency import timed_rounds
 
     calls = []
     subject, reference = (lambda: calls.append("V")), (lambda: calls.append("R"))

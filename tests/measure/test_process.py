@@ -6,6 +6,7 @@ import platform
 import pytest
 
 from diffperf.measure import process
+from diffperf.render.machine_text import allocator_text
 
 
 class RecordingLibc:
@@ -27,7 +28,9 @@ def test_allocator_thresholds_are_fixed_by_the_process_settings(monkeypatch):
     monkeypatch.setattr(process.ctypes, "CDLL", lambda name: RecordingLibc(calls))
     settings = process.steady_process("cpu")
     assert calls == [(-3, 32 * 1024 * 1024), (-1, 64 * 1024 * 1024)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (malloc.h)
-    assert settings["allocator"] == "glibc: mmap threshold 32 MiB, trim threshold 64 MiB (fixed)"
+    assert settings["allocator"] == {"libc": "glibc", "fixed": True, "mmap_threshold": 32 * 1024 * 1024,
+                                     "trim_threshold": 64 * 1024 * 1024}
+    assert allocator_text(settings["allocator"]) == "glibc: mmap threshold 32 MiB, trim threshold 64 MiB (fixed)"
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
@@ -40,7 +43,9 @@ def test_glibc_accepts_the_thresholds():
 
 def test_off_glibc_nothing_is_changed(monkeypatch):
     monkeypatch.setattr(process.platform, "libc_ver", lambda: ("musl", "1.2"))
-    assert process.fix_allocator() == "not glibc (musl): allocator left as it is"
+    assert process.fix_allocator() == {"libc": "musl", "fixed": False, "mmap_threshold": None,
+                                       "trim_threshold": None}
+    assert allocator_text(process.fix_allocator()) == "musl: allocator left as it is"
 
 
 def test_settings_are_applied_once_and_described(monkeypatch):

@@ -1,11 +1,14 @@
 """Fresh worker processes (calibration and A/B), with a stand-in suite that needs no models."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from diffperf import cli
-from diffperf.measure.workers import Worker, WorkerFailed, run_alternating
+from diffperf.measure import workers
+from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
 
 SUITE = '''
 import time
@@ -82,12 +85,37 @@ def test_workers_do_not_inherit_the_job_summary(tmp_path, monkeypatch):
     assert not (tmp_path / "step-summary.md").exists()
 
 
-@pytest.mark.parametrize("command", ["calibrate", "ab"])
-def test_workers_get_the_commands_profile_and_baselines(tmp_path, monkeypatch, command):
+def test_worker_pytest_args_pass_on_the_profile_and_absolute_baselines(tmp_path, monkeypatch):
     """--baselines absolute: each worker runs in its own checkout."""
     monkeypatch.chdir(tmp_path)
-    args = cli.build_parser().parse_args([command, "--profile", "tiny", "--baselines", "b", "--", "-k", "x"])
-    assert cli._pytest_args(args) == ["-k", "x", "--perf-profile", "tiny", "--perf-baselines", str(tmp_path / "b")]
+    assert worker_pytest_args(["--", "-k", "x"], "tiny", "b") == ["-k", "x", "--perf-profile", "tiny",
+                                                                   "--perf-baselines", str(tmp_path / "b")]
+    assert worker_pytest_args(None) == [] and worker_pytest_args([], None, None) == []
+    assert worker_pytest_args(["-x", "--"]) == ["-x", "--"]  # only the separator in front is dropped
+    assert worker_pytest_args(["-x"], baselines=str(tmp_path / "abs")) == ["-x", "--perf-baselines",
+                                                                           str(tmp_path / "abs")]
+
+
+def test_default_out_dir_is_the_given_one_or_a_dated_one_under_perf_output():
+    assert default_out_dir("runs/here", "ab") == Path("runs/here")
+    dated = default_out_dir(None, "calibration")
+    assert dated.parent == Path("perf-output") / "calibration"
+    assert re.fullmatch(r"\d{8}-\d{6}", dated.name)
+
+
+@pytest.mark.parametrize("command", ["calibrate", "ab"])
+def test_workers_get_the_commands_profile_and_baselines(tmp_path, monkeypatch, command):
+    """The commands hand their --profile, --baselines (absolute) and the arguments after -- to every worker."""
+    monkeypatch.chdir(tmp_path)
+    given = []
+
+    def measure(measured, processes, out, progress=None):  # stands in for the processes
+        given.extend(worker.pytest_args for worker in measured.values())
+        raise WorkerFailed("stopped here")
+
+    monkeypatch.setattr(workers, "run_alternating", measure)
+    assert cli.main([command, "--profile", "tiny", "--baselines", "b", "--out", "out", "--", "-k", "x"]) == 2
+    assert given and set(given) == {("-k", "x", "--perf-profile", "tiny", "--perf-baselines", str(tmp_path / "b"))}
 
 
 @pytest.mark.parametrize("processes", ["0", "1"])

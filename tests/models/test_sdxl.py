@@ -10,7 +10,7 @@ from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPi
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from diffperf.images.checks import raw_output
+from diffperf.cases.similarity import raw_output
 from diffperf.models import sdxl
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.sdxl_students import STUDENTS, TeacherKeys, derive_sdxl_student, kept_layers

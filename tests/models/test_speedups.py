@@ -218,7 +218,7 @@ def test_tome_patches_the_variant_tree_only_and_is_deterministic(store):
 
 @pytest.mark.skipif(not has("DeepCache"), reason="needs the optional package deepcache")
 def test_deepcache_wraps_one_unet_tree_per_pipeline(store):
-    from diffperf.images.checks import raw_output
+    from diffperf.cases.similarity import raw_output
 
     deepcache = variant("deepcache")
     astronaut = store.pipeline(deepcache, ASTRONAUT)

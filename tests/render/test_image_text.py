@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffperf.images.checks import ArtefactImages
+from diffperf.images.artefacts import ArtefactImages
 from diffperf.images.similarity import ALL_BLACK, FLAT, NON_FINITE, HealthProblem, ImageComparison
 from diffperf.render.image_text import (
     comparison_line,

@@ -1,6 +1,6 @@
 """Expected speed-ups and memory ratios, stored in ``baselines/<profile>/speedups.json``.
 
-Written only by ``diffperf calibrate`` (several processes: :mod:`diffperf.gate.calibrate`), read
+Written only by ``diffperf calibrate`` (several processes: :mod:`diffperf.history.calibrate`), read
 by every run. Schema 2::
 
     {"schema": 2, "profile": "tiny",
@@ -22,13 +22,14 @@ bands of its class, and the run says what differs from the closest recorded host
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffperf.files import write_json_atomic
-from diffperf.gate.ratios import ProcessSpread
+from diffperf.stats.ratios import ProcessSpread
 from diffperf.measure.host import Host, differences
 
 SCHEMA = 2
@@ -92,6 +93,18 @@ def load_file(path: Path, profile: str) -> dict:
             raise ExpectationsError(f"{path}: '{table}' is not a table")
         data.setdefault(table, {})
     return data
+
+
+def move_aside_if_unreadable(path: Path, profile: str) -> str | None:
+    """Rename a speedups.json that cannot be read to ``<name>.unreadable-<date-time>`` beside it, so that a new
+    one is started and nothing is overwritten. Returns what was wrong and where it went, or None when it reads."""
+    try:
+        load_file(path, profile)
+    except ExpectationsError as error:
+        kept = path.with_name(f"{path.name}.unreadable-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+        path.rename(kept)
+        return f"{error}: moved it to {kept} and started a new file"
+    return None
 
 
 def lookup(baselines_dir: str | Path, profile: str, host: Host, forced_key: str | None = None) -> Expectations | None:

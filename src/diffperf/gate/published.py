@@ -14,7 +14,7 @@ line says the run was judged against published figures, and a calibration replac
 from __future__ import annotations
 
 from diffperf.gate.expectations import PUBLISHED, Expectation, Expectations, case_id
-from diffperf.gate.ratios import ProcessSpread
+from diffperf.stats.ratios import ProcessSpread
 from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.host import Host
 

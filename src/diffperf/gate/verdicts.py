@@ -1,9 +1,9 @@
 """The speed-up gate: each variant's speed-up over its reference, judged against its expectation.
 
 Each latency case leaves a :class:`CaseResult` with paired rounds. At the end of the run
-:func:`evaluate` estimates every speed-up (:func:`~diffperf.gate.ratios.paired_ratio`), widens
+:func:`evaluate` estimates every speed-up (:func:`~diffperf.stats.ratios.paired_ratio`), widens
 its interval by the ratio's calibrated between-process spread
-(:func:`~diffperf.gate.ratios.across_processes`), and judges that interval against the stored
+(:func:`~diffperf.stats.ratios.across_processes`), and judges that interval against the stored
 band. Peak-memory ratios are judged without an interval. The result is numbers and statuses;
 :mod:`diffperf.render` puts them into words.
 """
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from diffperf.gate import ratios
 from diffperf.gate.expectations import Expectation, Expectations, case_id
+from diffperf.stats import ratios
+from diffperf.stats.status import FAILING, Status
 
 CONFIDENCE = 0.95
 
@@ -54,7 +55,7 @@ class GateRow:
     variant: str
     reference: str
     scenario: str
-    status: str  # regressed | improved | ok | inconclusive | unchecked | error
+    status: Status  # regressed | improved | ok | inconclusive | unchecked | error
     reason: str | None = None  # why it is unchecked or an error
     value: float | None = None  # median pair ratio (speed-up) or the ratio (memory)
     low: float | None = None  # within-process interval
@@ -97,7 +98,7 @@ class GateReport:
 
     @property
     def regressions(self) -> list[GateRow]:
-        return [row for row in self.rows if row.status in ("regressed", "error")]
+        return [row for row in self.rows if row.status in FAILING]
 
     @property
     def failed(self) -> bool:
@@ -106,7 +107,7 @@ class GateReport:
     @property
     def judged(self) -> list[GateRow]:
         """Rows that got a verdict (any status but unchecked)."""
-        return [row for row in self.rows if row.status != "unchecked"]
+        return [row for row in self.rows if row.status != Status.UNCHECKED]
 
     def to_json(self) -> dict:
         source = self.expectations
@@ -158,20 +159,20 @@ def evaluate(results: list[CaseResult], expectations: Expectations | None,
 def _speedups_lack_rounds(rows: list[GateRow]) -> bool:
     """No speed-up got a verdict, and some got none for lack of rounds."""
     speedups = [row for row in rows if row.kind == "speed-up"]
-    return not any(row.status != "unchecked" for row in speedups) and any(
+    return not any(row.status != Status.UNCHECKED for row in speedups) and any(
         row.reason == TOO_FEW_ROUNDS for row in speedups)
 
 
 def _leave_unchecked(rows: list[GateRow], reason: str) -> None:
     """Withdraw the verdicts of ``rows`` (their numbers and expectations stay, for the reader)."""
     for row in rows:
-        if row.status != "unchecked":
-            row.status, row.reason = "unchecked", reason
+        if row.status != Status.UNCHECKED:
+            row.status, row.reason = Status.UNCHECKED, reason
 
 
 def speedup_row(result: CaseResult, expectation: Expectation | None, confidence: float = CONFIDENCE) -> GateRow:
     """One speed-up: its within-process estimate, the widened interval, and the verdict on it."""
-    row = GateRow("speed-up", result.variant, result.reference, result.scenario, "unchecked", family=result.family,
+    row = GateRow("speed-up", result.variant, result.reference, result.scenario, Status.UNCHECKED, family=result.family,
                   best_stack=result.best_stack, published=result.published, published_on=result.published_on)
     if not ratios.is_paired(len(result.reference_rounds), len(result.variant_rounds)):
         row.reason = NOT_MEASURED
@@ -186,7 +187,7 @@ def speedup_row(result: CaseResult, expectation: Expectation | None, confidence:
         row.reason = NO_EXPECTATION
         return row
     if expectation.reference and expectation.reference != result.reference:
-        row.status, row.reason, row.stored_reference = "error", REFERENCE_CHANGED, expectation.reference
+        row.status, row.reason, row.stored_reference = Status.ERROR, REFERENCE_CHANGED, expectation.reference
         return row
     if expectation.spread is None:
         row.reason = NO_SPREAD
@@ -205,7 +206,7 @@ def memory_row(result: CaseResult, expectation: Expectation | None) -> GateRow |
     if not result.peak_memory or not result.reference_peak_memory:
         return None
     value = ratios.memory_ratio(result.reference_peak_memory, result.peak_memory)
-    row = GateRow("memory", result.variant, result.reference, result.scenario, "unchecked", value=value,
+    row = GateRow("memory", result.variant, result.reference, result.scenario, Status.UNCHECKED, value=value,
                   family=result.family, best_stack=result.best_stack)
     if expectation is None:
         row.reason = NO_EXPECTATION

@@ -115,9 +115,21 @@ def segments(values: Sequence[float], **options) -> list[list[float]]:
 
 
 def case_change_points(runs: list[Run], key: tuple[str, str], **options) -> list[ChangePoint]:
-    """Change points of one case's latency and speed-up over ``runs`` (one profile and hardware)."""
+    """Change points of one case's latency and speed-up over ``runs`` (one profile and hardware).
+
+    The search restarts where the runs' identity changes (diffperf.history.identity: another torch,
+    another workload, ...): values measured under different identities are never one series.
+    """
     found = []
     for metric in (LATENCY, SPEEDUP):
         chosen, values = metric_series(runs, key, metric)
-        found += [ChangePoint(metric, chosen[shift.index], shift) for shift in find_shifts(values, **options)]
+        for start, stop in identity_stretches(chosen):
+            found += [ChangePoint(metric, chosen[start + shift.index], shift)
+                      for shift in find_shifts(values[start:stop], **options)]
     return found
+
+
+def identity_stretches(runs: list[Run]) -> list[tuple[int, int]]:
+    """(start, stop) of each stretch of consecutive runs of one identity."""
+    bounds = [0] + [index for index in range(1, len(runs)) if runs[index].identity != runs[index - 1].identity]
+    return list(zip(bounds, bounds[1:] + [len(runs)]))

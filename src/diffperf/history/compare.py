@@ -6,22 +6,22 @@ can differ by far more than either run's own interval admits. Every verdict here
 between runs, on one value per run (:mod:`diffperf.history.values`): the run's median latency of
 a case, and its median paired speed-up.
 
-* Several runs per side: :func:`diffperf.gate.ratios.between_runs`, a pooled t interval on the
+* Several runs per side: :func:`diffperf.stats.ratios.between_runs`, a pooled t interval on the
   logarithms of the per-run values.
 * A spread from a few runs is never taken at face value: it is pooled with a prior, weighed by
   the prior's degrees of freedom, as the gate moderates its spreads. The priors: the run-to-run
   spread of the same case and metric in saved ``history`` runs of the same profile and hardware
-  (:func:`diffperf.gate.ratios.run_to_run_sd` over the history's stretches between change points,
+  (:func:`diffperf.stats.ratios.run_to_run_sd` over the history's stretches between change points,
   so that a real shift in the history does not pass for noise); for a speed-up, the calibrated
   between-process spread of the runs' host (``calibration``: its record in
-  ``baselines/<profile>/speedups.json``, :func:`diffperf.gate.ratios.calibrated_run_sd`); and where
+  ``baselines/<profile>/speedups.json``, :func:`diffperf.stats.ratios.calibrated_run_sd`); and where
   neither exists, the spread of all the comparison's cases of that metric pooled, weighed as the
   case's own degrees of freedom (one case's two runs can agree by chance; two dozen cases rarely do). With one run per side and no prior
   the change is untested (:data:`ONE_RUN_PER_SIDE`): nothing can separate a change from
   run-to-run variation.
 
 The change is new / old (for latency the time ratio: above 1 is slower), judged by
-:func:`diffperf.gate.ratios.judge_speedup` against 1 +- ``threshold``: slower / faster (latency)
+:func:`diffperf.stats.ratios.judge_speedup` against 1 +- ``threshold``: slower / faster (latency)
 or lower / higher (speed-up) only when the whole interval lies beyond the threshold **and** that
 holds among all the changes of the comparison taken together (Benjamini-Hochberg over every
 tested latency and speed-up: a comparison of 24 cases would otherwise report about one change
@@ -39,10 +39,12 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from diffperf.gate import ratios
+from diffperf.stats import ratios
+from diffperf.stats.status import Status
 from diffperf.gate.expectations import HOST, expectations_path, load_file, parse_record
+from diffperf.history import identity
 from diffperf.history.changepoints import segments
-from diffperf.history.runs import Case, HistoryError, MachineKey, Run, group_by_machine, without
+from diffperf.history.runs import Case, HistoryError, MachineKey, Run, comparable_groups, group_by_machine, without
 from diffperf.history.values import (
     CONFIDENCE, LATENCY, SPEEDUP, Level, flop_rate, latency_level, metric_series, peak_fraction, run_value,
     speedup_level,
@@ -50,15 +52,16 @@ from diffperf.history.values import (
 
 __all__ = [
     "CONFIDENCE", "THRESHOLD", "CaseComparison", "Change", "Comparison", "Side", "compare_many", "compare_runs",
-    "compare_sides", "comparison_tables", "history_spread",
+    "compare_sides", "history_spread",
 ]
 
 THRESHOLD = 0.05
 
 # Statuses of a change.
-SLOWER, FASTER = "slower", "faster"  # latency
-LOWER, HIGHER = "lower", "higher"  # speed-up
-NO_CHANGE, INCONCLUSIVE, UNTESTED = "no change", "inconclusive", "untested"
+SLOWER, FASTER = Status.SLOWER, Status.FASTER  # latency
+LOWER, HIGHER = Status.LOWER, Status.HIGHER  # speed-up
+NO_CHANGE, INCONCLUSIVE, UNTESTED = Status.NO_CHANGE, Status.INCONCLUSIVE, Status.UNTESTED
+NOT_COMPARABLE = Status.NOT_COMPARABLE  # asv's "x": the case's scenario differs between the sides (Change.differs)
 REGRESSIONS = (SLOWER, LOWER)
 
 # Where a change's run-to-run spread came from besides its own runs (Change.priors).
@@ -72,8 +75,8 @@ REFERENCE_CHANGED = "reference changed"  # the sides measure the speed-up agains
 
 # judge_speedup's statuses for a ratio new / old: a higher time is a slower run, a higher speed-up a better one.
 _STATUS = {
-    LATENCY: {"regressed": FASTER, "improved": SLOWER, "ok": NO_CHANGE, "inconclusive": INCONCLUSIVE},
-    SPEEDUP: {"regressed": LOWER, "improved": HIGHER, "ok": NO_CHANGE, "inconclusive": INCONCLUSIVE},
+    LATENCY: {Status.REGRESSED: FASTER, Status.IMPROVED: SLOWER, Status.OK: NO_CHANGE, Status.INCONCLUSIVE: INCONCLUSIVE},
+    SPEEDUP: {Status.REGRESSED: LOWER, Status.IMPROVED: HIGHER, Status.OK: NO_CHANGE, Status.INCONCLUSIVE: INCONCLUSIVE},
 }
 
 
@@ -100,7 +103,7 @@ class Change:
 
     metric: str  # LATENCY or SPEEDUP
     ratio: float  # new / old (NaN when not comparable)
-    status: str  # slower|faster (latency), lower|higher (speed-up), no change, inconclusive, untested
+    status: Status  # slower|faster (latency), lower|higher (speed-up), no change, inconclusive, untested, not comparable
     low: float | None = None
     high: float | None = None
     p_value: float | None = None
@@ -111,10 +114,11 @@ class Change:
     p_beyond: float | None = None  # one-sided p that it goes beyond the threshold (RunChange.p_beyond)
     # Beyond the threshold in this case alone, but not among all the comparison's changes taken together.
     not_among_all: bool = False
+    differs: tuple[identity.Difference, ...] = ()  # NOT_COMPARABLE: the scenario fields that differ
 
     @property
     def tested(self) -> bool:
-        return self.status != UNTESTED
+        return self.status not in (UNTESTED, NOT_COMPARABLE)
 
     @property
     def regressed(self) -> bool:
@@ -157,6 +161,7 @@ class Comparison:
     confidence: float = CONFIDENCE
     threshold: float = THRESHOLD
     history_runs: int | None = None  # saved runs of this machine offered as history (None: no history given)
+    software: list[identity.Difference] = field(default_factory=list)  # what differs between the sides' software
 
     @property
     def machine(self) -> MachineKey:
@@ -168,14 +173,7 @@ class Comparison:
 
     @property
     def untested(self) -> list[Change]:
-        return [change for case in self.cases for change in case.changes if not change.tested]
-
-    @property
-    def regressions(self) -> list[str]:
-        """One line per regression (slower latency, lower speed-up)."""
-        from diffperf.render.history_text import regression_lines
-
-        return regression_lines(self)
+        return [change for case in self.cases for change in case.changes if change.status == UNTESTED]
 
 
 # --------------------------------------------------------------------------- comparing
@@ -196,6 +194,7 @@ def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: 
     if not old_runs or not new_runs:
         raise HistoryError("each side needs at least one run")
     machine = _one_machine(old_runs + new_runs)
+    software = _comparable_sides(old_runs, new_runs)
     old_cases, new_cases = _cases_by_key(old_runs), _cases_by_key(new_runs)
     common = [key for key in new_cases if key in old_cases]
     if not common:
@@ -203,7 +202,9 @@ def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: 
                            f"and {_side_name(new_runs)} ({_names(new_cases)})")
     past = None
     if history is not None:
-        past = [run for run in without(history, old_runs + new_runs) if run.machine == machine]
+        base = old_runs[0].identity  # the history stands for the base side's run-to-run variation
+        past = [run for run in without(history, old_runs + new_runs)
+                if run.machine == machine and run.identity == base]
     priors = _Priors(past, dict(calibration or {}), {
         metric: _all_cases_spread([old_cases[key] for key in common] + [new_cases[key] for key in common], metric)
         for metric in (LATENCY, SPEEDUP)})
@@ -214,7 +215,26 @@ def compare_sides(old_runs: Iterable[Run], new_runs: Iterable[Run], confidence: 
         only_old=[_label(key) for key in old_cases if key not in new_cases],
         only_new=[_label(key) for key in new_cases if key not in old_cases],
         confidence=confidence, threshold=threshold, history_runs=None if past is None else len(past),
+        software=software,
     )
+
+
+def _comparable_sides(old_runs: list[Run], new_runs: list[Run]) -> list[identity.Difference]:
+    """Refuse sides that cannot be compared (a :class:`HistoryError` naming the field, as asv's "x"); return
+    the software fields that differ between them (a change the comparison is about, said in its notes)."""
+    for name, runs in (("base", old_runs), ("head", new_runs)):
+        for run in runs[1:]:
+            differs = runs[0].identity.differences(run.identity)
+            if differs:
+                field_name, first, other = differs[0]
+                raise HistoryError(f"not comparable: the {name} side's runs {runs[0].label} and {run.label} differ in "
+                                   f"{field_name} ({first} vs {other}): a side's runs must measure the same thing")
+    differs = old_runs[0].identity.differences(new_runs[0].identity, identity.SETUP)
+    if differs:
+        field_name, old, new = differs[0]
+        raise HistoryError(f"not comparable: {old_runs[0].label} and {new_runs[0].label} differ in {field_name} "
+                           f"({old} vs {new}); compare runs of one {field_name}")
+    return old_runs[0].identity.differences(new_runs[0].identity, identity.SOFTWARE)
 
 
 def compare_runs(old: Run, new: Run, confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
@@ -257,19 +277,12 @@ def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: flo
     history = None if history is None else list(history)
     comparisons = [
         compare_runs(members[0], other, confidence, threshold, history, calibration)
-        for members in group_by_machine(runs).values() for other in members[1:]
+        for members in comparable_groups(runs).values() for other in members[1:]
     ]
     if not comparisons:
         raise HistoryError("nothing to compare: no two runs share a profile and hardware ("
                            + "; ".join(f"{run.label}: {run.machine}" for run in runs) + ")")
     return comparisons
-
-
-def comparison_tables(comparison: Comparison) -> list:
-    """The comparison as tables: :func:`diffperf.render.history_text.comparison_tables`."""
-    from diffperf.render.history_text import comparison_tables as tables
-
-    return tables(comparison)
 
 
 # --------------------------------------------------------------------------- one case
@@ -296,7 +309,7 @@ class _Priors:
             found.append((*self.calibration[label], CALIBRATION))
         if not found and own_df > 0 and self.all_cases.get(metric) is not None:
             # Weighed as the case's own degrees of freedom: its variance averaged with the pooled one, as the
-            # gate moderates a ratio's spread toward its host's (diffperf.gate.ratios.between_process_margin).
+            # gate moderates a ratio's spread toward its host's (diffperf.stats.ratios.between_process_margin).
             found.append((self.all_cases[metric][0], own_df, ALL_CASES))
         return found
 
@@ -314,6 +327,9 @@ def _all_cases_spread(sides: list[Sided], metric: str) -> tuple[float, int] | No
 def _compare_case(old: Sided, new: Sided, priors: _Priors, confidence: float,
                   threshold: float) -> CaseComparison:
     key = new[0][1].key
+    differs = identity.definition_differences(old[0][1].extra_info, new[0][1].extra_info)
+    if differs:  # another scenario under the same name: nothing of it can be compared
+        return _not_comparable(old, new, differs)
     old_latency, new_latency = _side(old, LATENCY, confidence), _side(new, LATENCY, confidence)
     result = CaseComparison(
         variant=key[0], scenario=key[1], reference=new[-1][1].reference, old_reference=old[-1][1].reference,
@@ -334,6 +350,15 @@ def _compare_case(old: Sided, new: Sided, priors: _Priors, confidence: float,
         result.speedup = _change(SPEEDUP, result.old_speedup, result.new_speedup, priors, key, confidence,
                                  threshold)
     return result
+
+
+def _not_comparable(old: Sided, new: Sided, differs: list[identity.Difference]) -> CaseComparison:
+    old_latency, new_latency = _side(old, LATENCY, CONFIDENCE), _side(new, LATENCY, CONFIDENCE)
+    change = Change(LATENCY, new_latency.value / old_latency.value, NOT_COMPARABLE, differs=tuple(differs))
+    case = new[0][1]
+    return CaseComparison(variant=case.variant, scenario=case.scenario, reference=case.reference,
+                          old_reference=old[-1][1].reference, old_latency=old_latency, new_latency=new_latency,
+                          latency=change)
 
 
 def _side(pairs: Sided, metric: str, confidence: float) -> Side | None:

@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from diffperf.gate.ratios import is_paired
+from diffperf.history.identity import SETUP, Identity, run_identity
+from diffperf.stats.ratios import is_paired
 
 __all__ = [
     "Case",
@@ -60,10 +61,13 @@ class MachineKey:
 
     profile: str  # "tiny", "full", "hub" or "-" for plain pytest-benchmark files
     hardware: str  # e.g. "NVIDIA H100 80GB HBM3 (cuda)" or "AMD EPYC (cpu, 2 threads)"
+    # What keeps runs of this profile and hardware apart from others (identity.SETUP fields that differ
+    # among them, e.g. 'workload {"steps": 1}'); empty when nothing does.
+    setup: str = ""
 
     def __str__(self) -> str:
         profile = "no diffperf profile" if self.profile == "-" else f"profile {self.profile}"
-        return f"{profile} on {self.hardware}"
+        return f"{profile} on {self.hardware}" + (f", {self.setup}" if self.setup else "")
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,11 @@ class Run:
     gate: Mapping | None  # the top-level "diffperf" key written by the speed-up gate, if any
     machine_info: Mapping = field(repr=False, default_factory=dict)
     digest: str | None = field(repr=False, default=None)  # SHA-256 of its file: one run saved twice has one
+
+    @property
+    def identity(self) -> Identity:
+        """What the run measured, for deciding what it can be compared with (diffperf.history.identity)."""
+        return run_identity(self.machine_info)
 
     @property
     def by_key(self) -> dict[tuple[str, str], Case]:
@@ -316,6 +325,22 @@ def group_by_machine(runs: Iterable[Run]) -> dict[MachineKey, list[Run]]:
     groups: dict[MachineKey, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.machine, []).append(run)
+    return groups
+
+
+def comparable_groups(runs: Iterable[Run]) -> dict[MachineKey, list[Run]]:
+    """:func:`group_by_machine`, each group split further by :data:`~diffperf.history.identity.SETUP` identity
+    (schema, profile, workload, host): the runs of one group can be compared (their software may differ).
+    A split group's key says what keeps it apart (``MachineKey.setup``)."""
+    groups: dict[MachineKey, list[Run]] = {}
+    for machine, members in group_by_machine(runs).items():
+        setups: dict[tuple[str, ...], list[Run]] = {}
+        for run in members:
+            setups.setdefault(tuple(run.identity[name] for name in SETUP), []).append(run)
+        differing = [index for index, name in enumerate(SETUP) if len({setup[index] for setup in setups}) > 1]
+        for setup, group in setups.items():
+            label = ", ".join(f"{SETUP[index]} {setup[index]}" for index in differing)
+            groups[MachineKey(machine.profile, machine.hardware, label)] = group
     return groups
 
 

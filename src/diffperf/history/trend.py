@@ -6,22 +6,19 @@ interval (:mod:`diffperf.history.values`: the exact CI of the median latency, th
 raw rounds; the paired speed-up's CI or the gate's), and each case's series of per-run values
 is searched for change points (:mod:`diffperf.history.changepoints`).
 
-This module builds the data; :mod:`diffperf.history.charts` draws it,
-:mod:`diffperf.render.history_text` words it and the ``trend.html`` template lays it out.
+This module builds the data; :mod:`diffperf.render.charts` draws it,
+:mod:`diffperf.render.history_text` words it and :func:`diffperf.render.pages.write_trend` lays it out.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from diffperf.history import changepoints, charts, pages
-from diffperf.history.runs import MachineKey, Run, group_by_machine, sort_by_time
+from diffperf.history import changepoints
+from diffperf.history.runs import MachineKey, Run, comparable_groups, sort_by_time
 from diffperf.history.values import CONFIDENCE, Level, latency_level, speedup_level
-from diffperf.render.history_text import trend_warnings
 
-__all__ = ["Point", "Series", "Trends", "build_trends", "trend_html", "write_trend"]
+__all__ = ["Point", "Series", "Trends", "build_trends"]
 
 
 @dataclass
@@ -68,7 +65,7 @@ class Trends:
 
 def build_trends(runs: list[Run], confidence: float = CONFIDENCE, max_pvalue: float = changepoints.MAX_PVALUE) -> Trends:
     """Group runs by profile/hardware, order them by date, collect each case's values and change points."""
-    groups = {key: sort_by_time(members) for key, members in group_by_machine(runs).items()}
+    groups = {key: sort_by_time(members) for key, members in comparable_groups(runs).items()}
     series: dict[MachineKey, list[Series]] = {}
     for key, members in groups.items():
         by_case: dict[tuple[str, str], Series] = {}
@@ -85,14 +82,3 @@ def build_trends(runs: list[Run], confidence: float = CONFIDENCE, max_pvalue: fl
                           if not any(case.has_raw for case in run.cases)})
     return Trends(groups, series, confidence, max_pvalue, without_raw)
 
-
-def trend_html(trends: Trends, png: bytes | None = None) -> str:
-    """A self-contained page: the chart (embedded), change points and every value in tables."""
-    return pages.render_page("trend.html", trends=trends, warnings=trend_warnings(trends),
-                             chart_png=png if png is not None else charts.trend_chart(trends))
-
-
-def write_trend(trends: Trends, out: str | os.PathLike) -> None:
-    """Write ``out`` atomically: a PNG chart for ``*.png``, a self-contained page for ``*.html``."""
-    out = Path(out)
-    pages.write_output(out, charts.trend_chart(trends) if out.suffix.lower() == ".png" else trend_html(trends))

@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 from scipy import stats
 
-from diffperf.gate import ratios
+from diffperf.stats import ratios
 from diffperf.history.runs import Case, Run, sort_by_time
 
 __all__ = [
@@ -59,7 +59,7 @@ def run_latency(case: Case) -> float:
 
 
 def run_speedup(case: Case, run: Run | None = None) -> float | None:
-    """A run's speed-up of a case: the median of its paired ratios (:func:`~diffperf.gate.ratios.pair_ratios`).
+    """A run's speed-up of a case: the median of its paired ratios (:func:`~diffperf.stats.ratios.pair_ratios`).
 
     From the raw paired rounds, else the gate's stored value (the same statistic); None for a
     case without a reference or without either.
@@ -139,7 +139,7 @@ def latency_level(case: Case, confidence: float = CONFIDENCE) -> Level:
 def speedup_level(case: Case, run: Run | None = None, confidence: float = CONFIDENCE) -> Level | None:
     """A case's speed-up over its reference in one run, with the best interval the file allows.
 
-    Paired raw rounds give :func:`~diffperf.gate.ratios.paired_ratio`'s exact interval; otherwise
+    Paired raw rounds give :func:`~diffperf.stats.ratios.paired_ratio`'s exact interval; otherwise
     the gate's stored interval; otherwise a ratio of medians without an interval. None for a case
     without a reference.
     """

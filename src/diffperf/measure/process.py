@@ -43,16 +43,19 @@ def steady_process(device_type: str) -> dict:
     return dict(_applied)
 
 
-def fix_allocator() -> str:
-    """Fix glibc's mmap and trim thresholds; a one-line description of what was done."""
+def fix_allocator() -> dict:
+    """Fix glibc's mmap and trim thresholds; what was done, as data (diffperf.render words it):
+    ``{"libc": "glibc", "fixed": True, "mmap_threshold": bytes, "trim_threshold": bytes}``, or
+    ``"fixed": False`` with the thresholds None where nothing was changed."""
     libc_name, _ = platform.libc_ver()
+    left = {"libc": libc_name or platform.system(), "fixed": False, "mmap_threshold": None, "trim_threshold": None}
     if libc_name != "glibc":
-        return f"not glibc ({libc_name or platform.system()}): allocator left as it is"
+        return left
     try:
         libc = ctypes.CDLL(None)
         fixed = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         fixed = 0
     if not fixed:
-        return "glibc refused mallopt: allocator left as it is"
-    return f"glibc: mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold {TRIM_THRESHOLD >> 20} MiB (fixed)"
+        return left
+    return {"libc": "glibc", "fixed": True, "mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}

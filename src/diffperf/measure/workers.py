@@ -8,6 +8,7 @@ next process must honour has to come from several. Each worker here is one whole
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
@@ -58,6 +59,26 @@ class Worker:
         if result.returncode != 0 or not json_path.is_file():
             raise WorkerFailed(f"worker process exited with status {result.returncode}: see {log}")
         return json_path
+
+
+def worker_pytest_args(extra, profile: str | None = None, baselines: str | None = None) -> list[str]:
+    """Every worker's pytest arguments: ``extra`` (the command's arguments after ``--``, that separator dropped),
+    then ``--perf-profile`` and ``--perf-baselines`` when given (the latter made absolute: each worker runs in its
+    own checkout)."""
+    arguments = list(extra or [])
+    if arguments[:1] == ["--"]:
+        arguments = arguments[1:]
+    if profile:
+        arguments += ["--perf-profile", profile]
+    if baselines:
+        arguments += ["--perf-baselines", os.path.abspath(baselines)]
+    return arguments
+
+
+def default_out_dir(out: str | None, what: str) -> Path:
+    """Where the workers' runs go: ``out`` when given, else ``perf-output/<what>/<date-time>``."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(out) if out else Path("perf-output") / what / stamp
 
 
 def run_alternating(workers: dict[str, Worker], processes: int, out_dir: Path, progress=None) -> dict[str, list[Path]]:

@@ -12,6 +12,7 @@ from diffperf.gate import verdicts
 from diffperf.gate.expectations import FORCED, HOST, PORTABLE, PUBLISHED
 from diffperf.gate.verdicts import GateReport, GateRow
 from diffperf.render.table import Column, Table, plain_text, status_cell, wrapped
+from diffperf.stats.status import FAILING, Status
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class GateContext:
     workload_overridden: bool = False  # --perf-steps / --perf-resolution: no expectation holds for this workload
 
 
-STATUS_ORDER = ("regressed", "error", "improved", "inconclusive", "ok")
+STATUS_ORDER = (Status.REGRESSED, Status.ERROR, Status.IMPROVED, Status.INCONCLUSIVE, Status.OK)
 HEADER = ["ratio", "variant", "scenario", "measured [95% CI]", "across processes", "expected", "verdict"]
 
 def best_first(rows: list[GateRow]) -> list[GateRow]:
@@ -43,9 +44,9 @@ def percent(fraction: float) -> str:
 
 def row_line(row: GateRow, context: GateContext) -> str:
     """One line saying what a verdict means and, where something is to be done, what."""
-    if row.status == "unchecked":
+    if row.status == Status.UNCHECKED:
         return _unchecked(row, context)
-    if row.status == "error":
+    if row.status == Status.ERROR:
         return (f"the expectation was recorded against {row.stored_reference}, the variant now runs against "
                 f"{row.reference}: recalibrate with `{context.calibrate_hint}`")
     deviation = row.value / row.expected - 1
@@ -56,9 +57,9 @@ def row_line(row: GateRow, context: GateContext) -> str:
         measured = f"speed-up {row.value:.2f}x, across processes [{row.judged_low:.2f}, {row.judged_high:.2f}],"
     line = (f"{measured} is {percent(abs(deviation))} {side} expected {row.expected:.2f}x "
             f"(band {row.lower:.2f}x to {row.upper:.2f}x)")
-    if row.status == "improved":
+    if row.status == Status.IMPROVED:
         line += f"; recalibrate with `{context.calibrate_hint}`"
-    elif row.status == "inconclusive":
+    elif row.status == Status.INCONCLUSIVE:
         if row.rounds_needed:
             line += f"; the interval straddles the band: about {row.rounds_needed} paired rounds would decide " \
                     f"(--perf-rounds {row.rounds_needed})"
@@ -167,7 +168,7 @@ def _cells(row: GateRow) -> list[str]:
 
 def _worth_a_line(row: GateRow) -> bool:
     """Verdicts that need a reader's attention, and ratios that got no verdict for lack of rounds."""
-    return row.status in ("regressed", "error", "improved", "inconclusive") or row.reason in (
+    return row.status in (*FAILING, Status.IMPROVED, Status.INCONCLUSIVE) or row.reason in (
         verdicts.TOO_FEW_ROUNDS, verdicts.NO_SPREAD)
 
 

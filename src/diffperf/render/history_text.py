@@ -1,5 +1,5 @@
-"""Saved runs in words: comparison and trend tables with their notes, regression lines, change points,
-and the report's words for the gate's rows.
+"""Saved runs in words: comparison and trend tables with their notes, regression lines, the A/B summary,
+what a calibration recorded, change points, and the report's words for the gate's rows.
 
 Everything here reads numbers, statuses and reason codes from :mod:`diffperf.history`; nothing
 here computes a statistic.
@@ -12,17 +12,18 @@ import math
 from typing import Iterable, Mapping
 
 from diffperf.gate.verdicts import GateRow
-from diffperf.history import compare
+from diffperf.history import compare, identity
+from diffperf.history.calibrate import Recorded
 from diffperf.history.changepoints import ChangePoint
-from diffperf.history.runs import SAVE_DATA_HINT, Run, group_by_machine, mixed_machines_warning
+from diffperf.history.runs import SAVE_DATA_HINT, Run, comparable_groups, group_by_machine, mixed_machines_warning
 from diffperf.history.values import CI, GATE, IQR, LATENCY, SPEEDUP, Level
 from diffperf.render.gate_text import GateContext, row_line
-from diffperf.render.table import Column, Table, seconds, signed_change, status_cell
+from diffperf.render.table import Column, Table, markdown_table, seconds, signed_change, status_cell
 from diffperf.render.throughput_text import flop_rate, fraction
 
 __all__ = [
-    "change_point_line", "comparison_label", "comparison_tables", "gate_detail", "gate_summary", "interval_name",
-    "level_text",
+    "ab_summary", "calibration_line", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
+    "gate_summary", "interval_name", "level_text",
     "machine_warnings", "percent", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
     "ungated_detail", "untested_warning", "value_text",
 ]
@@ -41,7 +42,7 @@ _PRIOR_WORDS = {
     compare.ALL_CASES: "all cases pooled",
 }
 _ORDER = [compare.SLOWER, compare.LOWER, compare.FASTER, compare.HIGHER, compare.NO_CHANGE, compare.INCONCLUSIVE,
-          compare.UNTESTED]
+          compare.UNTESTED, compare.NOT_COMPARABLE]
 
 
 # --------------------------------------------------------------------------- numbers
@@ -101,8 +102,15 @@ def _side_description(runs: list[Run]) -> str:
     return f"{side_label(runs)} ({commits}; {runs[0].when_label} to {runs[-1].when_label})"
 
 
+def differences_text(differs) -> str:
+    """[("steps", "50", "25")] -> 'steps 50 -> 25'."""
+    return "; ".join(f"{name} {before} -> {after}" for name, before, after in differs)
+
+
 def _change_sentence(change: compare.Change, comparison: compare.Comparison) -> str:
     threshold = f"the ±{percent(comparison.threshold)} threshold"
+    if change.status == compare.NOT_COMPARABLE:
+        return f"not comparable (x): the scenario differs: {differences_text(change.differs)}"
     if not change.tested:
         return UNTESTED_WHY[change.reason]
     history = f", {change.history_df} from {' and '.join(_PRIOR_WORDS[prior] for prior in change.priors)}" \
@@ -155,7 +163,7 @@ def _change_notes(pairs: list[tuple[compare.CaseComparison, compare.Change]],
                   comparison: compare.Comparison) -> list[str]:
     """A note per regression or inconclusive change, and one per reason for the untested ones."""
     notes = [f"{case.label}: {_change_sentence(change, comparison)}" for case, change in pairs
-             if change.status in (*compare.REGRESSIONS, compare.INCONCLUSIVE)]
+             if change.status in (*compare.REGRESSIONS, compare.INCONCLUSIVE, compare.NOT_COMPARABLE)]
     for case, change in pairs:
         if change.reason == compare.REFERENCE_CHANGED:
             notes.append(f"{case.label}: reference changed from {case.old_reference} to {case.reference}: "
@@ -199,6 +207,9 @@ def comparison_tables(comparison: compare.Comparison) -> list[Table]:
                                  _side_cell(SPEEDUP, case.new_speedup), *_change_cells(case.speedup)])
     latency.notes += _change_notes([(case, case.latency) for case in c.cases], c)
     latency.notes.append(f"{_tally(case.latency for case in c.cases)}; {_basis_note(c)}")
+    if c.software:
+        latency.notes.append(f"the sides run other software ({differences_text(c.software)}): every change "
+                             "includes it")
     latency.notes += [f"only in {side_label(runs)}: {', '.join(labels)}"
                       for runs, labels in ((c.old_runs, c.only_old), (c.new_runs, c.only_new)) if labels]
     tables = [latency]
@@ -244,6 +255,18 @@ def untested_warning(comparisons: list[compare.Comparison]) -> str | None:
             "comparison; see the notes under the tables")
 
 
+def identity_warnings(runs: list[Run]) -> list[str]:
+    """Runs of one machine that are not comparable (asv's "x"): which field keeps each group apart."""
+    warnings = []
+    for members in group_by_machine(runs).values():
+        groups = list(comparable_groups(members).values())
+        for group in groups[1:]:
+            differs = groups[0][0].identity.differences(group[0].identity, identity.SETUP)
+            warnings.append(f"not comparable (x) with {groups[0][0].label}: {', '.join(run.label for run in group)} "
+                            f"({differences_text(differs)}); compared only among themselves")
+    return warnings
+
+
 def machine_warnings(runs: list[Run]) -> list[str]:
     """Runs of several profiles/hardware are kept apart; a run alone on its machine is compared with nothing."""
     groups = group_by_machine(runs)
@@ -252,6 +275,24 @@ def machine_warnings(runs: list[Run]) -> list[str]:
         return []
     return [mixed] + [f"{members[0].label} ({key}) has no other run of the same profile and hardware"
                       for key, members in groups.items() if len(members) < 2]
+
+
+def ab_summary(tables: list[Table]) -> str:
+    """``diffperf ab --summary``: the comparison's tables as Markdown under one heading."""
+    return ("## diffperf A/B: base vs head, same machine\n\n"
+            + "\n\n".join(markdown_table(table) for table in tables) + "\n")
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def calibration_line(entry: Recorded) -> str:
+    """What ``diffperf calibrate`` recorded, one line a record."""
+    if entry.table == "portable":
+        return (f"recorded portable bands {entry.key} for {entry.speedups} speed-ups from {entry.hosts} host(s) "
+                f"in {entry.path}")
+    return (f"recorded {entry.speedups} speed-ups and {entry.memory} memory ratios of {entry.key} "
+            f"({entry.processes} processes) in {entry.path}")
 
 
 # --------------------------------------------------------------------------- trend and change points
@@ -294,6 +335,12 @@ def trend_tables(trends) -> list[Table]:
 def trend_warnings(trends) -> list[str]:
     """Runs kept apart by profile/hardware, and runs whose intervals are quartiles for lack of raw rounds."""
     warnings = [mixed_machines_warning(trends.groups)] if len(trends.groups) > 1 else []
+    for runs in trends.groups.values():
+        for before, after in zip(runs, runs[1:]):
+            differs = before.identity.differences(after.identity)
+            if differs:
+                warnings.append(f"from {after.label} ({after.commit_label}, {after.when_label}) the runs measure "
+                                f"under another identity ({differences_text(differs)}): change points restart there")
     if trends.without_raw:
         warnings.append(f"no raw rounds in {', '.join(trends.without_raw)}: latency bars there are the IQR, "
                         "not a confidence interval")

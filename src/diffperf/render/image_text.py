@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from diffperf.images.similarity import ALL_BLACK, FLAT, FLAT_TOLERANCE, NON_FINITE, HealthProblem, ImageComparison
 
 if TYPE_CHECKING:
-    from diffperf.images.checks import ArtefactImages
+    from diffperf.images.artefacts import ArtefactImages
 
 DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 

@@ -13,6 +13,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import TextIO, Union
 
+from diffperf.stats.status import Status
+
 __all__ = ["Cell", "Column", "Table", "STATUS_STYLES", "WIDTH", "markdown_table", "plain_text", "render", "seconds",
            "signed_change", "status_cell", "use_rich", "wrapped"]
 
@@ -24,19 +26,20 @@ WIDTH = 120
 Cell = Union[str, tuple]
 
 STATUS_STYLES = {
-    "slower": "bold red",
-    "lower": "bold red",
-    "regressed": "bold red",
-    "error": "bold red",
-    "faster": "green",
-    "higher": "green",
-    "improved": "green",
-    "no change": "",
-    "ok": "",
-    "inconclusive": "yellow",
-    "untested": "dim",
-    "unchecked": "dim",
-    "not gated": "dim",
+    Status.SLOWER: "bold red",
+    Status.LOWER: "bold red",
+    Status.REGRESSED: "bold red",
+    Status.ERROR: "bold red",
+    Status.FASTER: "green",
+    Status.HIGHER: "green",
+    Status.IMPROVED: "green",
+    Status.NO_CHANGE: "",
+    Status.OK: "",
+    Status.INCONCLUSIVE: "yellow",
+    Status.UNTESTED: "dim",
+    Status.NOT_COMPARABLE: "dim",
+    Status.UNCHECKED: "dim",
+    "not gated": "dim",  # the report's rows of a run judged against nothing
 }
 
 

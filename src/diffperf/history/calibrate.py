@@ -2,11 +2,12 @@
 
 ``diffperf calibrate`` runs the latency suite in several fresh processes
 (:mod:`diffperf.measure.workers`) or reads saved runs, and records per ratio the expected value,
-how far one process's median strays from it (:func:`~diffperf.gate.ratios.process_spread`) and
+how far one process's median strays from it (:func:`~diffperf.stats.ratios.process_spread`) and
 the host it was measured on. Portable bands for hosts without a calibration of their own are
 derived from the calibrations of several hosts (:func:`portable_bands`).
+:func:`calibrate_and_record` does all of it for the command: saved runs in, records written.
 
-Numbers only; :mod:`diffperf.cli` says what was recorded.
+Numbers only; :mod:`diffperf.render.history_text` says what was recorded.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from diffperf.gate import ratios
-from diffperf.gate.expectations import HOST, case_id, parse_record
+from diffperf.stats import ratios
+from diffperf.gate.expectations import (HOST, case_id, expectations_path, load_file, move_aside_if_unreadable,
+                                        parse_record, record)
 from diffperf.history.runs import Run, planted_slowdown_option
 from diffperf.measure.host import Host
 
@@ -62,6 +65,19 @@ class HostCalibration:
     processes: int
     rounds: int
     cases: dict[str, CaseCalibration] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One record :func:`calibrate_and_record` wrote: a host's calibration or a class's portable bands."""
+
+    table: str  # "hosts" or "portable" (diffperf.gate.expectations.record)
+    key: str
+    path: Path
+    speedups: int  # how many speed-ups it holds ...
+    memory: int  # ... and memory ratios
+    processes: int = 0  # a host's: the processes measured
+    hosts: int = 0  # portable bands': the hosts they come from
 
 
 def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostCalibration:
@@ -183,6 +199,62 @@ def portable_bands(calibrations: list[HostCalibration], command: str) -> tuple[s
         },
     }
     return keys.pop(), header, speedups, memory
+
+
+def calibrate_hosts(runs: list[Run], min_processes: int = MIN_PROCESSES) -> tuple[str, list[HostCalibration]]:
+    """Saved runs of one profile, from one host or several: their profile and each host's calibration."""
+    by_host: dict = {}
+    for run in runs:
+        by_host.setdefault(_info(run, "host_key"), []).append(run)
+    calibrations = [calibrate_host(members, min_processes) for members in by_host.values()]
+    profiles = {calibration.profile for calibration in calibrations}
+    if len(profiles) != 1:
+        raise CalibrationError(f"the runs come from several profiles ({', '.join(sorted(profiles))})")
+    return profiles.pop(), calibrations
+
+
+def calibrate_and_record(runs: list[Run], baselines_dir: str | Path, command: str,
+                         min_processes: int = MIN_PROCESSES, portable: bool = False,
+                         warn: Callable[[str], None] | None = None,
+                         progress: Callable[[Recorded], None] | None = None) -> list[Recorded]:
+    """Calibrate each host of ``runs`` and record it in ``<baselines_dir>/<profile>/speedups.json``; with
+    ``portable``, also the portable bands of each class of hosts measured, from every host of that class
+    recorded (the hosts just recorded included). Returns the records written, in order.
+
+    A file that cannot be read is moved aside first (``warn`` gets the one line saying so). With ``portable``,
+    every recorded host must be readable before anything is written. ``progress`` gets each record as it is
+    written. Raises :class:`CalibrationError` or :class:`~diffperf.gate.expectations.ExpectationsError`.
+    """
+    profile, calibrations = calibrate_hosts(runs, min_processes)
+    path = expectations_path(baselines_dir, profile)
+    moved = move_aside_if_unreadable(path, profile)
+    if moved is not None and warn is not None:
+        warn(moved)
+    if portable:  # the bands read every host record: each must be readable before anything is written
+        recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
+    written = []
+
+    def written_now(entry: Recorded) -> None:
+        written.append(entry)
+        if progress is not None:
+            progress(entry)
+
+    for calibration in calibrations:
+        header, speedups, memory = host_record(calibration, command)
+        path = record(baselines_dir, profile, "hosts", calibration.key, header, speedups, memory)
+        written_now(Recorded("hosts", calibration.key, path, len(speedups), len(memory),
+                             processes=calibration.processes))
+    if portable:
+        measured = {calibration.portable_key for calibration in calibrations}
+        classes: dict = {}
+        for calibration in recorded_calibrations(path, profile, load_file(path, profile)["hosts"]):
+            if calibration.portable_key in measured:
+                classes.setdefault(calibration.portable_key, []).append(calibration)
+        for members in classes.values():
+            key, header, speedups, memory = portable_bands(members, command)
+            path = record(baselines_dir, profile, "portable", key, header, speedups, memory)
+            written_now(Recorded("portable", key, path, len(speedups), len(memory), hosts=len(members)))
+    return written
 
 
 def recorded_calibrations(path: Path, profile: str, hosts: dict) -> list[HostCalibration]:

@@ -33,6 +33,13 @@ def calibrate_hint(profile: str, options: PerfOptions) -> str:
     return hint
 
 
+def judge_session(session, interrupted: bool = False) -> GateOutcome:
+    """The speed-up gate over the cases ``session`` (a diffperf.session.PerfSession) ran so far; nothing judged if
+    ``interrupted``."""
+    return judge_run(session.results, session.skipped, session.host, session.profile_name, session.rounds,
+                     session.options, interrupted)
+
+
 def judge_run(results: list[CaseResult], skipped: dict[str, str], host: Host, profile: str, rounds: int,
               options: PerfOptions, interrupted: bool = False) -> GateOutcome:
     """Judge what the run measured against this host's expectations (or its portable bands).

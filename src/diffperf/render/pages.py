@@ -10,7 +10,8 @@ from pathlib import Path
 import jinja2
 
 from diffperf.files import atomic_path
-from diffperf.render import history_text
+from diffperf.history.trend import Trends
+from diffperf.render import charts, history_text
 from diffperf.render.table import seconds, signed_change
 
 __all__ = ["TEMPLATES", "data_uri", "render_page", "write_output"]
@@ -54,3 +55,15 @@ def write_output(path: str | os.PathLike, content: bytes | str) -> None:
             temp.write_bytes(content)
         else:
             temp.write_text(content, encoding="utf-8")
+
+
+def trend_html(trends: Trends, png: bytes | None = None) -> str:
+    """A self-contained page: the chart (embedded), change points and every value in tables."""
+    return render_page("trend.html", trends=trends, warnings=history_text.trend_warnings(trends),
+                             chart_png=png if png is not None else charts.trend_chart(trends))
+
+
+def write_trend(trends: Trends, out: str | os.PathLike) -> None:
+    """Write ``out`` atomically: a PNG chart for ``*.png``, a self-contained page for ``*.html``."""
+    out = Path(out)
+    write_output(out, charts.trend_chart(trends) if out.suffix.lower() == ".png" else trend_html(trends))

@@ -17,7 +17,7 @@ and images embedded as PNGs, so it can be attached to a CI run or mailed as is:
   hardware (:mod:`diffperf.history.changepoints`).
 
 This module gathers the numbers; ``templates/report.html`` lays them out and
-:mod:`diffperf.history.charts` draws them.
+:mod:`diffperf.render.charts` draws them.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from diffperf.gate import ratios
-from diffperf.history import changepoints, charts, pages
+from diffperf.stats import ratios
+from diffperf.history import changepoints
+from diffperf.render import charts, pages
+from diffperf.render.machine_text import process_settings
 from diffperf.history.runs import (
     SAVE_DATA_HINT, Case, HistoryError, Run, load_run, run_from_dict, sort_by_time, without,
 )
@@ -90,7 +92,7 @@ def build_report(run: Run, images_dir: str | os.PathLike | None = None, confiden
     cases = list(run.cases)
     colors = charts.variant_colors(case.variant for case in cases)
     return pages.render_page(
-        "report.html", run=run, gate_line=_gate_line(run.gate),
+        "report.html", run=run, gate_line=_gate_line(run.gate), settings=process_settings(run),
         notices=_notices(run, images_dir), save_data_hint=SAVE_DATA_HINT,
         max_pvalue=changepoints.MAX_PVALUE, min_magnitude=changepoints.MIN_MAGNITUDE,
         speedups=_speedup_section(run, confidence, colors), latency=_latency_section(cases, confidence, colors),

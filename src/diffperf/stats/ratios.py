@@ -30,6 +30,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from diffperf.stats.status import Status
+
 #: Largest number of rounds :func:`rounds_to_decide` suggests.
 MAX_ROUNDS = 10_000
 
@@ -84,7 +86,7 @@ class RatioEstimate:
 class Verdict:
     """A measurement against its expected value: a status and the band it was judged in."""
 
-    status: str  # "regressed" | "improved" | "ok" | "inconclusive"
+    status: Status  # REGRESSED | IMPROVED | OK | INCONCLUSIVE
     expected: float
     tolerance: float
     lower: float  # expected * (1 - tolerance)
@@ -414,13 +416,13 @@ def judge_speedup(estimate: RatioEstimate, expected: float, tolerance: float) ->
     _check_expectation(expected, tolerance)
     lower, upper = expected * (1 - tolerance), expected * (1 + tolerance)
     if estimate.high < lower:
-        status = "regressed"
+        status = Status.REGRESSED
     elif estimate.low > upper:
-        status = "improved"
+        status = Status.IMPROVED
     elif estimate.low >= lower and estimate.high <= upper:
-        status = "ok"
+        status = Status.OK
     else:
-        status = "inconclusive"
+        status = Status.INCONCLUSIVE
     return Verdict(status, expected, tolerance, lower, upper)
 
 
@@ -434,7 +436,7 @@ def rounds_to_decide(within: RatioEstimate, judged: RatioEstimate, verdict: Verd
     sits on a bound, when ``m >= d`` (more processes in the calibration, not rounds, would help)
     or beyond :data:`MAX_ROUNDS`.
     """
-    if verdict.status != "inconclusive":
+    if verdict.status != Status.INCONCLUSIVE:
         return None
     log_median = math.log(within.median)
     needed = within.n + 1  # an interval touching a bound is not yet decisive
@@ -461,7 +463,7 @@ def judge_memory(measured_ratio: float, expected: float, tolerance: float) -> Ve
     if not (math.isfinite(measured_ratio) and measured_ratio > 0):
         raise ValueError(f"measured_ratio must be finite and positive, got {measured_ratio!r}")
     lower, upper = expected * (1 - tolerance), expected * (1 + tolerance)
-    status = "regressed" if measured_ratio > upper else "improved" if measured_ratio < lower else "ok"
+    status = Status.REGRESSED if measured_ratio > upper else Status.IMPROVED if measured_ratio < lower else Status.OK
     return Verdict(status, expected, tolerance, lower, upper)
 
 

@@ -3,7 +3,7 @@
 Rounds are paired: before each timed round of the variant, pedantic's ``setup`` runs and times one
 call of its reference variant, and one more reference call follows the last round, so the two
 alternate (R V R V ... R V R) and every variant call is bracketed by reference calls that share
-its clock, thermal and neighbour-load drift (:func:`diffperf.gate.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
+its clock, thermal and neighbour-load drift (:func:`diffperf.stats.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
 so the gate reads its rounds from one place whether or not pytest-benchmark keeps its own
 (``--benchmark-disable``, xdist). The reference's times go to ``extra_info["reference_rounds"]``.
 

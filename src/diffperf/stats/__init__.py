@@ -1,0 +1,1 @@
+"""Statistics: numbers and enums only (no words, no files): ratios, intervals and change points."""
