@@ -211,3 +211,17 @@ def test_cuda_device_without_cuda(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "diffperf: --perf-device cuda: no CUDA device is available (use cpu)\n"
+
+
+def test_record_baselines_records_variants_that_would_be_skipped_here_with_a_note(tmp_path, capsys):
+    from diffperf.images.baselines import ImageBaselines
+
+    assert cli.main(["record-baselines", "tf32", "--profile", "tiny", "--device", "cpu",
+                 "--baselines", str(tmp_path)]) == 0  # tf32 is for CUDA: skipped on a CPU, recorded all the same
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("recorded ") and "would be skipped" in line for line in lines)
+    stored = ImageBaselines(str(tmp_path), "tiny", "cpu").load("tf32", "astronaut")
+    assert stored.provenance["note"].startswith("recorded on a CPU where it would be skipped (tf32 needs a CUDA GPU")
+    assert cli.main(["record-baselines", "no-such-variant", "--baselines", str(tmp_path)]) == 2
+    assert "unknown variant(s) no-such-variant: `diffperf variants` lists them" in capsys.readouterr().err

@@ -216,27 +216,19 @@ def analyze(args) -> None:
 
 
 def record(args) -> None:
-    """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs)."""
-    from diffperf.cases.similarity import ImageCheckFailed, record_image_baseline
+    """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs): what
+    `diffperf record-baselines --device cpu VARIANT...` does, with this script's thread count."""
+    from diffperf.cases.similarity import record_skipped_baselines
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 
     torch.set_num_threads(args.threads)
     session = PerfSession(PerfOptions(profile=args.profile, device="cpu", baselines_dir=args.baselines), REGISTRY)
-    for name in args.variants:
-        variant = REGISTRY.variant(name)
-        reason = REGISTRY.skip_reason(variant, None, session.device, frozenset({"--perf-speedups"}))
-        for scenario_name in _scenario_names(REGISTRY.family_of(variant)):
-            note = None
-            if reason is not None:
-                note = f"recorded on a CPU where it would be skipped ({reason}), with ATen's fallback kernels"
-            try:
-                entry = record_image_baseline(session, name, scenario_name, note=note)
-            except ImageCheckFailed as error:
-                print(f"not recorded: {error}", file=sys.stderr)
-                continue
-            print(f"recorded {entry.data_path} ({note or 'runs here'})")
-        session.store.keep_only([])
+    for entry in record_skipped_baselines(session, args.variants):
+        if entry.error:
+            print(f"not recorded: {entry.error}", file=sys.stderr)
+        else:
+            print(f"recorded {entry.path} ({entry.note or 'runs here'})")
 
 
 def _worst(rows):

@@ -13,6 +13,33 @@ import sys
 from diffperf.models.profiles import PROFILE_NAMES
 
 
+def _cmd_record_baselines(args) -> int:
+    from diffperf.cases.similarity import record_skipped_baselines
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.models.zoo import ModelNotAvailable
+    from diffperf.options import PerfOptions, check_writable_directory
+    from diffperf.session import PerfSession
+
+    registry = builtin_registry()
+    try:
+        unknown = [name for name in args.variants if name not in registry.variants]
+        if unknown:
+            raise ValueError(f"unknown variant(s) {', '.join(unknown)}: `diffperf variants` lists them")
+        check_writable_directory("--baselines", args.baselines)
+        session = PerfSession(PerfOptions(profile=args.profile, device=args.device, baselines_dir=args.baselines),
+                              registry)
+        recorded = record_skipped_baselines(session, args.variants)
+    except (ValueError, ModelNotAvailable) as error:
+        print(f"diffperf record-baselines: {error}", file=sys.stderr)
+        return 2
+    for entry in recorded:
+        if entry.error:
+            print(f"not recorded: {entry.error}", file=sys.stderr)
+        else:
+            print(f"recorded {entry.path} ({entry.note or 'runs here'})")
+    return 1 if any(entry.error for entry in recorded) else 0
+
+
 def _cmd_variants(args) -> int:
     from pathlib import Path
 
@@ -85,8 +112,8 @@ def _load_history(paths):
 def _comparisons(args) -> list:
     """``RUN RUN ...`` (each later run against the first of its machine) or ``--base RUN... --head RUN...``."""
     from diffperf.history.compare import calibrated_spreads, compare_many, compare_sides
-    from diffperf.history.runs import HistoryError, load_runs, planted_slowdown_warnings
-    from diffperf.render.history_text import identity_warnings, machine_warnings
+    from diffperf.history.runs import HistoryError, load_runs
+    from diffperf.render.history_text import identity_warnings, machine_warnings, planted_slowdown_warnings
 
     history = _load_history(args.history)
     if args.base or args.head:
@@ -148,10 +175,10 @@ def _print_regressions(command: str, regressions: list[str], fail_on_regression:
 
 
 def _cmd_trend(args) -> int:
-    from diffperf.history.runs import load_runs, planted_slowdown_warnings
+    from diffperf.history.runs import load_runs
     from diffperf.history.trend import build_trends
     from diffperf.render.pages import write_trend
-    from diffperf.render.history_text import trend_tables, trend_warnings
+    from diffperf.render.history_text import planted_slowdown_warnings, trend_tables, trend_warnings
     from diffperf.render.table import render
 
     outputs = args.out or []
@@ -381,6 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the suite whose conftest.py declarations to include (default: perf/ when there is "
                                "one; '' for the built-in families only)")
     variants.set_defaults(handler=_cmd_variants)
+    record = commands.add_parser(
+        "record-baselines", help="record image baselines of variants that would be skipped here",
+        description="Record the image baselines of the variants named on every scenario of their family, also "
+                    "those that would be skipped on this device (fp16 on a CPU without fp16 kernels runs with ATen's "
+                    "fallback kernels), so that a machine where they run passes its first run. Each such "
+                    "baseline's index entry notes how it was recorded (docs/similarity.md).")
+    record.add_argument("variants", nargs="+", metavar="VARIANT")
+    record.add_argument("--profile", choices=PROFILE_NAMES, default=None, help="model profile (default: the device's)")
+    record.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    record.add_argument("--baselines", default="baselines", metavar="DIR", help="baselines directory (default baselines/)")
+    record.set_defaults(handler=_cmd_record_baselines)
     _add_history_commands(commands)
     _add_measurement_commands(commands)
     return parser

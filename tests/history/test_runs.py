@@ -16,11 +16,11 @@ from diffperf.history.runs import (
     group_by_machine,
     load_run,
     load_runs,
-    mixed_machines_warning,
     run_from_dict,
     sort_by_time,
     without,
 )
+from diffperf.render.history_text import mixed_machines_warning
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,8 @@ def plain_runs(tmp_path_factory):
 
 def test_reads_our_real_file():
     run = load_run(hd.REAL_RUN)
-    assert run.machine == MachineKey("tiny", "AMD EPYC (cpu, 2 threads)")
+    assert run.machine == MachineKey("tiny", "AMD EPYC", "cpu", threads=2)
+    assert str(run.machine) == "profile tiny on AMD EPYC (cpu, 2 threads)"
     assert str(run.machine) == "profile tiny on AMD EPYC (cpu, 2 threads)"
     assert run.commit_label == "0230c24"
     assert run.when is not None and run.when.tzinfo is not None

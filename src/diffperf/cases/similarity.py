@@ -106,7 +106,7 @@ def overridden_workload_line(overrides: dict) -> str:
 
 
 def record_image_baseline(session, variant_name: str, scenario_name: str, note: str | None = None) -> ImageBaseline:
-    """Run and record one image baseline whether or not the variant would run here (tools only).
+    """Run and record one image baseline whether or not the variant would run here (``diffperf record-baselines``).
 
     For baselines of variants that lack fast kernels on the recording machine (fp16 on most
     CPUs) but run elsewhere; ``note`` goes into the index entry. Raises ImageCheckFailed (one
@@ -115,6 +115,38 @@ def record_image_baseline(session, variant_name: str, scenario_name: str, note: 
     variant = session.registry.variant(variant_name)
     case = SimilarityCase(session, variant, session.scenario(variant_name, scenario_name))
     return case.record(case.healthy_output(), note=note)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One baseline ``record_skipped_baselines`` recorded (``path``), or why it could not (``error``)."""
+
+    variant: str
+    scenario: str
+    note: str | None
+    path: Path | None = None
+    error: str | None = None
+
+
+def record_skipped_baselines(session, variant_names: list[str]) -> list[Recorded]:
+    """Record the image baselines of ``variant_names`` on every scenario of their family, including variants
+    that would be skipped here (fp16 on a CPU without fp16 kernels: run with ATen's fallback kernels), so that
+    a machine where they run passes its first run; the index entry of each skipped one says so."""
+    recorded = []
+    for name in variant_names:
+        variant = session.registry.variant(name)
+        reason = session.registry.skip_reason(variant, None, session.device, frozenset({"--perf-speedups"}))
+        note = (f"recorded on a {session.device.type.upper()} where it would be skipped ({reason}), with ATen's "
+                "fallback kernels") if reason is not None else None
+        for scenario in session.registry.family_of(variant).scenarios:
+            try:
+                entry = record_image_baseline(session, name, scenario.name, note=note)
+            except ImageCheckFailed as error:
+                recorded.append(Recorded(name, scenario.name, note, error=str(error)))
+                continue
+            recorded.append(Recorded(name, scenario.name, note, path=Path(entry.data_path)))
+        session.store.keep_only([])
+    return recorded
 
 
 class ImageCheckFailed(Exception):

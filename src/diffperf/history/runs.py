@@ -14,6 +14,7 @@ Bad input raises :class:`HistoryError` with a one-line message naming the file.
 
 from __future__ import annotations
 
+
 import hashlib
 import json
 import math
@@ -37,8 +38,6 @@ __all__ = [
     "load_run",
     "load_runs",
     "machine_key",
-    "mixed_machines_warning",
-    "planted_slowdown_warnings",
     "run_from_dict",
     "sort_by_time",
     "without",
@@ -60,10 +59,23 @@ class MachineKey:
     """What must match for two runs to be compared: model profile and hardware."""
 
     profile: str  # "tiny", "full", "hub" or "-" for plain pytest-benchmark files
-    hardware: str  # e.g. "NVIDIA H100 80GB HBM3 (cuda)" or "AMD EPYC (cpu, 2 threads)"
+    device: str  # the device's name: "NVIDIA H100 80GB HBM3", "AMD EPYC" (a plain file: the CPU brand)
+    device_type: str | None = None  # "cpu" | "cuda"; None for a plain pytest-benchmark file
+    count: int | None = None  # GPUs (more than one only)
+    threads: int | None = None  # CPU threads
+    system: tuple[str, ...] = ()  # a plain pytest-benchmark file: its OS, architecture and CPU count
     # What keeps runs of this profile and hardware apart from others (identity.SETUP fields that differ
     # among them, e.g. 'workload {"steps": 1}'); empty when nothing does.
     setup: str = ""
+
+    @property
+    def hardware(self) -> str:
+        """The hardware in a few words: 'AMD EPYC (cpu, 2 threads)', '2x NVIDIA H100 80GB HBM3 (cuda)'."""
+        if self.device_type is None:
+            return f"{self.device} ({', '.join(self.system)})" if self.system else self.device
+        name = f"{self.count}x {self.device}" if self.count else self.device
+        details = [self.device_type] + ([f"{self.threads} threads"] if self.threads else [])
+        return f"{name} ({', '.join(details)})"
 
     def __str__(self) -> str:
         profile = "no diffperf profile" if self.profile == "-" else f"profile {self.profile}"
@@ -303,21 +315,18 @@ def machine_key(machine_info: Mapping, cases: Iterable[Case] = ()) -> MachineKey
     device_type = info.get("device_type") or first.get("device_type")
     device_name = info.get("device_name") or first.get("device")
     if profile or device_type:
-        name = str(device_name or _cpu_brand(machine_info) or "unknown device")
         count = info.get("device_count")
-        if device_type == "cuda" and isinstance(count, int) and count > 1:
-            name = f"{count}x {name}"
-        details = [str(device_type or "unknown")]
-        if device_type == "cpu" and info.get("threads"):
-            details.append(f"{info['threads']} threads")
-        return MachineKey(str(profile or "-"), f"{name} ({', '.join(details)})")
+        threads = info.get("threads")
+        return MachineKey(str(profile or "-"), str(device_name or _cpu_brand(machine_info) or "unknown device"),
+                          str(device_type or "unknown"),
+                          count if device_type == "cuda" and isinstance(count, int) and count > 1 else None,
+                          int(threads) if device_type == "cpu" and threads else None)
     # A plain pytest-benchmark file: the CPU and OS are all it records.
-    brand = _cpu_brand(machine_info) or "unknown CPU"
     cpu = machine_info.get("cpu") if isinstance(machine_info.get("cpu"), Mapping) else {}
-    details = [str(machine_info.get(k)) for k in ("system", "machine") if machine_info.get(k)]
+    system = [str(machine_info.get(k)) for k in ("system", "machine") if machine_info.get(k)]
     if cpu.get("count"):
-        details.append(f"{cpu['count']} CPUs")
-    return MachineKey("-", f"{brand} ({', '.join(details)})" if details else brand)
+        system.append(f"{cpu['count']} CPUs")
+    return MachineKey("-", _cpu_brand(machine_info) or "unknown CPU", system=tuple(system))
 
 
 def group_by_machine(runs: Iterable[Run]) -> dict[MachineKey, list[Run]]:
@@ -340,23 +349,8 @@ def comparable_groups(runs: Iterable[Run]) -> dict[MachineKey, list[Run]]:
         differing = [index for index, name in enumerate(SETUP) if len({setup[index] for setup in setups}) > 1]
         for setup, group in setups.items():
             label = ", ".join(f"{SETUP[index]} {setup[index]}" for index in differing)
-            groups[MachineKey(machine.profile, machine.hardware, label)] = group
+            groups[replace(machine, setup=label)] = group
     return groups
-
-
-def mixed_machines_warning(groups: Mapping[MachineKey, list[Run]]) -> str | None:
-    """A one-line warning when runs come from more than one profile/hardware, else None."""
-    if len(groups) < 2:
-        return None
-    parts = [f"{key} ({', '.join(run.label for run in runs)})" for key, runs in groups.items()]
-    return (f"runs from {len(groups)} different profiles/hardware are kept apart, "
-            f"never compared with each other: " + "; ".join(parts))
-
-
-def planted_slowdown_warnings(runs: Iterable[Run]) -> list[str]:
-    """A one-line warning per run made with ``--perf-plant-slowdown``: its numbers are not the code's own."""
-    return [f"{run.label} was run with --perf-plant-slowdown {planted_slowdown_option(run)}: those variants "
-            "were slowed on purpose" for run in runs if run.planted_slowdowns]
 
 
 def planted_slowdown_option(run: Run) -> str:

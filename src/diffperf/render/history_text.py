@@ -15,7 +15,9 @@ from diffperf.gate.verdicts import GateRow
 from diffperf.history import compare, identity
 from diffperf.history.calibrate import Recorded
 from diffperf.history.changepoints import ChangePoint
-from diffperf.history.runs import SAVE_DATA_HINT, Run, comparable_groups, group_by_machine, mixed_machines_warning
+from diffperf.history.runs import (
+    SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine, planted_slowdown_option,
+)
 from diffperf.history.values import CI, GATE, IQR, LATENCY, SPEEDUP, Level
 from diffperf.render.gate_text import GateContext, row_line
 from diffperf.render.table import Column, Table, markdown_table, seconds, signed_change, status_cell
@@ -23,8 +25,8 @@ from diffperf.render.throughput_text import flop_rate, fraction
 
 __all__ = [
     "ab_summary", "calibration_line", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
-    "gate_summary", "interval_name", "level_text",
-    "machine_warnings", "percent", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
+    "gate_summary", "identity_warnings", "interval_name", "level_text",
+    "machine_warnings", "mixed_machines_warning", "percent", "planted_slowdown_warnings", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
     "ungated_detail", "untested_warning", "value_text",
 ]
 
@@ -265,6 +267,21 @@ def identity_warnings(runs: list[Run]) -> list[str]:
             warnings.append(f"not comparable (x) with {groups[0][0].label}: {', '.join(run.label for run in group)} "
                             f"({differences_text(differs)}); compared only among themselves")
     return warnings
+
+
+def mixed_machines_warning(groups: Mapping[MachineKey, list[Run]]) -> str | None:
+    """A one-line warning when runs come from more than one profile/hardware, else None."""
+    if len(groups) < 2:
+        return None
+    parts = [f"{key} ({', '.join(run.label for run in runs)})" for key, runs in groups.items()]
+    return (f"runs from {len(groups)} different profiles/hardware are kept apart, "
+            f"never compared with each other: " + "; ".join(parts))
+
+
+def planted_slowdown_warnings(runs: Iterable[Run]) -> list[str]:
+    """A one-line warning per run made with ``--perf-plant-slowdown``: its numbers are not the code's own."""
+    return [f"{run.label} was run with --perf-plant-slowdown {planted_slowdown_option(run)}: those variants "
+            "were slowed on purpose" for run in runs if run.planted_slowdowns]
 
 
 def machine_warnings(runs: list[Run]) -> list[str]:
