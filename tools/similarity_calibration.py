@@ -34,7 +34,8 @@ import time
 import numpy as np
 import torch
 
-from diffperf.cases.similarity import perturbed_copy, raw_output
+from diffperf.cases.similarity import raw_output
+from diffperf.models.store import perturbed_copy
 from diffperf.images.similarity import THRESHOLDS, ImageComparison, compare
 from diffperf.models import zoo
 from diffperf.models.builtin import builtin_registry

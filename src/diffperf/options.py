@@ -63,6 +63,9 @@ def add_options(parser) -> None:
                     help="write this run's JSON (run.json) and HTML report (report.html) to DIR")
     group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
                     help="make a variant's UNet do extra work (e.g. distilled=0.1): shows the gate catches it")
+    group.addoption("--perf-plant-perturbation", default="", metavar="VARIANT=RELATIVE[,...]",
+                    help="multiply a variant's UNet weights by 1 + RELATIVE x N(0, 1), seeded (e.g. distilled=1e-3): "
+                         "shows the image checks catch a change of the numbers")
     group.addoption("--perf-hub", action="append", default=[], metavar="FAMILY[.COMPONENT]=ID",
                     help="hub profile: where a family's pipeline (sdxl=./sdxl-dir) or one component "
                          "(sdxl.vae=madebyollin/sdxl-vae-fp16-fix) comes from: a hub id or directory (repeatable)")
@@ -95,6 +98,7 @@ class PerfOptions:
     summary_path: str | None = None
     report_dir: str | None = None
     planted_slowdowns: dict[str, float] = field(default_factory=dict)  # variant -> extra work fraction
+    planted_perturbations: dict[str, float] = field(default_factory=dict)  # variant -> relative weight noise
     baselines_given: bool = False  # --perf-baselines was passed: hints repeat it
     # --perf-output was passed: probed up front (the default is not: every pytest run loads the plugin, and a
     # run that writes nothing there must not need a writable working directory)
@@ -143,7 +147,9 @@ class PerfOptions:
             output_dir=path(output or "perf-output"),
             summary_path=path(config.getoption("--perf-summary")),
             report_dir=path(config.getoption("--perf-report")),
-            planted_slowdowns=parse_slowdowns(config.getoption("--perf-plant-slowdown")),
+            planted_slowdowns=parse_planted("--perf-plant-slowdown", config.getoption("--perf-plant-slowdown")),
+            planted_perturbations=parse_planted("--perf-plant-perturbation",
+                                                config.getoption("--perf-plant-perturbation")),
             baselines_given=baselines is not None,
             output_given=output is not None,
         )
@@ -159,6 +165,13 @@ class PerfOptions:
         for name, fraction in self.planted_slowdowns.items():
             if not 0 < fraction < 10:
                 raise ValueError(f"--perf-plant-slowdown {name}={fraction}: the fraction must be between 0 and 10")
+        for name, relative in self.planted_perturbations.items():
+            if not 0 < relative < 1:
+                raise ValueError(f"--perf-plant-perturbation {name}={relative}: the relative size must be between 0 "
+                                 "and 1 (1e-3 is a change a careless kernel makes)")
+        if self.update_baselines and self.planted_perturbations:
+            raise ValueError("--perf-update-baselines with --perf-plant-perturbation: a perturbed variant's images "
+                             "are not its own; record baselines without it")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
         if self.warmup is not None and self.warmup < 0:
@@ -189,7 +202,7 @@ class PerfOptions:
 
     def check_names(self, registry) -> None:
         """One-line ValueError for a variant, family or component the run's registry does not declare."""
-        for name in sorted(set(self.variants) | set(self.planted_slowdowns)):
+        for name in sorted(set(self.variants) | set(self.planted_slowdowns) | set(self.planted_perturbations)):
             registry.variant(name)
         for key in sorted(self.hub_models):
             family, _, component = key.partition(".")
@@ -327,13 +340,13 @@ def parse_hub_models(items: list[str]) -> dict[str, str]:
     return found
 
 
-def parse_slowdowns(text: str) -> dict[str, float]:
-    """``"distilled=0.1,sdpa=0.2"`` -> ``{"distilled": 0.1, "sdpa": 0.2}`` (one-line ValueError otherwise)."""
-    slowdowns = {}
+def parse_planted(option: str, text: str) -> dict[str, float]:
+    """``"distilled=0.1,sdpa=0.2"`` -> ``{"distilled": 0.1, "sdpa": 0.2}`` (one-line ValueError naming ``option``)."""
+    planted = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, fraction = item.partition("=")
+        name, _, value = item.partition("=")
         try:
-            slowdowns[name.strip()] = float(fraction)
+            planted[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--perf-plant-slowdown {item!r}: write VARIANT=FRACTION, e.g. distilled=0.1") from None
-    return slowdowns
+            raise ValueError(f"{option} {item!r}: write VARIANT=NUMBER, e.g. distilled=0.1") from None
+    return planted

@@ -48,7 +48,7 @@ class PerfSession:
             registry,
             zoo.make_source(self.profile_name, self.device, options.hub_models),
             self.device,
-            planted_slowdowns=options.planted_slowdowns,
+            planted_slowdowns=options.planted_slowdowns, planted_perturbations=options.planted_perturbations,
             synchronize=self.instrument.synchronize,
         )
         self.plan = plan if plan is not None else []  # the variant of each collected case, in run order
@@ -140,6 +140,7 @@ class PerfSession:
             "workload_overrides": self.options.workload_overrides or None,
             # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)
             "planted_slowdowns": dict(self.options.planted_slowdowns) or None,
+            "planted_perturbations": dict(self.options.planted_perturbations) or None,
             "matmul_peaks": {precision: peak.to_json() for precision, peak in self._matmul_peaks.items()},
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffperf.cases.similarity import perturbed_copy, raw_output
+from diffperf.cases.similarity import raw_output
+from diffperf.models.store import perturbed_copy
 from diffperf.images.similarity import (
     ALL_BLACK,
     NON_FINITE,

@@ -26,7 +26,6 @@ the baseline instead (atomically); a normal run never writes baselines.
 from __future__ import annotations
 
 import contextlib
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -356,15 +355,3 @@ def raw_output(pipe, scenario: Scenario, settings=None, *, seed: int | None = No
 # ---------------------------------------------------------------------------------------------
 # Planted changes (tests and calibration)
 # ---------------------------------------------------------------------------------------------
-
-
-def perturbed_copy(module: torch.nn.Module, relative: float = 1e-3, seed: int = 1234) -> torch.nn.Module:
-    """A deep copy of ``module`` with every floating-point weight multiplied by (1 + relative * N(0, 1))."""
-    clone = copy.deepcopy(module)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    with torch.no_grad():
-        for parameter in clone.parameters():
-            if parameter.is_floating_point():
-                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
-                parameter.mul_((1 + relative * noise).to(parameter.device, parameter.dtype))
-    return clone

@@ -60,6 +60,22 @@ def tensor_bytes(tensor: torch.Tensor) -> dict[int, int]:
     return {tensor.data_ptr(): tensor.numel() * tensor.element_size()}
 
 
+def perturbed_copy(module: torch.nn.Module, relative: float = 1e-3, seed: int = 1234) -> torch.nn.Module:
+    """A deep copy of ``module`` with every floating-point weight multiplied by (1 + relative * N(0, 1)), seeded.
+
+    A known change of a variant's numbers, to show that the image checks catch it
+    (``--perf-plant-perturbation VARIANT=RELATIVE``).
+    """
+    clone = copy.deepcopy(module)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        for parameter in clone.parameters():
+            if parameter.is_floating_point():
+                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
+                parameter.mul_((1 + relative * noise).to(parameter.device, parameter.dtype))
+    return clone
+
+
 def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
     """Make every forward of ``unet`` do extra busy work lasting ``fraction`` of its own duration.
 
@@ -87,11 +103,13 @@ class PipelineStore:
     """Session cache of components and per-variant pipelines for one source and device."""
 
     def __init__(self, registry: Registry, source, device: torch.device, planted_slowdowns: dict | None = None,
+                 planted_perturbations: dict | None = None,
                  synchronize=None):
         self.registry = registry
         self.source = source
         self.device = device
         self.planted_slowdowns = planted_slowdowns or {}
+        self.planted_perturbations = planted_perturbations or {}
         self.synchronize = synchronize or (lambda: None)
         self._components: dict[tuple[str, str, torch.dtype], torch.nn.Module] = {}
         self._tokenizers: dict[tuple[str, str], object] = {}
@@ -134,6 +152,8 @@ class PipelineStore:
                 else:
                     modules[slot] = clone_module(self.component(family.name, name, plan.torch_dtype),
                                                  channels_last=plan.channels_last)
+            if variant.name in self.planted_perturbations:  # before the speed-ups: they act on the changed numbers
+                modules["unet"] = perturbed_copy(modules["unet"], self.planted_perturbations[variant.name])
             context = BuildContext(self.device, self.synchronize)
             for speedup in variant.speedups:
                 speedup.apply(modules, context)
