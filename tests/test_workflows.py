@@ -76,7 +76,8 @@ def test_gpu_workflow_gates_pull_requests_without_changing_baselines():
     assert "diffperf ab --base-python ../base/.venv/bin/python" in ab_runs and "--fail-on-regression" in ab_runs
     assert "--benchmark-json" in ab_runs and "--perf-report" in ab_runs
     perf_runs = " ".join(step.get("run", "") for step in perf["steps"])
-    assert "diffperf trend history" in perf_runs and "diffperf calibrate --processes 5" in perf_runs
+    assert "diffperf trend history/runs" in perf_runs and "diffperf calibrate --processes 5" in perf_runs
+    assert "diffperf store-runs perf-output/run.json --branch perf-history --remote origin" in perf_runs
     update = workflow["jobs"]["update-baselines"]
     assert "workflow_dispatch" in update["if"] and "inputs.update-baselines" in update["if"]
     assert "pull_request" not in update["if"]

@@ -212,6 +212,14 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_store_runs(args) -> int:
+    from diffperf.history.store import append_runs
+
+    for entry in append_runs(args.runs, args.repo, args.branch, args.remote):
+        print(f"added {entry.path} to {args.branch} ({entry.commit[:12]})")
+    return 0
+
+
 def _add_history_commands(commands) -> None:
     compare = commands.add_parser(
         "compare", help="compare saved runs: latency and speed-up changes judged against run-to-run variation",
@@ -262,6 +270,17 @@ def _add_history_commands(commands) -> None:
                         help="saved runs (files or directories): add each case's change points over them")
     report.add_argument("--confidence", type=_fraction, default=0.95, help="interval confidence (default 0.95)")
     report.set_defaults(handler=_history_command(_cmd_report))
+
+    stored = commands.add_parser(
+        "store-runs", help="append saved runs to the history branch (a git branch kept for data)",
+        description="Commit saved runs to a branch that holds nothing but runs (runs/<profile>/<machine>/), without "
+                    "touching the checkout, and push it when --remote is given, retrying when another push got there "
+                    "first (docs/history.md). Read it back with a checkout of the branch.")
+    stored.add_argument("runs", nargs="+", metavar="RUN.json", help="pytest-benchmark JSON files")
+    stored.add_argument("--repo", default=".", metavar="DIR", help="the git repository (default: .)")
+    stored.add_argument("--branch", default="perf-history", help="the history branch (default: perf-history)")
+    stored.add_argument("--remote", default=None, help="push to this remote (e.g. origin); default: local only")
+    stored.set_defaults(handler=_history_command(_cmd_store_runs))
 
 
 # ---- calibration and same-machine A/B: measurement across processes -------------------------------
