@@ -67,8 +67,14 @@ def test_gpu_workflow_gates_pull_requests_without_changing_baselines():
     assert {"pull_request", "workflow_dispatch"} <= set(triggers)
     assert workflow["concurrency"]["cancel-in-progress"] is False
     ab, perf = workflow["jobs"]["ab"], workflow["jobs"]["perf"]
-    for job in (ab, perf):
-        assert "gpu" in job["runs-on"] and "self-hosted" in job["runs-on"]
+    assert "gpu" in ab["runs-on"] and "self-hosted" in ab["runs-on"]
+    # the main-branch suite runs once per GPU kind: a matrix over runner label sets, one repository variable
+    assert perf["runs-on"] == "${{ matrix.runner }}" and perf["strategy"]["fail-fast"] is False
+    runners = perf["strategy"]["matrix"]["runner"]
+    assert "vars.DIFFPERF_GPU_RUNNERS" in runners and '[["self-hosted", "linux", "gpu"]]' in runners
+    gather = workflow["jobs"]["gather"]
+    gather_runs = " ".join(step.get("run", "") for step in gather["steps"])
+    assert gather["needs"] == "perf" and "diffperf gather hosts/*/run.json" in gather_runs
     assert "pull_request" in ab["if"] and "pull_request" in perf["if"]  # A/B on pull requests, the rest otherwise
     ab_runs = " ".join(step.get("run", "") for step in ab["steps"])
     # Both revisions side by side on the one runner, alternating processes, gating on their difference.

@@ -212,6 +212,28 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_gather(args) -> int:
+    from diffperf.files import write_text_atomic
+    from diffperf.history.hosts import host_matrix
+    from diffperf.history.runs import load_runs
+    from diffperf.render.history_text import host_matrix_tables
+    from diffperf.render.table import markdown_table, render
+
+    runs, warnings = load_runs(args.runs, distinct=True)
+    for message in warnings:
+        _warn(message)
+    matrix = host_matrix(runs)
+    tables = host_matrix_tables(matrix)
+    render(tables)
+    if args.summary:
+        write_text_atomic(args.summary, "## diffperf: speed-ups by host\n\n"
+                          + "\n\n".join(markdown_table(table) for table in tables) + "\n")
+    if matrix.failed and args.fail_on_regression:
+        print(f"diffperf gather: the gate failed on {', '.join(host.host for host in matrix.failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_store_runs(args) -> int:
     from diffperf.history.store import append_runs
 
@@ -281,6 +303,16 @@ def _add_history_commands(commands) -> None:
     stored.add_argument("--branch", default="perf-history", help="the history branch (default: perf-history)")
     stored.add_argument("--remote", default=None, help="push to this remote (e.g. origin); default: local only")
     stored.set_defaults(handler=_history_command(_cmd_store_runs))
+
+    gather = commands.add_parser(
+        "gather", help="many hosts' runs side by side: each speed-up per host, judged against its own host",
+        description="Line up the speed-up verdicts of runs of one revision made on several hosts (one run per "
+                    "host, each judged in its own run against its own host's record): a table per family, and "
+                    "with --summary the same as Markdown for a job summary.")
+    gather.add_argument("runs", nargs="+", metavar="RUN", help="pytest-benchmark JSON files or directories")
+    gather.add_argument("--summary", default=None, metavar="FILE.md", help="also write the tables as Markdown")
+    gather.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any host's gate failed")
+    gather.set_defaults(handler=_history_command(_cmd_gather))
 
 
 # ---- calibration and same-machine A/B: measurement across processes -------------------------------

@@ -15,16 +15,18 @@ from diffperf.gate.verdicts import GateRow
 from diffperf.history import compare, identity
 from diffperf.history.calibrate import Recorded
 from diffperf.history.changepoints import ChangePoint
+from diffperf.history.hosts import HostMatrix
 from diffperf.history.runs import (
     SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine, planted_slowdown_option,
 )
 from diffperf.history.values import CI, GATE, IQR, LATENCY, SPEEDUP, Level
 from diffperf.render.gate_text import GateContext, row_line
-from diffperf.render.table import Column, Table, markdown_table, seconds, signed_change, status_cell
+from diffperf.render.table import STATUS_STYLES, Column, Table, markdown_table, seconds, signed_change, status_cell
 from diffperf.render.throughput_text import flop_rate, fraction
+from diffperf.stats.status import Status
 
 __all__ = [
-    "ab_summary", "calibration_line", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
+    "ab_summary", "calibration_line", "host_matrix_tables", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
     "gate_summary", "identity_warnings", "interval_name", "level_text",
     "machine_warnings", "mixed_machines_warning", "percent", "planted_slowdown_warnings", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
     "ungated_detail", "untested_warning", "value_text",
@@ -404,3 +406,30 @@ def gate_summary(gate: Mapping) -> str:
     if gate.get("closest_host"):
         line += f" (closest calibrated host: {gate['closest_host']})"
     return line
+
+
+# --------------------------------------------------------------------------- many hosts side by side
+
+
+def host_matrix_tables(matrix: HostMatrix) -> list[Table]:
+    """One table per family: each speed-up (rows) per host (columns), with each host's own verdict."""
+    tables = []
+    for family in dict.fromkeys(family for family, _ in matrix.cases):
+        table = Table(f"Speed-ups by host{f': {family}' if family else ''}",
+                      [Column("speed-up")] + [Column(host.host, "right") for host in matrix.hosts])
+        for _, case in (item for item in matrix.cases if item[0] == family):
+            cells = [case]
+            for host in matrix.hosts:
+                row = matrix.cells.get((case, host.host))
+                if row is None or row.get("value") is None:
+                    cells.append("-")
+                    continue
+                status = Status(str(row.get("status", Status.UNCHECKED)))
+                cells.append((f"{row['value']:.2f}x {status}", STATUS_STYLES.get(status, "")))
+            table.rows.append(cells)
+        tables.append(table)
+    if tables:
+        tables[-1].notes = [f"{host.host}: {'FAILED' if host.failed else 'passed'}, judged against "
+                            f"{host.judged_against or 'nothing (no calibration for this host)'} ({host.run.label})"
+                            for host in matrix.hosts]
+    return tables
