@@ -96,3 +96,14 @@ def test_change_points_restart_where_the_identity_changes():
     warnings = trend_warnings(trends)
     assert any("from run10.json" in line and "torch 2.13.0+cpu -> 2.14.1+cpu" in line and "restart" in line
                for line in warnings)
+
+
+def test_the_reports_history_holds_only_runs_of_the_same_setup():
+    from diffperf.render.report import build_report
+
+    current = run(with_schema(hd.standard_run(seed=0, when="2026-11-05T10:00:00+00:00")), "now.json")
+    history = [run(with_schema(hd.standard_run(seed=index, when=f"2026-11-0{index}T10:00:00+00:00")), f"h{index}.json")
+               for index in (1, 2)]
+    history.append(run(with_schema(hd.standard_run(seed=3), overrides={"steps": 1}), "one-step.json"))
+    page = build_report(current, history=history)
+    assert "3 runs of" in page and "one-step.json" not in page

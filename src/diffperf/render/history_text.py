@@ -424,7 +424,7 @@ def host_matrix_tables(matrix: HostMatrix) -> list[Table]:
                 if row is None or row.get("value") is None:
                     cells.append("-")
                     continue
-                status = Status(str(row.get("status", Status.UNCHECKED)))
+                status = str(row.get("status") or Status.UNCHECKED)  # a saved file's word, known or not
                 cells.append((f"{row['value']:.2f}x {status}", STATUS_STYLES.get(status, "")))
             table.rows.append(cells)
         tables.append(table)

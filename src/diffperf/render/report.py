@@ -29,6 +29,7 @@ from typing import Iterable, Mapping
 
 from diffperf.stats import ratios
 from diffperf.history import changepoints
+from diffperf.history.identity import SETUP
 from diffperf.render import charts, pages
 from diffperf.render.machine_text import process_settings
 from diffperf.history.runs import (
@@ -239,10 +240,13 @@ def _image_section(cases: list[Case], images_dir) -> dict:
 
 
 def _history_section(run: Run, history: Iterable[Run] | None) -> dict | None:
-    """Change points of each of the run's cases over the history of its profile and hardware (None: no history)."""
+    """Change points of each of the run's cases over the history of its profile and hardware, of its setup
+    (diffperf.history.identity.SETUP: schema, profile, workload, host) only (None: no history)."""
     if history is None:
         return None
-    members = sort_by_time([past for past in without(history, [run]) if past.machine == run.machine] + [run])
+    setup = [run.identity[name] for name in SETUP]
+    members = sort_by_time([past for past in without(history, [run]) if past.machine == run.machine
+                            and [past.identity[name] for name in SETUP] == setup] + [run])
     points = [(case.label, point) for case in run.cases for point in changepoints.case_change_points(members, case.key)]
     return {"runs": members, "points": points, "cases": len(run.cases)}
 
