@@ -217,19 +217,15 @@ def analyze(args) -> None:
 
 
 def record(args) -> None:
-    """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs): what
-    `diffperf record-baselines --device cpu VARIANT...` does, with this script's thread count."""
-    from diffperf.cases.similarity import record_skipped_baselines
-    from diffperf.options import PerfOptions
-    from diffperf.session import PerfSession
+    """Record image baselines of variants that lack fast kernels here (fp16 on most CPUs): the command
+    `diffperf record-baselines --device cpu VARIANT...`, with this script's thread count."""
+    from diffperf import cli
 
     torch.set_num_threads(args.threads)
-    session = PerfSession(PerfOptions(profile=args.profile, device="cpu", baselines_dir=args.baselines), REGISTRY)
-    for entry in record_skipped_baselines(session, args.variants):
-        if entry.error:
-            print(f"not recorded: {entry.error}", file=sys.stderr)
-        else:
-            print(f"recorded {entry.path} ({entry.note or 'runs here'})")
+    code = cli.main(["record-baselines", "--device", "cpu", "--profile", args.profile, "--baselines", args.baselines,
+                     *args.variants])
+    if code:
+        sys.exit(code)
 
 
 def _worst(rows):

@@ -216,8 +216,8 @@ def _cmd_gather(args) -> int:
     from diffperf.files import write_text_atomic
     from diffperf.history.hosts import host_matrix
     from diffperf.history.runs import load_runs
-    from diffperf.render.history_text import host_matrix_tables
-    from diffperf.render.table import markdown_table, render
+    from diffperf.render.history_text import host_matrix_tables, hosts_summary
+    from diffperf.render.table import render
 
     runs, warnings = load_runs(args.runs, distinct=True)
     for message in warnings:
@@ -226,8 +226,7 @@ def _cmd_gather(args) -> int:
     tables = host_matrix_tables(matrix)
     render(tables)
     if args.summary:
-        write_text_atomic(args.summary, "## diffperf: speed-ups by host\n\n"
-                          + "\n\n".join(markdown_table(table) for table in tables) + "\n")
+        write_text_atomic(args.summary, hosts_summary(tables))
     if matrix.failed and args.fail_on_regression:
         print(f"diffperf gather: the gate failed on {', '.join(host.host for host in matrix.failed)}", file=sys.stderr)
         return 1

@@ -67,24 +67,6 @@ def _narrow_benchmark_tables(config: pytest.Config) -> None:
         config.option.benchmark_name = "short"
 
 
-def drop_unfinished_cases(output_json: dict) -> list[str]:
-    """Take out of pytest-benchmark's JSON the latency cases whose measurement did not finish; their names.
-
-    pytest-benchmark keeps the rounds an interrupted case had timed (Ctrl-C is no error to it); a diffperf
-    case records its ``extra_info`` only once its rounds are done, so a case without it is half measured.
-    """
-    unfinished = []
-    kept = []
-    for bench in output_json.get("benchmarks", []):
-        params = bench.get("params") or {}
-        if {"variant", "scenario"} <= set(params) and "variant" not in (bench.get("extra_info") or {}):
-            unfinished.append(bench.get("name"))
-        else:
-            kept.append(bench)
-    output_json["benchmarks"] = kept
-    return unfinished
-
-
 @pytest.fixture(scope="session")
 def perf_session(request: pytest.FixtureRequest):
     """The run's PerfSession: builds each variant once, lazily, and releases it after its last case."""
@@ -179,6 +161,8 @@ class DiffperfPlugin:
     def pytest_benchmark_update_json(self, config: pytest.Config, output_json: dict) -> None:
         """Add the gate's verdicts to the JSON, less the cases whose measurement did not finish; with
         --perf-report, write the HTML report beside it."""
+        from diffperf.cases.outcome import drop_unfinished_cases
+
         unfinished = drop_unfinished_cases(output_json)
         if self.session is None or not self.session.results:
             return

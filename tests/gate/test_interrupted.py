@@ -5,7 +5,8 @@ import json
 import pytest
 
 from diffperf.options import PerfOptions
-from diffperf.plugin import DiffperfPlugin, drop_unfinished_cases
+from diffperf.cases.outcome import drop_unfinished_cases
+from diffperf.plugin import DiffperfPlugin
 
 pytest_plugins = ["pytester"]
 

@@ -85,3 +85,21 @@ def _exit_code(report: GateReport, options: PerfOptions, error: str | None) -> p
     if options.rounds is not None and too_few and not report.judged:
         return pytest.ExitCode.USAGE_ERROR
     return None
+
+
+def drop_unfinished_cases(output_json: dict) -> list[str]:
+    """Take out of pytest-benchmark's JSON the latency cases whose measurement did not finish; their names.
+
+    pytest-benchmark keeps the rounds an interrupted case had timed (Ctrl-C is no error to it); a diffperf
+    case records its ``extra_info`` only once its rounds are done, so a case without it is half measured.
+    """
+    unfinished = []
+    kept = []
+    for bench in output_json.get("benchmarks", []):
+        params = bench.get("params") or {}
+        if {"variant", "scenario"} <= set(params) and "variant" not in (bench.get("extra_info") or {}):
+            unfinished.append(bench.get("name"))
+        else:
+            kept.append(bench)
+    output_json["benchmarks"] = kept
+    return unfinished

@@ -33,14 +33,13 @@ def published_expectations(results: list[CaseResult], host: Host) -> Expectation
     if host.device_type != "cuda":
         return None
     here = host.label.lower()
-    speedups = {
-        case_id(result.variant, result.scenario): Expectation(result.reference, result.published, TOLERANCE,
-                                                                assumed_spread(result.published))
-        for result in results
-        if result.published and result.reference and result.published_on and result.published_on.lower() in here
-    }
-    if not speedups:
+    judged = [result for result in results
+              if result.published and result.reference and result.published_on and result.published_on.lower() in here]
+    if not judged:
         return None
-    gpus = sorted({result.published_on for result in results if result.published})
+    speedups = {case_id(result.variant, result.scenario): Expectation(result.reference, result.published, TOLERANCE,
+                                                                      assumed_spread(result.published))
+                for result in judged}
+    gpus = sorted({result.published_on for result in judged})
     return Expectations(key=f"published figures ({', '.join(gpus)})", source=PUBLISHED, calibration={},
                         speedups=speedups, memory={})

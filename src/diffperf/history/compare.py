@@ -327,10 +327,12 @@ def _all_cases_spread(sides: list[Sided], metric: str) -> tuple[float, int] | No
 def _compare_case(old: Sided, new: Sided, priors: _Priors, confidence: float,
                   threshold: float) -> CaseComparison:
     key = new[0][1].key
+    old_latency, new_latency = _side(old, LATENCY, confidence), _side(new, LATENCY, confidence)
     differs = identity.definition_differences(old[0][1].extra_info, new[0][1].extra_info)
     if differs:  # another scenario under the same name: nothing of it can be compared
-        return _not_comparable(old, new, differs)
-    old_latency, new_latency = _side(old, LATENCY, confidence), _side(new, LATENCY, confidence)
+        return CaseComparison(key[0], key[1], new[-1][1].reference, old_latency, new_latency,
+                              Change(LATENCY, new_latency.value / old_latency.value, NOT_COMPARABLE,
+                                     differs=tuple(differs)), old_reference=old[-1][1].reference)
     result = CaseComparison(
         variant=key[0], scenario=key[1], reference=new[-1][1].reference, old_reference=old[-1][1].reference,
         old_latency=old_latency, new_latency=new_latency,
@@ -350,15 +352,6 @@ def _compare_case(old: Sided, new: Sided, priors: _Priors, confidence: float,
         result.speedup = _change(SPEEDUP, result.old_speedup, result.new_speedup, priors, key, confidence,
                                  threshold)
     return result
-
-
-def _not_comparable(old: Sided, new: Sided, differs: list[identity.Difference]) -> CaseComparison:
-    old_latency, new_latency = _side(old, LATENCY, CONFIDENCE), _side(new, LATENCY, CONFIDENCE)
-    change = Change(LATENCY, new_latency.value / old_latency.value, NOT_COMPARABLE, differs=tuple(differs))
-    case = new[0][1]
-    return CaseComparison(variant=case.variant, scenario=case.scenario, reference=case.reference,
-                          old_reference=old[-1][1].reference, old_latency=old_latency, new_latency=new_latency,
-                          latency=change)
 
 
 def _side(pairs: Sided, metric: str, confidence: float) -> Side | None:

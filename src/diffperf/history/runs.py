@@ -22,6 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -150,7 +151,7 @@ class Run:
     machine_info: Mapping = field(repr=False, default_factory=dict)
     digest: str | None = field(repr=False, default=None)  # SHA-256 of its file: one run saved twice has one
 
-    @property
+    @cached_property  # read for every case and metric of a trend or comparison: computed once per run
     def identity(self) -> Identity:
         """What the run measured, for deciding what it can be compared with (diffperf.history.identity)."""
         return run_identity(self.machine_info)

@@ -69,6 +69,11 @@ def row_line(row: GateRow, context: GateContext) -> str:
     return line
 
 
+def differences_text(differs) -> str:
+    """[("steps", "50", "25")] -> 'steps 50 -> 25': what differs between two records, field by field."""
+    return "; ".join(f"{name} {before} -> {after}" for name, before, after in differs)
+
+
 def published_line(row: GateRow) -> str:
     """'fp16/astronaut: published x1.50 on A100; here x1.43 [1.40, 1.46]'."""
     here = "not measured" if row.value is None else f"x{row.value:.2f}" + (
@@ -119,7 +124,7 @@ def source_line(report: GateReport, context: GateContext) -> str:
     assert found.source == PORTABLE
     line = f"judged against the portable bands {found.key}: this host ({context.host_key}) has no calibration"
     if found.closest_host:
-        shown = "; ".join(f"{name} {before} -> {after}" for name, before, after in found.differences[:6])
+        shown = differences_text(found.differences[:6])
         more = f" and {len(found.differences) - 6} more" if len(found.differences) > 6 else ""
         line += f"; it differs from {found.closest_host} in {shown}{more}"
     return line + f"; calibrate it with `{context.calibrate_hint}`"

@@ -20,13 +20,15 @@ from diffperf.history.runs import (
     SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine, planted_slowdown_option,
 )
 from diffperf.history.values import CI, GATE, IQR, LATENCY, SPEEDUP, Level
-from diffperf.render.gate_text import GateContext, row_line
-from diffperf.render.table import STATUS_STYLES, Column, Table, markdown_table, seconds, signed_change, status_cell
+from diffperf.render.gate_text import GateContext, differences_text, row_line
+from diffperf.render.table import (
+    STATUS_STYLES, Column, Table, markdown_section, seconds, signed_change, status_cell,
+)
 from diffperf.render.throughput_text import flop_rate, fraction
 from diffperf.stats.status import Status
 
 __all__ = [
-    "ab_summary", "calibration_line", "host_matrix_tables", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
+    "ab_summary", "calibration_line", "host_matrix_tables", "hosts_summary", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
     "gate_summary", "identity_warnings", "interval_name", "level_text",
     "machine_warnings", "mixed_machines_warning", "percent", "planted_slowdown_warnings", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
     "ungated_detail", "untested_warning", "value_text",
@@ -104,11 +106,6 @@ def _side_description(runs: list[Run]) -> str:
         return f"{runs[0].label} ({runs[0].commit_label}, {runs[0].when_label})"
     commits = ", ".join(dict.fromkeys(run.commit_label for run in runs))
     return f"{side_label(runs)} ({commits}; {runs[0].when_label} to {runs[-1].when_label})"
-
-
-def differences_text(differs) -> str:
-    """[("steps", "50", "25")] -> 'steps 50 -> 25'."""
-    return "; ".join(f"{name} {before} -> {after}" for name, before, after in differs)
 
 
 def _change_sentence(change: compare.Change, comparison: compare.Comparison) -> str:
@@ -296,10 +293,14 @@ def machine_warnings(runs: list[Run]) -> list[str]:
                       for key, members in groups.items() if len(members) < 2]
 
 
+def hosts_summary(tables: list[Table]) -> str:
+    """``diffperf gather --summary``: the hosts' tables as Markdown under one heading."""
+    return markdown_section("diffperf: speed-ups by host", tables)
+
+
 def ab_summary(tables: list[Table]) -> str:
     """``diffperf ab --summary``: the comparison's tables as Markdown under one heading."""
-    return ("## diffperf A/B: base vs head, same machine\n\n"
-            + "\n\n".join(markdown_table(table) for table in tables) + "\n")
+    return markdown_section("diffperf A/B: base vs head, same machine", tables)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -15,7 +15,7 @@ from typing import TextIO, Union
 
 from diffperf.stats.status import Status
 
-__all__ = ["Cell", "Column", "Table", "STATUS_STYLES", "WIDTH", "markdown_table", "plain_text", "render", "seconds",
+__all__ = ["Cell", "Column", "Table", "STATUS_STYLES", "WIDTH", "markdown_section", "markdown_table", "plain_text", "render", "seconds",
            "signed_change", "status_cell", "use_rich", "wrapped"]
 
 WIDTH = 120
@@ -124,6 +124,11 @@ def plain_text(table: Table) -> str:
         lines.append("(no rows)")
     lines += [folded for note in table.notes for folded in wrapped(note, "  ")]
     return "\n".join(lines)
+
+
+def markdown_section(heading: str, tables: list[Table]) -> str:
+    """Tables as one Markdown section under a level-2 ``heading`` (a job summary's part)."""
+    return f"## {heading}\n\n" + "\n\n".join(markdown_table(table) for table in tables) + "\n"
 
 
 def markdown_table(table: Table) -> str:
