@@ -48,6 +48,10 @@ def test_unknown_planted_slowdown_variant_message():
         PerfOptions(planted_slowdowns={"nope": 0.1}).check_names(REGISTRY)
 
 
+def test_a_slowdown_planted_in_every_variant_names_none():
+    PerfOptions(planted_slowdowns={"*": 0.15}).check_names(REGISTRY)
+
+
 @pytest.mark.parametrize(("key", "message"), [
     ("nope", r"^--perf-hub nope: unknown family 'nope': declared are sd1\b"),
     ("sd1.nope", r"^--perf-hub sd1.nope: family sd1 has no component 'nope': choose one of unet, bk-sdm-small, "),

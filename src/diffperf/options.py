@@ -62,7 +62,8 @@ def add_options(parser) -> None:
     group.addoption("--perf-report", default=None, metavar="DIR",
                     help="write this run's JSON (run.json) and HTML report (report.html) to DIR")
     group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
-                    help="make a variant's UNet do extra work (e.g. distilled=0.1): shows the gate catches it")
+                    help="make a variant's UNet do extra work (e.g. distilled=0.1; *=0.15: every variant's): "
+                         "shows the gate catches it")
     group.addoption("--perf-plant-perturbation", default="", metavar="VARIANT=RELATIVE[,...]",
                     help="multiply a variant's UNet weights by 1 + RELATIVE x N(0, 1), seeded (e.g. distilled=1e-3): "
                          "shows the image checks catch a change of the numbers")
@@ -202,7 +203,8 @@ class PerfOptions:
 
     def check_names(self, registry) -> None:
         """One-line ValueError for a variant, family or component the run's registry does not declare."""
-        for name in sorted(set(self.variants) | set(self.planted_slowdowns) | set(self.planted_perturbations)):
+        planted = set(self.planted_slowdowns) - {EVERY_VARIANT}
+        for name in sorted(set(self.variants) | planted | set(self.planted_perturbations)):
             registry.variant(name)
         for key in sorted(self.hub_models):
             family, _, component = key.partition(".")
@@ -338,6 +340,9 @@ def parse_hub_models(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--perf-hub {item!r}: write FAMILY=ID or FAMILY.COMPONENT=ID, e.g. sdxl=./sdxl-dir")
         found[key.strip()] = value.strip()
     return found
+
+
+EVERY_VARIANT = "*"  # --perf-plant-slowdown *=FRACTION: every variant's UNet
 
 
 def parse_planted(option: str, text: str) -> dict[str, float]:

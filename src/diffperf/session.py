@@ -15,6 +15,7 @@ from diffperf.measure.host import this_host
 from diffperf.measure.instruments import make_instrument
 from diffperf.measure.process import steady_process
 from diffperf.measure.timing import TimedPipeline
+from diffperf.measure.yardstick import Yardstick, shape_of
 from diffperf.models import zoo
 from diffperf.models.registry import Registry
 from diffperf.models.store import PipelineStore
@@ -84,6 +85,13 @@ class PerfSession:
     def timed_pipeline(self, variant: Variant, scenario: Scenario) -> TimedPipeline:
         pipe = self.store.pipeline(variant, scenario)
         return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant))
+
+    def yardstick(self, scenario: Scenario, pipe) -> Yardstick:
+        """The partner of a family's fp32 baseline on ``scenario``: torch calls at the shapes of ``pipe``'s UNet
+        (its config, as built or loaded), for the scenario's latents with classifier-free guidance, in the UNet's dtype."""
+        latent = scenario.resolution // pipe.vae_scale_factor
+        shape = shape_of(pipe.unet.config, 2 * scenario.images, latent, latent, scenario.steps)
+        return Yardstick(shape, pipe.unet.dtype, self.device, self.instrument.synchronize)
 
     def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
         """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""

@@ -441,3 +441,12 @@ def test_fp32_variants_run_without_tf32_whatever_the_process_set(store):
         assert torch.backends.cuda.matmul.allow_tf32 is True
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def test_a_slowdown_planted_in_every_variant_reaches_every_unet():
+    store = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU, planted_slowdowns={"*": 0.15})
+    for name in ("baseline", "distilled"):
+        unet = store.models(store.registry.variant(name))["unet"]
+        assert unet._forward_hooks and unet._forward_pre_hooks
+    alone = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU, planted_slowdowns={"distilled": 0.1})
+    assert not alone.models(alone.registry.variant("baseline"))["unet"]._forward_hooks

@@ -1,7 +1,8 @@
 """The latency case: one variant on one scenario, timed with pytest-benchmark.
 
 Rounds are paired: before each timed round of the variant, pedantic's ``setup`` runs and times one
-call of its reference variant, and one more reference call follows the last round, so the two
+call of its reference variant (for a family's fp32 baseline, of its yardstick:
+:mod:`diffperf.measure.yardstick`), and one more reference call follows the last round, so the two
 alternate (R V R V ... R V R) and every variant call is bracketed by reference calls that share
 its clock, thermal and neighbour-load drift (:func:`diffperf.stats.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
 so the gate reads its rounds from one place whether or not pytest-benchmark keeps its own
@@ -23,7 +24,8 @@ from diffperf.gate.expectations import case_id
 from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.flops import Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
-from diffperf.models.variants import Variant
+from diffperf.measure.yardstick import Yardstick
+from diffperf.models.variants import YARDSTICK, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.models.zoo import ModelNotAvailable
 from diffperf.session import PerfSession, VariantOutOfMemory, out_of_memory_as_failure
@@ -41,13 +43,14 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
         session.skipped[case_id(variant_name, scenario_name)] = reason
         pytest.skip(reason)
     scenario = session.scenario(variant_name, scenario_name)
-    failure = None
+    failure, reference = None, None
     try:
         with out_of_memory_as_failure(variant, session):
             subject = session.timed_pipeline(variant, scenario)
-            reference = None
             if variant.reference is not None:
                 reference = session.timed_pipeline(session.registry.variant(variant.reference), scenario)
+            else:
+                reference = session.yardstick(scenario, subject.pipe)
             warm_up(session, subject, reference)
             first_timed = len(subject.stage_history)
             reference_times, variant_times = timed_rounds(benchmark, session, scenario, subject, reference)
@@ -63,35 +66,37 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     if failure is not None:  # outside the except block: one line, no chained traceback
         pytest.fail(failure, pytrace=False)
     published = session.published(variant, scenario_name)
-    result = CaseResult(variant.name, variant.reference, scenario.name, variant_times, reference_times, *peaks,
+    result = CaseResult(variant.name, variant.reference or YARDSTICK, scenario.name, variant_times, reference_times, *peaks,
                         family=variant.family, best_stack=variant.best_stack,
                         published=published.speedup if published else None,
                         published_on=published.gpu if published else None)
-    benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput))
+    yardstick = reference if isinstance(reference, Yardstick) else None
+    benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput, yardstick))
     session.results.append(result)
     if throughput is not None:
         session.throughput.append(throughput)
     return result
 
 
-def warm_up(session: PerfSession, subject: TimedPipeline, reference: TimedPipeline | None) -> None:
-    """Untimed calls of both pipelines, paired as the timed rounds are."""
+def warm_up(session: PerfSession, subject: TimedPipeline, reference: TimedPipeline | Yardstick) -> None:
+    """Untimed calls of both, paired as the timed rounds are."""
     for _ in range(session.warmup):
-        if reference is not None:
-            reference()
+        reference()
         subject()
 
 
 def peak_memory(session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
-                reference: TimedPipeline | None) -> tuple[int | None, int | None]:
-    """Peak memory (weights + one warm call's peak growth) of the variant and of its reference."""
+                reference: TimedPipeline | Yardstick) -> tuple[int | None, int | None]:
+    """Peak memory (weights + one warm call's peak growth) of the variant and of its reference (or yardstick)."""
+    if isinstance(reference, Yardstick):
+        reference_weights = reference.weight_bytes()
+    else:
+        reference_weights = session.store.weight_bytes(session.registry.variant(variant.reference))
     peaks = []
-    for name, pipeline in ((variant.name, subject), (variant.reference, reference)):
-        if pipeline is None:
-            peaks.append(None)
-            continue
-        growth = session.peak_memory_growth(name, scenario.name, pipeline)
-        peaks.append(None if growth is None else session.store.weight_bytes(session.registry.variant(name)) + growth)
+    for name, call, weights in ((variant.name, subject, session.store.weight_bytes(variant)),
+                                (variant.reference or YARDSTICK, reference, reference_weights)):
+        growth = session.peak_memory_growth(name, scenario.name, call)
+        peaks.append(None if growth is None else weights + growth)
     return peaks[0], peaks[1]
 
 
@@ -116,19 +121,17 @@ def median_stages(timed_stages: list[dict]) -> dict[str, float]:
 
 
 def timed_rounds(benchmark, session: PerfSession, scenario: Scenario, subject: TimedPipeline,
-                 reference: TimedPipeline | None) -> tuple[list[float], list[float]]:
-    """The bracketed rounds: (reference times, variant times), each call timed with ``time.perf_counter``.
-
-    With a reference there is one more reference time than variant times (R V R V ... R V R).
+                 reference: TimedPipeline | Yardstick) -> tuple[list[float], list[float]]:
+    """The bracketed rounds: (reference times, variant times), each call timed with ``time.perf_counter``;
+    one more reference time than variant times (R V R V ... R V R).
     """
     reference_times: list[float] = []
     variant_times: list[float] = []
 
     def run_reference():
-        if reference is not None:
-            start = time.perf_counter()
-            reference()
-            reference_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        reference()
+        reference_times.append(time.perf_counter() - start)
 
     def run_variant():
         start = time.perf_counter()
@@ -142,13 +145,15 @@ def timed_rounds(benchmark, session: PerfSession, scenario: Scenario, subject: T
 
 
 def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_stages: list[dict],
-              result: CaseResult, throughput: Throughput | None = None) -> dict:
-    """What the case records in pytest-benchmark's ``extra_info``; ``timed_stages`` are the timed rounds' stage times."""
+              result: CaseResult, throughput: Throughput | None = None, yardstick: Yardstick | None = None) -> dict:
+    """What the case records in pytest-benchmark's ``extra_info``; ``timed_stages`` are the timed rounds' stage times,
+    ``yardstick`` the baseline's partner, whose shapes are recorded."""
     weight_bytes = session.store.weight_bytes(variant)
     return {
         "variant": variant.name,
         "family": variant.family,
-        "reference": variant.reference,
+        "reference": result.reference,
+        "yardstick": yardstick.shape.describe() if yardstick is not None else None,
         "description": variant.describe(),
         "speedups": [speedup.name for speedup in variant.speedups],
         "best_stack": variant.best_stack,

@@ -159,8 +159,9 @@ class PipelineStore:
                 speedup.apply(modules, context)
             if context.first_calls is not None:  # a compiled module's first calls: compile time
                 self.compile_seconds[variant.name] = context.first_calls
-            if variant.name in self.planted_slowdowns:
-                plant_slowdown(modules["unet"], self.planted_slowdowns[variant.name], self.synchronize)
+            fraction = self.planted_slowdowns.get(variant.name, self.planted_slowdowns.get("*"))
+            if fraction:  # "*": every variant's
+                plant_slowdown(modules["unet"], fraction, self.synchronize)
             self._models[variant.name] = {**modules, **tokenizers}
         return self._models[variant.name]
 

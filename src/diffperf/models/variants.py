@@ -25,6 +25,11 @@ OWN_CHECKS = ("same", "int8", "half")
 
 DEVICE_TYPES = ("cpu", "cuda")
 
+YARDSTICK = "yardstick"
+"""The partner of a family's fp32 baseline (the variant without a reference): a fixed sequence of torch calls at
+its UNet's shapes (diffperf.measure.yardstick), so that "baseline vs yardstick" shows a change that makes every
+pipeline of the family slower. No variant may take the name."""
+
 
 @dataclass(frozen=True)
 class Published:
@@ -48,7 +53,8 @@ class Variant:
     """One pipeline variant of a family.
 
     ``reference`` is the variant its speed-up is measured against, paired in the same process
-    (None only for a family's fp32 baseline, which has no speed-ups). ``image_check`` is how its
+    (None only for a family's fp32 baseline, which has no speed-ups: it is paired with the
+    :data:`YARDSTICK`). ``image_check`` is how its
     image compares with the family's fp32 baseline: :data:`AUTO` (from its speed-ups), a kind of
     diffperf.images.similarity.THRESHOLDS, or None (not compared: another model).
     """
@@ -70,6 +76,8 @@ class Variant:
         if not self.name or any(char in self.name for char in "/[], ") or self.name.startswith("-"):
             raise ValueError(f"variant name {self.name!r}: use letters, digits, '-', '.' and '_' "
                              "(it names the case, its baseline files and its expectation)")
+        if self.name == YARDSTICK:
+            raise ValueError(f"variant name {YARDSTICK!r} is the fp32 baseline's partner's: choose another name")
         if self.reference is None and self.speedups:
             raise ValueError(f"variant {self.name} has speed-ups but no reference: name the variant its speed-up "
                              "is measured against (e.g. reference='baseline')")
