@@ -279,7 +279,8 @@ def test_latency_suite_baseline_only(pytester):
     assert benchmark["name"] == "test_latency[baseline-astronaut]"
     assert benchmark["group"] == "astronaut"
     info = benchmark["extra_info"]
-    assert info["variant"] == "baseline" and info["reference"] is None
+    assert info["variant"] == "baseline" and info["reference"] == "yardstick"  # the fp32 baseline's partner
+    assert info["yardstick"]["levels"][0] == [32, 16, 16, 4, 1]  # the tiny UNet's first level, 128 px
     assert info["profile"] == "tiny"
     assert info["scenario"] == "astronaut" and info["scheduler"] == "ddim"
     assert (info["steps"], info["resolution"]) == (5, 128)  # 50 steps x 0.1, 128 px
@@ -291,7 +292,8 @@ def test_latency_suite_baseline_only(pytester):
     if info["peak_memory_growth"] is not None:  # None where /proc/self/clear_refs is not writable
         assert info["peak_memory"] == info["weight_bytes"] + info["peak_memory_growth"]
     assert "peak_memory" in info
-    assert info["reference_rounds"] == []
+    assert len(info["reference_rounds"]) == 7  # Y B Y B ... B Y
+    assert info["reference_peak_memory"] is None or 0 < info["reference_peak_memory"] < info["peak_memory"]
     stats = benchmark["stats"]
     assert stats["rounds"] == 6
     assert len(stats["data"]) == 6  # raw rounds, for the statistical gate

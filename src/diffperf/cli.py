@@ -113,7 +113,7 @@ def _comparisons(args) -> list:
     """``RUN RUN ...`` (each later run against the first of its machine) or ``--base RUN... --head RUN...``."""
     from diffperf.history.compare import calibrated_spreads, compare_many, compare_sides
     from diffperf.history.runs import HistoryError, load_runs
-    from diffperf.render.history_text import identity_warnings, machine_warnings, planted_slowdown_warnings
+    from diffperf.render.history_text import identity_warnings, machine_warnings, planted_warnings
 
     history = _load_history(args.history)
     if args.base or args.head:
@@ -124,7 +124,7 @@ def _comparisons(args) -> list:
         if both:
             raise HistoryError(f"{both[0].source}: the same run is on both sides (--base and --head): a run "
                                "compared with itself shows no change; give each side its own runs")
-        for message in base_warnings + head_warnings + planted_slowdown_warnings(base + head):
+        for message in base_warnings + head_warnings + planted_warnings(base + head):
             _warn(message)
         calibration = calibrated_spreads(base + head, args.baselines)
         return [compare_sides(base, head, args.confidence, args.threshold, history, calibration)]
@@ -135,7 +135,7 @@ def _comparisons(args) -> list:
         copies = ", and the other files given hold the same run" if len(args.files) > 1 else ""
         raise HistoryError(f"need at least two different runs, got one ({runs[0].source}{copies}): give another "
                            "run to compare it with")
-    for message in warnings + machine_warnings(runs) + identity_warnings(runs) + planted_slowdown_warnings(runs):
+    for message in warnings + machine_warnings(runs) + identity_warnings(runs) + planted_warnings(runs):
         _warn(message)
     return compare_many(runs, args.confidence, args.threshold, history, calibrated_spreads(runs, args.baselines))
 
@@ -178,7 +178,7 @@ def _cmd_trend(args) -> int:
     from diffperf.history.runs import load_runs
     from diffperf.history.trend import build_trends
     from diffperf.render.pages import write_trend
-    from diffperf.render.history_text import planted_slowdown_warnings, trend_tables, trend_warnings
+    from diffperf.render.history_text import planted_warnings, trend_tables, trend_warnings
     from diffperf.render.table import render
 
     outputs = args.out or []
@@ -188,7 +188,7 @@ def _cmd_trend(args) -> int:
             return 2
     runs, warnings = load_runs(args.paths)
     trends = build_trends(runs, confidence=args.confidence)
-    for message in warnings + trend_warnings(trends) + planted_slowdown_warnings(runs):
+    for message in warnings + trend_warnings(trends) + planted_warnings(runs):
         _warn(message)
     render(trend_tables(trends))
     for out in outputs:

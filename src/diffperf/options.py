@@ -64,6 +64,9 @@ def add_options(parser) -> None:
     group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
                     help="make a variant's UNet do extra work (e.g. distilled=0.1; *=0.15: every variant's): "
                          "shows the gate catches it")
+    group.addoption("--perf-plant-memory", default="", metavar="VARIANT=FRACTION[,...]",
+                    help="make a variant's UNet hold FRACTION of its weights' bytes more during each call "
+                         "(e.g. *=0.06: every variant's): shows the memory gate catches it")
     group.addoption("--perf-plant-perturbation", default="", metavar="VARIANT=RELATIVE[,...]",
                     help="multiply a variant's UNet weights by 1 + RELATIVE x N(0, 1), seeded (e.g. distilled=1e-3): "
                          "shows the image checks catch a change of the numbers")
@@ -100,6 +103,7 @@ class PerfOptions:
     report_dir: str | None = None
     planted_slowdowns: dict[str, float] = field(default_factory=dict)  # variant -> extra work fraction
     planted_perturbations: dict[str, float] = field(default_factory=dict)  # variant -> relative weight noise
+    planted_memory: dict[str, float] = field(default_factory=dict)  # variant -> extra bytes, a fraction of the UNet's
     baselines_given: bool = False  # --perf-baselines was passed: hints repeat it
     # --perf-output was passed: probed up front (the default is not: every pytest run loads the plugin, and a
     # run that writes nothing there must not need a writable working directory)
@@ -151,6 +155,7 @@ class PerfOptions:
             planted_slowdowns=parse_planted("--perf-plant-slowdown", config.getoption("--perf-plant-slowdown")),
             planted_perturbations=parse_planted("--perf-plant-perturbation",
                                                 config.getoption("--perf-plant-perturbation")),
+            planted_memory=parse_planted("--perf-plant-memory", config.getoption("--perf-plant-memory")),
             baselines_given=baselines is not None,
             output_given=output is not None,
         )
@@ -166,6 +171,9 @@ class PerfOptions:
         for name, fraction in self.planted_slowdowns.items():
             if not 0 < fraction < 10:
                 raise ValueError(f"--perf-plant-slowdown {name}={fraction}: the fraction must be between 0 and 10")
+        for name, fraction in self.planted_memory.items():
+            if not 0 < fraction < 10:
+                raise ValueError(f"--perf-plant-memory {name}={fraction}: the fraction must be between 0 and 10")
         for name, relative in self.planted_perturbations.items():
             if not 0 < relative < 1:
                 raise ValueError(f"--perf-plant-perturbation {name}={relative}: the relative size must be between 0 "
@@ -203,7 +211,9 @@ class PerfOptions:
 
     def check_names(self, registry) -> None:
         """One-line ValueError for a variant, family or component the run's registry does not declare."""
-        planted = set(self.planted_slowdowns) - {EVERY_VARIANT}
+        from diffperf.models.store import EVERY_VARIANT  # here: options are read before torch is imported
+
+        planted = (set(self.planted_slowdowns) | set(self.planted_memory)) - {EVERY_VARIANT}
         for name in sorted(set(self.variants) | planted | set(self.planted_perturbations)):
             registry.variant(name)
         for key in sorted(self.hub_models):
@@ -340,9 +350,6 @@ def parse_hub_models(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--perf-hub {item!r}: write FAMILY=ID or FAMILY.COMPONENT=ID, e.g. sdxl=./sdxl-dir")
         found[key.strip()] = value.strip()
     return found
-
-
-EVERY_VARIANT = "*"  # --perf-plant-slowdown *=FRACTION: every variant's UNet
 
 
 def parse_planted(option: str, text: str) -> dict[str, float]:

@@ -15,7 +15,7 @@ from diffperf.measure.host import this_host
 from diffperf.measure.instruments import make_instrument
 from diffperf.measure.process import steady_process
 from diffperf.measure.timing import TimedPipeline
-from diffperf.measure.yardstick import Yardstick, shape_of
+from diffperf.measure.yardstick import FOLLOWED_CONFIG, Yardstick, shape_of
 from diffperf.models import zoo
 from diffperf.models.registry import Registry
 from diffperf.models.store import PipelineStore
@@ -50,6 +50,7 @@ class PerfSession:
             zoo.make_source(self.profile_name, self.device, options.hub_models),
             self.device,
             planted_slowdowns=options.planted_slowdowns, planted_perturbations=options.planted_perturbations,
+            planted_memory=options.planted_memory,
             synchronize=self.instrument.synchronize,
         )
         self.plan = plan if plan is not None else []  # the variant of each collected case, in run order
@@ -86,12 +87,17 @@ class PerfSession:
         pipe = self.store.pipeline(variant, scenario)
         return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant))
 
-    def yardstick(self, scenario: Scenario, pipe) -> Yardstick:
+    def yardstick(self, scenario: Scenario, pipe) -> Yardstick | None:
         """The partner of a family's fp32 baseline on ``scenario``: torch calls at the shapes of ``pipe``'s UNet
-        (its config, as built or loaded), for the scenario's latents with classifier-free guidance, in the UNet's dtype."""
+        (its config, as built or loaded), for the scenario's latents with classifier-free guidance, in the UNet's
+        dtype. None for a pipeline without a ``UNet2DConditionModel``-like UNet (a transformer-based family)."""
+        unet = getattr(pipe, "unet", None)
+        config = getattr(unet, "config", None)
+        if config is None or not FOLLOWED_CONFIG <= set(config) or not hasattr(pipe, "vae_scale_factor"):
+            return None
         latent = scenario.resolution // pipe.vae_scale_factor
-        shape = shape_of(pipe.unet.config, 2 * scenario.images, latent, latent, scenario.steps)
-        return Yardstick(shape, pipe.unet.dtype, self.device, self.instrument.synchronize)
+        shape = shape_of(config, 2 * scenario.images, latent, latent, scenario.steps)
+        return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize)
 
     def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
         """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""
@@ -149,6 +155,7 @@ class PerfSession:
             # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)
             "planted_slowdowns": dict(self.options.planted_slowdowns) or None,
             "planted_perturbations": dict(self.options.planted_perturbations) or None,
+            "planted_memory": dict(self.options.planted_memory) or None,  # --perf-plant-memory, as the slowdowns
             "matmul_peaks": {precision: peak.to_json() for precision, peak in self._matmul_peaks.items()},
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,

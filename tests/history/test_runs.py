@@ -16,6 +16,7 @@ from diffperf.history.runs import (
     group_by_machine,
     load_run,
     load_runs,
+    planted_text,
     run_from_dict,
     sort_by_time,
     without,
@@ -281,3 +282,20 @@ def test_a_run_records_its_planted_slowdown_where_the_saved_run_reads_it():
     document = hd.standard_run()
     document["machine_info"]["diffperf"] = session.describe()  # what pytest_benchmark_update_machine_info writes
     assert run_from_dict(document).planted_slowdowns == {"distilled": 0.5}
+
+
+def test_a_run_with_planted_memory_says_so_and_is_never_calibrated_from(tmp_path):
+    from diffperf.history.calibrate import CalibrationError, calibrate_host
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.options import PerfOptions
+    from diffperf.session import PerfSession
+
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", planted_memory={"*": 0.06}), builtin_registry())
+    document = hd.standard_run()
+    document["machine_info"]["diffperf"] = session.describe()
+    run = run_from_dict(document, source="m.json")
+    assert run.planted == {"planted_memory": {"*": 0.06}} and run.planted_slowdowns == {}
+    assert planted_text(run) == "--perf-plant-memory *=0.06: those variants were made to hold more memory on purpose"
+    with pytest.raises(CalibrationError, match=r"^m\.json was run with --perf-plant-memory \*=0\.06: .*; calibrate "
+                                               r"from runs made without it$"):
+        calibrate_host([run] * 5)

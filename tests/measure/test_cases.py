@@ -90,3 +90,6 @@ def test_every_variant_call_is_bracketed_by_reference_calls(session):
     reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, scenario, subject, reference)
     assert "".join(calls) == "RVRVRVRVR"
     assert (len(reference_times), len(variant_times)) == (5, 4)
+    calls.clear()
+    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, scenario, subject, None)
+    assert "".join(calls) == "VVVV" and reference_times == []

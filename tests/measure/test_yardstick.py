@@ -37,3 +37,20 @@ def test_a_call_does_the_same_work_every_time_and_holds_only_its_tensors():
 def test_no_variant_may_take_the_yardsticks_name():
     with pytest.raises(ValueError, match="'yardstick' is the fp32 baseline's partner's"):
         Variant("yardstick", "sd1")
+
+
+def test_a_pipeline_without_a_unet_it_can_follow_has_no_yardstick(tmp_path):
+    from types import SimpleNamespace
+
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.options import PerfOptions
+    from diffperf.session import PerfSession
+
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
+    scenario = session.scenario("baseline", "astronaut")
+    transformer_based = SimpleNamespace(transformer=object(), vae_scale_factor=8)
+    assert session.yardstick(scenario, transformer_based) is None
+    unet = SimpleNamespace(config=sd1.TINY_UNET, dtype=torch.float32)
+    yardstick = session.yardstick(scenario, SimpleNamespace(unet=unet, vae_scale_factor=8))
+    assert yardstick.shape.levels[0].height == scenario.resolution // 8
+    assert yardstick.shape.batch == 2 * scenario.images

@@ -450,3 +450,16 @@ def test_a_slowdown_planted_in_every_variant_reaches_every_unet():
         assert unet._forward_hooks and unet._forward_pre_hooks
     alone = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU, planted_slowdowns={"distilled": 0.1})
     assert not alone.models(alone.registry.variant("baseline"))["unet"]._forward_hooks
+
+
+def test_planted_memory_raises_a_calls_peak_by_the_bytes_it_holds():
+    from diffperf.measure.instruments import CpuInstrument
+    from diffperf.models.store import plant_memory
+
+    instrument = CpuInstrument(CPU)
+    x = torch.ones(2, 64)
+    plain, planted = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)
+    plant_memory(planted, 100_000)
+    growth = instrument.peak_memory_growth(lambda: planted(x)) - instrument.peak_memory_growth(lambda: plain(x))
+    assert 100_000 <= growth < 100_000 + 4096
+    assert instrument.peak_memory_growth(lambda: planted(x)) == instrument.peak_memory_growth(lambda: planted(x))

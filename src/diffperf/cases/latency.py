@@ -25,7 +25,8 @@ from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.flops import Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
-from diffperf.models.variants import YARDSTICK, Variant
+from diffperf.models.family import YARDSTICK
+from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scenario
 from diffperf.models.zoo import ModelNotAvailable
 from diffperf.session import PerfSession, VariantOutOfMemory, out_of_memory_as_failure
@@ -49,7 +50,7 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
             subject = session.timed_pipeline(variant, scenario)
             if variant.reference is not None:
                 reference = session.timed_pipeline(session.registry.variant(variant.reference), scenario)
-            else:
+            else:  # None when the pipeline has no UNet the yardstick can follow (it then runs alone)
                 reference = session.yardstick(scenario, subject.pipe)
             warm_up(session, subject, reference)
             first_timed = len(subject.stage_history)
@@ -66,7 +67,8 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     if failure is not None:  # outside the except block: one line, no chained traceback
         pytest.fail(failure, pytrace=False)
     published = session.published(variant, scenario_name)
-    result = CaseResult(variant.name, variant.reference or YARDSTICK, scenario.name, variant_times, reference_times, *peaks,
+    partner = variant.reference or (YARDSTICK if reference is not None else None)
+    result = CaseResult(variant.name, partner, scenario.name, variant_times, reference_times, *peaks,
                         family=variant.family, best_stack=variant.best_stack,
                         published=published.speedup if published else None,
                         published_on=published.gpu if published else None)
@@ -78,23 +80,24 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     return result
 
 
-def warm_up(session: PerfSession, subject: TimedPipeline, reference: TimedPipeline | Yardstick) -> None:
+def warm_up(session: PerfSession, subject: TimedPipeline, reference: TimedPipeline | Yardstick | None) -> None:
     """Untimed calls of both, paired as the timed rounds are."""
     for _ in range(session.warmup):
-        reference()
+        if reference is not None:
+            reference()
         subject()
 
 
 def peak_memory(session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
-                reference: TimedPipeline | Yardstick) -> tuple[int | None, int | None]:
+                reference: TimedPipeline | Yardstick | None) -> tuple[int | None, int | None]:
     """Peak memory (weights + one warm call's peak growth) of the variant and of its reference (or yardstick)."""
-    if isinstance(reference, Yardstick):
-        reference_weights = reference.weight_bytes()
-    else:
-        reference_weights = session.store.weight_bytes(session.registry.variant(variant.reference))
     peaks = []
-    for name, call, weights in ((variant.name, subject, session.store.weight_bytes(variant)),
-                                (variant.reference or YARDSTICK, reference, reference_weights)):
+    for name, call in ((variant.name, subject), (variant.reference or YARDSTICK, reference)):
+        if call is None:
+            peaks.append(None)
+            continue
+        weights = call.weight_bytes() if isinstance(call, Yardstick) else \
+            session.store.weight_bytes(session.registry.variant(name))
         growth = session.peak_memory_growth(name, scenario.name, call)
         peaks.append(None if growth is None else weights + growth)
     return peaks[0], peaks[1]
@@ -121,17 +124,19 @@ def median_stages(timed_stages: list[dict]) -> dict[str, float]:
 
 
 def timed_rounds(benchmark, session: PerfSession, scenario: Scenario, subject: TimedPipeline,
-                 reference: TimedPipeline | Yardstick) -> tuple[list[float], list[float]]:
-    """The bracketed rounds: (reference times, variant times), each call timed with ``time.perf_counter``;
-    one more reference time than variant times (R V R V ... R V R).
+                 reference: TimedPipeline | Yardstick | None) -> tuple[list[float], list[float]]:
+    """The bracketed rounds: (reference times, variant times), each call timed with ``time.perf_counter``.
+
+    With a reference there is one more reference time than variant times (R V R V ... R V R).
     """
     reference_times: list[float] = []
     variant_times: list[float] = []
 
     def run_reference():
-        start = time.perf_counter()
-        reference()
-        reference_times.append(time.perf_counter() - start)
+        if reference is not None:
+            start = time.perf_counter()
+            reference()
+            reference_times.append(time.perf_counter() - start)
 
     def run_variant():
         start = time.perf_counter()

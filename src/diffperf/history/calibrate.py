@@ -23,7 +23,7 @@ from typing import Callable
 from diffperf.stats import ratios
 from diffperf.gate.expectations import (HOST, case_id, expectations_path, load_file, move_aside_if_unreadable,
                                         parse_record, record)
-from diffperf.history.runs import Run, planted_slowdown_option
+from diffperf.history.runs import Run, planted_text
 from diffperf.measure.host import Host
 
 MIN_PROCESSES = 5
@@ -82,10 +82,9 @@ class Recorded:
 
 def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostCalibration:
     """Calibrate from saved runs of one host and profile, one run per process."""
-    planted = [run for run in runs if run.planted_slowdowns]
+    planted = [run for run in runs if run.planted]
     if planted:
-        raise CalibrationError(f"{planted[0].source} was run with --perf-plant-slowdown "
-                               f"{planted_slowdown_option(planted[0])}: its variants were slowed on purpose; "
+        raise CalibrationError(f"{planted[0].source} was run with {planted_text(planted[0])}; "
                                "calibrate from runs made without it")
     if len(runs) < min_processes:
         raise CalibrationError(f"{len(runs)} runs: a calibration needs at least {min_processes} processes")

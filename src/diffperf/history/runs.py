@@ -182,9 +182,18 @@ class Run:
     @property
     def planted_slowdowns(self) -> dict[str, float]:
         """The variants ``--perf-plant-slowdown`` slowed on purpose, and by how much (empty: none)."""
+        return self.planted.get("planted_slowdowns", {})
+
+    @property
+    def planted(self) -> dict[str, dict[str, float]]:
+        """What the run changed on purpose to show a check catches it (:data:`PLANTED`'s keys; empty: nothing)."""
         info = self.machine_info.get("diffperf")
-        planted = info.get("planted_slowdowns") if isinstance(info, Mapping) else None
-        return dict(planted) if isinstance(planted, Mapping) else {}
+        found = {}
+        for key in PLANTED:
+            planted = info.get(key) if isinstance(info, Mapping) else None
+            if isinstance(planted, Mapping) and planted:
+                found[key] = dict(planted)
+        return found
 
     def gate_rows(self, kind: str) -> list[Mapping]:
         """The gate's "speedups" or "memory" rows (empty when the file has no gate section)."""
@@ -354,9 +363,17 @@ def comparable_groups(runs: Iterable[Run]) -> dict[MachineKey, list[Run]]:
     return groups
 
 
-def planted_slowdown_option(run: Run) -> str:
-    """The ``--perf-plant-slowdown`` value a run was made with (``distilled=0.5,sdpa=0.1``)."""
-    return ",".join(f"{name}={fraction}" for name, fraction in run.planted_slowdowns.items())
+PLANTED = {  # machine_info key -> the option that plants it, what it did to the variants
+    "planted_slowdowns": ("--perf-plant-slowdown", "slowed"),
+    "planted_memory": ("--perf-plant-memory", "made to hold more memory"),
+}
+
+
+def planted_text(run: Run) -> str:
+    """'--perf-plant-slowdown distilled=0.5: those variants were slowed on purpose' (each option a run was made with)."""
+    return "; ".join(
+        f"{PLANTED[key][0]} {','.join(f'{name}={amount}' for name, amount in planted.items())}: those variants were "
+        f"{PLANTED[key][1]} on purpose" for key, planted in run.planted.items())
 
 
 def without(history: Iterable[Run], runs: Iterable[Run]) -> list[Run]:

@@ -31,6 +31,9 @@ import torch.nn.functional as F
 #: Tokens of the text the UNet attends to (CLIP's context length).
 CONTEXT_TOKENS = 77
 
+#: The UNet config keys :func:`shape_of` follows (a diffusers ``UNet2DConditionModel``'s).
+FOLLOWED_CONFIG = frozenset({"block_out_channels", "down_block_types", "cross_attention_dim"})
+
 
 @dataclass(frozen=True)
 class Level:

@@ -16,6 +16,11 @@ from typing import Callable
 
 from diffperf.models.workloads import Scale, Scenario
 
+YARDSTICK = "yardstick"
+"""The partner of a family's fp32 baseline (its variant without a reference): a fixed sequence of torch calls at
+its UNet's shapes (diffperf.measure.yardstick), so that "baseline vs yardstick" shows a change that makes every
+pipeline of the family slower. No variant may take the name."""
+
 
 @dataclass(frozen=True)
 class HubId:

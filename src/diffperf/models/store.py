@@ -60,6 +60,9 @@ def tensor_bytes(tensor: torch.Tensor) -> dict[int, int]:
     return {tensor.data_ptr(): tensor.numel() * tensor.element_size()}
 
 
+EVERY_VARIANT = "*"  # --perf-plant-slowdown / --perf-plant-memory *=FRACTION: every variant's UNet
+
+
 def perturbed_copy(module: torch.nn.Module, relative: float = 1e-3, seed: int = 1234) -> torch.nn.Module:
     """A deep copy of ``module`` with every floating-point weight multiplied by (1 + relative * N(0, 1)), seeded.
 
@@ -99,17 +102,37 @@ def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
     unet.register_forward_hook(after, with_kwargs=True)
 
 
+def plant_memory(unet: torch.nn.Module, extra_bytes: int) -> None:
+    """Make every forward of ``unet`` hold ``extra_bytes`` more while it runs (``--perf-plant-memory VARIANT=FRACTION``).
+
+    A known, exact rise of a variant's peak memory, to show that the memory gate catches it.
+    """
+    held = []
+
+    def before(module, args, kwargs):
+        parameter = next(module.parameters())
+        held.append(torch.ones(extra_bytes, dtype=torch.uint8, device=parameter.device))
+
+    def after(module, args, kwargs, output):
+        held.clear()
+        return output
+
+    unet.register_forward_pre_hook(before, with_kwargs=True)
+    unet.register_forward_hook(after, with_kwargs=True)
+
+
 class PipelineStore:
     """Session cache of components and per-variant pipelines for one source and device."""
 
     def __init__(self, registry: Registry, source, device: torch.device, planted_slowdowns: dict | None = None,
-                 planted_perturbations: dict | None = None,
+                 planted_perturbations: dict | None = None, planted_memory: dict | None = None,
                  synchronize=None):
         self.registry = registry
         self.source = source
         self.device = device
         self.planted_slowdowns = planted_slowdowns or {}
         self.planted_perturbations = planted_perturbations or {}
+        self.planted_memory = planted_memory or {}
         self.synchronize = synchronize or (lambda: None)
         self._components: dict[tuple[str, str, torch.dtype], torch.nn.Module] = {}
         self._tokenizers: dict[tuple[str, str], object] = {}
@@ -159,9 +182,13 @@ class PipelineStore:
                 speedup.apply(modules, context)
             if context.first_calls is not None:  # a compiled module's first calls: compile time
                 self.compile_seconds[variant.name] = context.first_calls
-            fraction = self.planted_slowdowns.get(variant.name, self.planted_slowdowns.get("*"))
-            if fraction:  # "*": every variant's
+            fraction = self.planted_slowdowns.get(variant.name, self.planted_slowdowns.get(EVERY_VARIANT))
+            if fraction:
                 plant_slowdown(modules["unet"], fraction, self.synchronize)
+            fraction = self.planted_memory.get(variant.name, self.planted_memory.get(EVERY_VARIANT))
+            if fraction:
+                unet_bytes = sum(sum(tensor_bytes(tensor).values()) for tensor in modules["unet"].parameters())
+                plant_memory(modules["unet"], int(fraction * unet_bytes))
             self._models[variant.name] = {**modules, **tokenizers}
         return self._models[variant.name]
 

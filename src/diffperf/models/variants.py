@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffperf.models.family import Family
+from diffperf.models.family import YARDSTICK, Family
 from diffperf.models.optin import OptIn
 from diffperf.models.speedups import OTHER_MODEL, BuildPlan, SpeedUp
 
@@ -25,10 +25,6 @@ OWN_CHECKS = ("same", "int8", "half")
 
 DEVICE_TYPES = ("cpu", "cuda")
 
-YARDSTICK = "yardstick"
-"""The partner of a family's fp32 baseline (the variant without a reference): a fixed sequence of torch calls at
-its UNet's shapes (diffperf.measure.yardstick), so that "baseline vs yardstick" shows a change that makes every
-pipeline of the family slower. No variant may take the name."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from diffperf.gate import verdicts
 from diffperf.gate.expectations import FORCED, HOST, PORTABLE, PUBLISHED
 from diffperf.gate.verdicts import GateReport, GateRow
+from diffperf.models.family import YARDSTICK
 from diffperf.render.table import Column, Table, plain_text, status_cell, wrapped
 from diffperf.stats.status import FAILING, Status
 
@@ -57,7 +58,12 @@ def row_line(row: GateRow, context: GateContext) -> str:
         measured = f"speed-up {row.value:.2f}x, across processes [{row.judged_low:.2f}, {row.judged_high:.2f}],"
     line = (f"{measured} is {percent(abs(deviation))} {side} expected {row.expected:.2f}x "
             f"(band {row.lower:.2f}x to {row.upper:.2f}x)")
-    if row.status == Status.IMPROVED:
+    if row.status == Status.REGRESSED and row.reference == YARDSTICK:
+        line += (f"; every pipeline of {row.family or 'the family'} got slower against torch's own kernels, not one "
+                 "speed-up: look at what all its variants share" if row.kind == "speed-up" else
+                 f"; the fp32 baseline's peak memory rose against the yardstick's fixed footprint: every variant of "
+                 f"{row.family or 'the family'} likely holds more")
+    elif row.status == Status.IMPROVED:
         line += f"; recalibrate with `{context.calibrate_hint}`"
     elif row.status == Status.INCONCLUSIVE:
         if row.rounds_needed:

@@ -17,7 +17,7 @@ from diffperf.history.calibrate import Recorded
 from diffperf.history.changepoints import ChangePoint
 from diffperf.history.hosts import HostMatrix
 from diffperf.history.runs import (
-    SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine, planted_slowdown_option,
+    SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine, planted_text,
 )
 from diffperf.history.values import CI, GATE, IQR, LATENCY, SPEEDUP, Level
 from diffperf.render.gate_text import GateContext, differences_text, row_line
@@ -30,7 +30,7 @@ from diffperf.stats.status import Status
 __all__ = [
     "ab_summary", "calibration_line", "host_matrix_tables", "hosts_summary", "change_point_line", "comparison_label", "comparison_tables", "gate_detail",
     "gate_summary", "identity_warnings", "interval_name", "level_text",
-    "machine_warnings", "mixed_machines_warning", "percent", "planted_slowdown_warnings", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
+    "machine_warnings", "mixed_machines_warning", "percent", "planted_warnings", "ratio", "regression_lines", "side_label", "trend_tables", "trend_warnings",
     "ungated_detail", "untested_warning", "value_text",
 ]
 
@@ -277,10 +277,10 @@ def mixed_machines_warning(groups: Mapping[MachineKey, list[Run]]) -> str | None
             f"never compared with each other: " + "; ".join(parts))
 
 
-def planted_slowdown_warnings(runs: Iterable[Run]) -> list[str]:
-    """A one-line warning per run made with ``--perf-plant-slowdown``: its numbers are not the code's own."""
-    return [f"{run.label} was run with --perf-plant-slowdown {planted_slowdown_option(run)}: those variants "
-            "were slowed on purpose" for run in runs if run.planted_slowdowns]
+def planted_warnings(runs: Iterable[Run]) -> list[str]:
+    """A one-line warning per run made with ``--perf-plant-slowdown`` or ``--perf-plant-memory``: its numbers are
+    not the code's own."""
+    return [f"{run.label} was run with {planted_text(run)}" for run in runs if run.planted]
 
 
 def machine_warnings(runs: list[Run]) -> list[str]:
