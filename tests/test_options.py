@@ -49,7 +49,14 @@ def test_unknown_planted_slowdown_variant_message():
 
 
 def test_a_slowdown_planted_in_every_variant_names_none():
-    PerfOptions(planted_slowdowns={"*": 0.15}).check_names(REGISTRY)
+    PerfOptions(planted_slowdowns={"*": 0.15}, planted_memory={"*": 0.1}).check_names(REGISTRY)
+
+
+@pytest.mark.parametrize(("option", "name"), [("--perf-plant-slowdown", "planted_slowdowns"),
+                                              ("--perf-plant-memory", "planted_memory")])
+def test_a_planted_fraction_out_of_range_is_one_line(option, name):
+    with pytest.raises(ValueError, match=rf"^{option} \*=12.0: the fraction must be between 0 and 10$"):
+        PerfOptions(**{name: {"*": 12.0}}).check()
 
 
 @pytest.mark.parametrize(("key", "message"), [

@@ -65,7 +65,7 @@ def add_options(parser) -> None:
                     help="make a variant's UNet do extra work (e.g. distilled=0.1; *=0.15: every variant's): "
                          "shows the gate catches it")
     group.addoption("--perf-plant-memory", default="", metavar="VARIANT=FRACTION[,...]",
-                    help="make a variant's UNet hold FRACTION of its weights' bytes more during each call "
+                    help="make a variant's pipeline hold FRACTION of its UNet weights' bytes more during each call "
                          "(e.g. *=0.06: every variant's): shows the memory gate catches it")
     group.addoption("--perf-plant-perturbation", default="", metavar="VARIANT=RELATIVE[,...]",
                     help="multiply a variant's UNet weights by 1 + RELATIVE x N(0, 1), seeded (e.g. distilled=1e-3): "
@@ -168,12 +168,11 @@ class PerfOptions:
             check_profile_name(self.profile)
         if self.device is not None:
             check_device_name(self.device)
-        for name, fraction in self.planted_slowdowns.items():
-            if not 0 < fraction < 10:
-                raise ValueError(f"--perf-plant-slowdown {name}={fraction}: the fraction must be between 0 and 10")
-        for name, fraction in self.planted_memory.items():
-            if not 0 < fraction < 10:
-                raise ValueError(f"--perf-plant-memory {name}={fraction}: the fraction must be between 0 and 10")
+        for option, planted in (("--perf-plant-slowdown", self.planted_slowdowns),
+                                ("--perf-plant-memory", self.planted_memory)):
+            for name, fraction in planted.items():
+                if not 0 < fraction < 10:
+                    raise ValueError(f"{option} {name}={fraction}: the fraction must be between 0 and 10")
         for name, relative in self.planted_perturbations.items():
             if not 0 < relative < 1:
                 raise ValueError(f"--perf-plant-perturbation {name}={relative}: the relative size must be between 0 "

@@ -87,17 +87,19 @@ class PerfSession:
         pipe = self.store.pipeline(variant, scenario)
         return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant))
 
-    def yardstick(self, scenario: Scenario, pipe) -> Yardstick | None:
-        """The partner of a family's fp32 baseline on ``scenario``: torch calls at the shapes of ``pipe``'s UNet
-        (its config, as built or loaded), for the scenario's latents with classifier-free guidance, in the UNet's
-        dtype. None for a pipeline without a ``UNet2DConditionModel``-like UNet (a transformer-based family)."""
+    def yardstick(self, variant: Variant, scenario: Scenario, pipe) -> Yardstick | None:
+        """The partner of a family's fp32 baseline ``variant`` on ``scenario``: torch calls at the shapes of
+        ``pipe``'s UNet (its config, as built or loaded), for the scenario's latents with classifier-free guidance, in
+        the UNet's dtype, under the variant's runtime switches. None for a pipeline without a
+        ``UNet2DConditionModel``-like UNet (a transformer-based family)."""
         unet = getattr(pipe, "unet", None)
         config = getattr(unet, "config", None)
         if config is None or not FOLLOWED_CONFIG <= set(config) or not hasattr(pipe, "vae_scale_factor"):
             return None
         latent = scenario.resolution // pipe.vae_scale_factor
         shape = shape_of(config, 2 * scenario.images, latent, latent, scenario.steps)
-        return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize)
+        return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
+                         settings=lambda: self.store.during_calls(variant))
 
     def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
         """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""

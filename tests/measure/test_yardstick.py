@@ -1,5 +1,7 @@
 """The yardstick: torch calls at the shapes of a family's UNet, the fp32 baseline's partner."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -23,11 +25,19 @@ def test_shape_follows_the_sdxl_unet_config():
 
 def test_a_call_does_the_same_work_every_time_and_holds_only_its_tensors():
     shape = shape_of(sd1.TINY_UNET, batch=2, latent_height=8, latent_width=8, steps=2)
-    synchronized = []
-    yardstick = Yardstick(shape, torch.float32, torch.device("cpu"), lambda: synchronized.append(True))
+    synchronized, entered = [], []
+
+    @contextlib.contextmanager
+    def settings():  # the baseline's runtime switches: the yardstick runs under the same
+        entered.append(len(synchronized))
+        yield
+
+    yardstick = Yardstick(shape, torch.float32, torch.device("cpu"), lambda: synchronized.append(True),
+                          settings=settings)
     yardstick()
     yardstick()
     assert synchronized == [True, True]  # the device is idle when a call returns
+    assert entered == [0, 1]
     first = Yardstick(shape, torch.float32, torch.device("cpu"))
     assert first.weight_bytes() == yardstick.weight_bytes() > 0
     assert torch.equal(first.latents, yardstick.latents)  # seeded: the same numbers in every process
@@ -48,9 +58,10 @@ def test_a_pipeline_without_a_unet_it_can_follow_has_no_yardstick(tmp_path):
 
     session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
     scenario = session.scenario("baseline", "astronaut")
+    baseline = session.registry.variant("baseline")
     transformer_based = SimpleNamespace(transformer=object(), vae_scale_factor=8)
-    assert session.yardstick(scenario, transformer_based) is None
+    assert session.yardstick(baseline, scenario, transformer_based) is None
     unet = SimpleNamespace(config=sd1.TINY_UNET, dtype=torch.float32)
-    yardstick = session.yardstick(scenario, SimpleNamespace(unet=unet, vae_scale_factor=8))
+    yardstick = session.yardstick(baseline, scenario, SimpleNamespace(unet=unet, vae_scale_factor=8))
     assert yardstick.shape.levels[0].height == scenario.resolution // 8
     assert yardstick.shape.batch == 2 * scenario.images

@@ -458,8 +458,9 @@ def test_planted_memory_raises_a_calls_peak_by_the_bytes_it_holds():
 
     instrument = CpuInstrument(CPU)
     x = torch.ones(2, 64)
-    plain, planted = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)
-    plant_memory(planted, 100_000)
+    plain = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 256))
+    planted = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 256))
+    plant_memory(planted[0], planted[1], 100_000)  # held from the first module's call to the end of the last's
     growth = instrument.peak_memory_growth(lambda: planted(x)) - instrument.peak_memory_growth(lambda: plain(x))
     assert 100_000 <= growth < 100_000 + 4096
     assert instrument.peak_memory_growth(lambda: planted(x)) == instrument.peak_memory_growth(lambda: planted(x))

@@ -51,7 +51,7 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
             if variant.reference is not None:
                 reference = session.timed_pipeline(session.registry.variant(variant.reference), scenario)
             else:  # None when the pipeline has no UNet the yardstick can follow (it then runs alone)
-                reference = session.yardstick(scenario, subject.pipe)
+                reference = session.yardstick(variant, scenario, subject.pipe)
             warm_up(session, subject, reference)
             first_timed = len(subject.stage_history)
             reference_times, variant_times = timed_rounds(benchmark, session, scenario, subject, reference)

@@ -21,6 +21,7 @@ the level's transformer blocks per level on the way down and up, where the UNet 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -93,11 +94,13 @@ class Yardstick:
     """A callable doing the yardstick's work once per call; the device is idle when it returns."""
 
     def __init__(self, shape: YardstickShape, dtype: torch.dtype, device: torch.device,
-                 synchronize: Callable[[], None] = lambda: None, seed: int = 0):
+                 synchronize: Callable[[], None] = lambda: None, seed: int = 0,
+                 settings: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
         self.shape = shape
         self.dtype = dtype
         self.device = device
         self.synchronize = synchronize
+        self.settings = settings  # the partner's runtime switches (TF32 and the like): both run under the same
         generator = torch.Generator(device="cpu").manual_seed(seed)
 
         def tensor(*size: int, scale: float | None = None) -> torch.Tensor:
@@ -134,9 +137,10 @@ class Yardstick:
 
     @torch.inference_mode()
     def __call__(self) -> None:
-        for _ in range(self.shape.steps):
-            self._step()
-        self.synchronize()
+        with self.settings():
+            for _ in range(self.shape.steps):
+                self._step()
+            self.synchronize()
 
     def _step(self) -> None:
         x = self.latents

@@ -102,23 +102,28 @@ def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
     unet.register_forward_hook(after, with_kwargs=True)
 
 
-def plant_memory(unet: torch.nn.Module, extra_bytes: int) -> None:
-    """Make every forward of ``unet`` hold ``extra_bytes`` more while it runs (``--perf-plant-memory VARIANT=FRACTION``).
+def planted_for(planted: dict[str, float], variant: str) -> float | None:
+    """What a ``--perf-plant-*`` option plants in ``variant``: its own entry, else the ``*`` one, else None."""
+    return planted.get(variant, planted.get(EVERY_VARIANT))
 
-    A known, exact rise of a variant's peak memory, to show that the memory gate catches it.
+
+def plant_memory(unet: torch.nn.Module, until: torch.nn.Module, extra_bytes: int) -> None:
+    """Make every pipeline call hold ``extra_bytes`` more from the first ``unet`` forward to the end of the ``until``
+    forward (the VAE's decoder: the end of the call), so that the call's peak rises by exactly that much wherever
+    it lies (``--perf-plant-memory VARIANT=FRACTION``): a known rise, to show that the memory gate catches it.
     """
     held = []
 
-    def before(module, args, kwargs):
-        parameter = next(module.parameters())
-        held.append(torch.ones(extra_bytes, dtype=torch.uint8, device=parameter.device))
+    def allocate(module, args, kwargs):
+        if not held:
+            held.append(torch.ones(extra_bytes, dtype=torch.uint8, device=next(module.parameters()).device))
 
-    def after(module, args, kwargs, output):
+    def release(module, args, kwargs, output):
         held.clear()
         return output
 
-    unet.register_forward_pre_hook(before, with_kwargs=True)
-    unet.register_forward_hook(after, with_kwargs=True)
+    unet.register_forward_pre_hook(allocate, with_kwargs=True)
+    until.register_forward_hook(release, with_kwargs=True)
 
 
 class PipelineStore:
@@ -182,13 +187,12 @@ class PipelineStore:
                 speedup.apply(modules, context)
             if context.first_calls is not None:  # a compiled module's first calls: compile time
                 self.compile_seconds[variant.name] = context.first_calls
-            fraction = self.planted_slowdowns.get(variant.name, self.planted_slowdowns.get(EVERY_VARIANT))
-            if fraction:
+            if fraction := planted_for(self.planted_slowdowns, variant.name):
                 plant_slowdown(modules["unet"], fraction, self.synchronize)
-            fraction = self.planted_memory.get(variant.name, self.planted_memory.get(EVERY_VARIANT))
-            if fraction:
+            if fraction := planted_for(self.planted_memory, variant.name):
                 unet_bytes = sum(sum(tensor_bytes(tensor).values()) for tensor in modules["unet"].parameters())
-                plant_memory(modules["unet"], int(fraction * unet_bytes))
+                plant_memory(modules["unet"], getattr(modules["vae"], "decoder", modules["vae"]),
+                             int(fraction * unet_bytes))
             self._models[variant.name] = {**modules, **tokenizers}
         return self._models[variant.name]
 
