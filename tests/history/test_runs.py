@@ -264,7 +264,7 @@ def test_runs_with_a_planted_slowdown_are_named_in_compare_and_trend(tmp_path, c
 
     a = hd.write(tmp_path / "a.json", hd.standard_run())
     b = hd.write(tmp_path / "b.json", planted(hd.standard_run(seed=1), {"distilled": 0.5}))
-    assert load_run(b).planted_slowdowns == {"distilled": 0.5} and load_run(a).planted_slowdowns == {}
+    assert load_run(b).planted == {"planted_slowdowns": {"distilled": 0.5}} and load_run(a).planted == {}
     warning = "b.json was run with --perf-plant-slowdown distilled=0.5: those variants were slowed on purpose"
     main(["compare", str(a), str(b)])
     assert capsys.readouterr().err.count(warning) == 1
@@ -281,7 +281,7 @@ def test_a_run_records_its_planted_slowdown_where_the_saved_run_reads_it():
                           builtin_registry())
     document = hd.standard_run()
     document["machine_info"]["diffperf"] = session.describe()  # what pytest_benchmark_update_machine_info writes
-    assert run_from_dict(document).planted_slowdowns == {"distilled": 0.5}
+    assert run_from_dict(document).planted == {"planted_slowdowns": {"distilled": 0.5}}
 
 
 def test_a_run_with_planted_memory_says_so_and_is_never_calibrated_from(tmp_path):
@@ -294,7 +294,7 @@ def test_a_run_with_planted_memory_says_so_and_is_never_calibrated_from(tmp_path
     document = hd.standard_run()
     document["machine_info"]["diffperf"] = session.describe()
     run = run_from_dict(document, source="m.json")
-    assert run.planted == {"planted_memory": {"*": 0.06}} and run.planted_slowdowns == {}
+    assert run.planted == {"planted_memory": {"*": 0.06}}
     assert planted_text(run) == "--perf-plant-memory *=0.06: those variants were made to hold more memory on purpose"
     with pytest.raises(CalibrationError, match=r"^m\.json was run with --perf-plant-memory \*=0\.06: .*; calibrate "
                                                r"from runs made without it$"):

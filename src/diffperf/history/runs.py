@@ -180,11 +180,6 @@ class Run:
         return {k: str(info[k]) for k in ("torch", "diffusers", "transformers") if info.get(k)}
 
     @property
-    def planted_slowdowns(self) -> dict[str, float]:
-        """The variants ``--perf-plant-slowdown`` slowed on purpose, and by how much (empty: none)."""
-        return self.planted.get("planted_slowdowns", {})
-
-    @property
     def planted(self) -> dict[str, dict[str, float]]:
         """What the run changed on purpose to show a check catches it (:data:`PLANTED`'s keys; empty: nothing)."""
         info = self.machine_info.get("diffperf")
