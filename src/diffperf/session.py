@@ -108,11 +108,11 @@ class PerfSession:
             self._peak_memory[key] = self.instrument.peak_memory_growth(call)
         return self._peak_memory[key]
 
-    def call_flops(self, variant_name: str, scenario_name: str, pipeline: TimedPipeline) -> CallFlops:
+    def call_flops(self, variant: Variant, scenario_name: str, pipeline: TimedPipeline) -> CallFlops:
         """FLOPs of one call of a variant on a scenario, per stage, counted once per session."""
-        key = (variant_name, scenario_name)
+        key = (variant.name, scenario_name)
         if key not in self._flops:
-            self._flops[key] = count_call_flops(pipeline)
+            self._flops[key] = count_call_flops(pipeline, every_step=not variant.same_every_step)
         return self._flops[key]
 
     def matmul_peak(self, precision: str) -> MatmulPeak:

@@ -9,6 +9,7 @@ only, no memory, no arithmetic.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -158,7 +159,69 @@ def test_a_calls_flops_split_at_the_stage_marks_match_the_modules_that_ran(tmp_p
     latent = scenario.resolution // 8
     args, kwargs = unet_inputs(batch=2, latent=latent, device="cpu", config=sd1.TINY_UNET)
     assert flops.unet_per_call == counted_flops(timed.pipe.unet, *args, **kwargs)
-    assert session.call_flops("baseline", "astronaut", timed) is session.call_flops("baseline", "astronaut", timed)
+    assert count_call_flops(timed, every_step=True) == flops  # the whole loop counted: the same, step by step
+    baseline = session.registry.variant("baseline")
+    assert session.call_flops(baseline, "astronaut", timed) is session.call_flops(baseline, "astronaut", timed)
+
+
+class StepwiseUNet(torch.nn.Module):
+    """A denoiser whose work grows with the step, as DeepCache's alternates: step s multiplies s + 1 rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+
+    def forward(self, weight):
+        self.step += 1
+        return torch.ones(self.step, 4) @ weight
+
+
+class StepwisePipeline:
+    """Just enough of a diffusers pipeline for a TimedPipeline: prompt encoding, a 3-step loop, a decoder."""
+
+    num_timesteps = 3
+
+    def __init__(self):
+        self.unet = StepwiseUNet()
+
+    def encode_prompt(self):
+        return torch.ones(2, 4) @ torch.ones(4, 4)  # 2 x 2 x 4 x 4 = 64 FLOPs
+
+    def __call__(self, generator, output_type, callback_on_step_end):
+        self.encode_prompt()
+        for step in range(self.num_timesteps):
+            self.unet(torch.ones(4, 4))  # 2 x (step + 1) x 4 x 4 FLOPs: 32, 64, 96
+            callback_on_step_end(self, step, step, {})
+        return torch.ones(1, 4) @ torch.ones(4, 8)  # 64 FLOPs
+
+
+def stepwise_call():
+    from types import SimpleNamespace
+
+    from diffperf.measure.timing import TimedPipeline
+
+    scenario = SimpleNamespace(seed=0, pipeline_kwargs=dict)
+    instrument = SimpleNamespace(synchronize=lambda: None)
+    return TimedPipeline(StepwisePipeline(), scenario, instrument, contextlib.nullcontext)
+
+
+def test_a_loop_whose_steps_differ_is_counted_step_by_step():
+    counted = count_call_flops(stepwise_call(), every_step=True)
+    assert counted.stages == {"text_encoding": 64, "denoising": 32 + 64 + 96, "decoding": 64}
+    sampled = count_call_flops(stepwise_call())  # one UNet call times three: right only when the steps agree
+    assert sampled.stages == {"text_encoding": 64, "denoising": 3 * 32, "decoding": 64}
+    assert sampled.unet_calls == counted.unet_calls == 3
+
+
+def test_the_variants_with_deepcache_are_counted_step_by_step():
+    from diffperf.models.speedups import DeepCache, Precision
+
+    assert not DeepCache().same_every_step and Precision("float16").same_every_step
+    variants = builtin_registry().variants
+    changing = {name for name, variant in variants.items() if not variant.same_every_step}
+    with_deepcache = {name for name, variant in variants.items()
+                      if any(isinstance(speedup, DeepCache) for speedup in variant.speedups)}
+    assert changing == with_deepcache and "best-cpu" in changing
 
 
 def test_matmul_peak_on_the_cpu_restores_tf32():

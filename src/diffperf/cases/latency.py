@@ -110,7 +110,7 @@ def measure_throughput(session: PerfSession, variant: Variant, scenario: Scenari
     precision = precision_of(plan.dtype, plan.tf32, session.device.type)
     return Throughput(
         variant.name, scenario.name, precision,
-        flops=session.call_flops(variant.name, scenario.name, subject),
+        flops=session.call_flops(variant, scenario.name, subject),
         stage_seconds=median_stages(timed_stages),
         call_seconds=statistics.median(variant_times) if variant_times else None,
         peak=session.matmul_peak(precision),

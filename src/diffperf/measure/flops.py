@@ -5,7 +5,8 @@ Numbers only: :mod:`diffperf.render.throughput_text` puts them into words.
 * **FLOPs** (:func:`count_call_flops`): one untimed call of a variant's :class:`TimedPipeline` under
   PyTorch's own counter, ``torch.utils.flop_counter.FlopCounterMode``, read at the same stage
   boundaries the stage times use (the pipeline clock's marks), so the text encoder's, the UNet's
-  and the VAE decoder's FLOPs each fall in their stage. The counter counts matmuls, convolutions
+  and the VAE decoder's FLOPs each fall in their stage. The denoising loop's first UNet call is
+  counted and multiplied by the loop's calls, unless a speed-up changes the work from step to step. The counter counts matmuls, convolutions
   and attention (QK^T and AV, 2 FLOPs per multiply-add); elementwise work, normalisation and the
   scheduler count nothing. Its formulas cover the CUDA attention kernels but not the CPU's fused
   one (``_scaled_dot_product_flash_attention_for_cpu``): :data:`EXTRA_FORMULAS` adds the same
@@ -80,17 +81,49 @@ class CallFlops:
                 "unet_per_call": self.unet_per_call}
 
 
-class _CountingClock:
-    """A TimedPipeline's clock that also reads the counter's total at each stage boundary."""
+class _Segments:
+    """FLOPs counted only while switched on, summed over every stretch it was on."""
 
-    def __init__(self, clock, counter: FlopCounterMode):
+    def __init__(self):
+        self.total = 0
+        self._counter: FlopCounterMode | None = None
+
+    def on(self) -> None:
+        self._counter = flop_counter()
+        self._counter.__enter__()
+
+    def off(self) -> None:
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self.total += self._counter.get_total_flops()
+            self._counter = None
+
+
+class _CountingClock:
+    """A TimedPipeline's clock that switches each stage's counter at the stage boundaries.
+
+    The denoising counter follows the stage marks only when ``whole_loop``; otherwise the UNet's
+    hooks switch it (:func:`count_call_flops`).
+    """
+
+    def __init__(self, clock, whole_loop: bool):
         self.clock = clock
-        self.counter = counter
-        self.flops: dict[str, int] = {}
+        self.stages = {stage: _Segments() for stage in STAGES}
+        self.whole_loop = whole_loop
 
     def mark(self, name: str) -> None:
-        self.flops[name] = self.counter.get_total_flops()
         self.clock.mark(name)
+        for stage, start, end in STAGE_BOUNDS:
+            if name == end and (stage != "denoising" or self.whole_loop):
+                self.stages[stage].off()
+        for stage, start, end in STAGE_BOUNDS:
+            if name == start and (stage != "denoising" or self.whole_loop):
+                self.stages[stage].on()
+
+    def close(self) -> None:
+        """Switch every counter off (a call that raised leaves no counter on)."""
+        for segments in self.stages.values():
+            segments.off()
 
     def durations(self) -> dict:
         return self.clock.durations()
@@ -104,23 +137,54 @@ def _eager():
         yield
 
 
-def count_call_flops(timed) -> CallFlops:
+@contextlib.contextmanager
+def _first_call_counted(unet: torch.nn.Module, segments: _Segments):
+    """Count the first call of ``unet`` in ``segments``; yields the list of calls made (one entry each)."""
+    calls: list[int] = []
+
+    def before(module, args):
+        if not calls:
+            segments.on()
+
+    def after(module, args, output):
+        if not calls:
+            segments.off()
+        calls.append(1)
+
+    handles = [unet.register_forward_pre_hook(before), unet.register_forward_hook(after)]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def count_call_flops(timed, every_step: bool = False) -> CallFlops:
     """FLOPs of one call of ``timed`` (a :class:`diffperf.measure.timing.TimedPipeline`), per stage.
 
-    The call is untimed: it runs under the counter, and its stage times are not kept.
+    The call is untimed: its stage times are not kept. The text encoder and the decoder are counted
+    whole. The denoising loop makes the same UNet call at every step (same shapes, same work; the
+    scheduler's arithmetic counts nothing), so only the loop's first UNet call is counted and
+    multiplied by the number of calls: the counter dispatches every operator through Python, which
+    on the CPU profile's small models costs several times the work itself. ``every_step`` counts
+    the whole loop instead, for speed-ups whose steps differ (``SpeedUp.same_every_step``:
+    DeepCache); so does a pipeline without a ``unet`` module.
     """
-    counter = flop_counter()
+    unet = getattr(timed.pipe, "unet", None)
+    whole_loop = every_step or not isinstance(unet, torch.nn.Module)
     clock = timed.clock
-    timed.clock = counting = _CountingClock(clock, counter)
+    timed.clock = counting = _CountingClock(clock, whole_loop)
+    denoising = counting.stages["denoising"]
     try:
-        with _eager(), counter:
+        with _eager(), contextlib.nullcontext([]) if whole_loop else _first_call_counted(unet, denoising) as calls:
             timed()
     finally:
+        counting.close()
         timed.clock = clock
     timed.stage_history.pop()  # not a timed round
-    marks = counting.flops
-    stages = {stage: marks[end] - marks[start] for stage, start, end in STAGE_BOUNDS}
-    assert tuple(stages) == STAGES
+    stages = {stage: segments.total for stage, segments in counting.stages.items()}
+    if not whole_loop:
+        stages["denoising"] *= len(calls)
     return CallFlops(stages, int(timed.pipe.num_timesteps))
 
 

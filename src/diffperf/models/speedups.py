@@ -86,6 +86,9 @@ class SpeedUp:
     description: str = ""
     image_effect: str | None = None
     own_check: str = "same"
+    same_every_step: bool = True
+    """False when the UNet does different work from one denoising step to the next (DeepCache), so
+    a call's FLOPs are counted over every step rather than one UNet call times the steps."""
 
     def describe(self) -> str:
         return self.description or self.name
@@ -354,6 +357,7 @@ class DeepCache(SpeedUp):
     interval: int = 3
     branch: int = 0
     image_effect = "deepcache"
+    same_every_step = False  # the whole UNet on one step in ``interval``, the shallow branch between
 
     @property
     def name(self) -> str:

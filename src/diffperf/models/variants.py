@@ -96,6 +96,11 @@ class Variant:
             speedup.plan(plan)
         return plan
 
+    @property
+    def same_every_step(self) -> bool:
+        """Whether its UNet does the same work at every denoising step (``SpeedUp.same_every_step``)."""
+        return all(speedup.same_every_step for speedup in self.speedups)
+
     def fp32_check(self) -> str | None:
         """The comparison kind of its image against the family's fp32 baseline, or None for none.
 
