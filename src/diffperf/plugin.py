@@ -49,7 +49,23 @@ def pytest_configure(config: pytest.Config) -> None:
     if options.report_dir and not config.getoption("benchmark_json", None):
         Path(options.report_dir).mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = Path(options.report_dir) / "run.json"
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") != "no":  # pytest-xdist
+        _configure_xdist(options, config)
     config.pluginmanager.register(DiffperfPlugin(options, config), PLUGIN_NAME)
+
+
+def _configure_xdist(options: PerfOptions, config: pytest.Config) -> None:
+    """A worker writes its part of the JSON where the controller asked; the controller refuses what cannot
+    work with several workers (diffperf.cases.parallel)."""
+    from diffperf.cases import parallel
+
+    if parallel.is_worker(config):
+        config.option.benchmark_json = parallel.worker_json(config)
+        return
+    try:
+        parallel.check_options(options, config, parallel.worker_count(config))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 BENCHMARK_COLUMNS = ["min", "median", "iqr", "rounds"]
@@ -86,6 +102,13 @@ class DiffperfPlugin:
         self.outcome = None  # diffperf.cases.outcome.GateOutcome, at the end of the run
         self.baselines_line = None  # what happened to the image baselines a run recorded
         self.interrupted = False  # Ctrl-C or a stop before the end: nothing is judged
+        self.worker = hasattr(config, "workerinput")  # a pytest-xdist worker: the controller judges
+        self.placement = None  # a worker's device (diffperf.measure.placement.Placement), once placed
+        self.parts = []  # the controller's: each worker's diffperf.cases.parallel.WorkerPart
+        self.parts_dir = None  # the controller's: where the workers write their parts of the JSON
+        self.room_checked = False
+        self._case_group = None  # the controller's: node id -> its variant's scheduling scope (diffperf.cases.parallel)
+        self.parallel_error = None  # the controller's: why the workers' parts could not be judged as one run
 
     def start_session(self):
         """The run's PerfSession, built on first use (the ``perf_session`` fixture)."""
@@ -93,7 +116,12 @@ class DiffperfPlugin:
             from diffperf.session import PerfSession
 
             try:
-                self.session = PerfSession(self.options, self.registry(), self.plan)
+                options = self.options
+                if self.worker:  # its own GPU or CPU cores, before anything is built
+                    from diffperf.cases import parallel
+
+                    options, self.placement = parallel.place_worker(options, self.config)
+                self.session = PerfSession(options, self.registry(), self.plan)
             except ValueError as error:
                 pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         return self.session
@@ -139,6 +167,65 @@ class DiffperfPlugin:
         from diffperf.measure.ordering import variant_of
 
         self.plan[:] = [variant_of(item) for item in session.items]
+        if self.worker and any(self.plan):
+            from diffperf.cases import parallel
+
+            parallel.enable_benchmarks(self.config)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        """pytest-xdist's controller: where the worker writes its part of the JSON, when the run writes one."""
+        if not self.config.getoption("benchmark_json", None):
+            return
+        import tempfile
+
+        from diffperf.cases import parallel
+
+        if self.parts_dir is None:
+            self.parts_dir = Path(tempfile.mkdtemp(prefix="diffperf-workers-"))
+        node.workerinput[parallel.WORKER_JSON] = str(self.parts_dir / f"{node.gateway.id}.json")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        """pytest-xdist's controller, under ``-n`` (``--dist load``): every case of a variant on one worker."""
+        if config.getoption("dist") != "load":
+            return None
+        from diffperf.cases import parallel
+
+        return parallel.VariantScheduling(config, log, self.case_group)
+
+    def case_group(self, node_id: str) -> str | None:
+        """The scheduling scope of a diffperf case (its variant), None for another test; the registry is built on
+        the first parametrized node id."""
+        if "[" not in node_id:
+            return None
+        if self._case_group is None:
+            from diffperf.cases import parallel
+
+            self._case_group = parallel.case_groups(self.registry())
+        return self._case_group(node_id)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        """pytest-xdist's controller, before any case runs: refuse workers that would share a device."""
+        from diffperf.cases import parallel
+
+        if self.room_checked or not any(self.case_group(node_id) for node_id in ids):
+            return
+        self.room_checked = True
+        try:
+            parallel.check_room_for(self.options, parallel.worker_count(self.config))
+        except ValueError as error:
+            pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """pytest-xdist's controller: keep what a worker measured, for the one gate of the run."""
+        from diffperf.cases import parallel
+
+        output = getattr(node, "workeroutput", {}).get(parallel.WORKER_OUTPUT)
+        if output is not None:
+            self.parts.append(parallel.WorkerPart.from_output(output))
 
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
         if self.session is not None and item in item.session.items:
@@ -153,6 +240,8 @@ class DiffperfPlugin:
     def pytest_benchmark_update_machine_info(self, machine_info: dict) -> None:
         if self.session is not None:
             machine_info["diffperf"] = self.session.describe()
+            if self.placement is not None:
+                machine_info["diffperf"]["placement"] = self.placement.describe()
 
     def pytest_keyboard_interrupt(self) -> None:
         """Ctrl-C, a stop asked for (``session.shouldstop``) or ``pytest.exit``: the run is judged as interrupted."""
@@ -164,27 +253,52 @@ class DiffperfPlugin:
         from diffperf.cases.outcome import drop_unfinished_cases
 
         unfinished = drop_unfinished_cases(output_json)
+        if self.worker:  # its part of the run: the controller judges and reports
+            output_json["diffperf"] = {"unfinished": unfinished}
+            return
         if self.session is None or not self.session.results:
             return
         output_json["diffperf"] = {**self.gate_outcome().report.to_json(), "unfinished": unfinished}
-        if self.options.report_dir:
-            from diffperf.files import write_json_atomic
-            from diffperf.render.report import write_report
+        self.write_report(output_json)
 
-            directory = Path(self.options.report_dir)
-            if Path(config.getoption("benchmark_json")).resolve() != (directory / "run.json").resolve():
-                write_json_atomic(directory / "run.json", output_json)
-            write_report(output_json, directory / "report.html", images_dir=Path(self.options.output_dir) / "images")
+    def write_report(self, output_json: dict) -> None:
+        """With --perf-report: the run's JSON (when written elsewhere) and its HTML report in the report directory."""
+        if not self.options.report_dir:
+            return
+        from diffperf.files import write_json_atomic
+        from diffperf.render.report import write_report
+
+        directory = Path(self.options.report_dir)
+        if Path(self.config.getoption("benchmark_json")).resolve() != (directory / "run.json").resolve():
+            write_json_atomic(directory / "run.json", output_json)
+        write_report(output_json, directory / "report.html", images_dir=Path(self.options.output_dir) / "images")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Record image baselines of a completed run; judge the speed-ups, write summaries, fail on a regression."""
-        if self.session is None:
+        """Record image baselines of a completed run; judge the speed-ups, write summaries, fail on a regression.
+
+        A pytest-xdist worker sends what it measured to the controller instead, which judges every worker's
+        cases at once and writes the run's one JSON."""
+        if self.worker:
+            if self.session is not None:
+                from diffperf.cases import parallel
+
+                part = parallel.WorkerPart.of(self.session, self.placement, self.interrupted)
+                self.config.workeroutput[parallel.WORKER_OUTPUT] = part.to_output()
             return
-        self.baselines_line = self.session.commit_image_baselines(
-            completed=session.exitstatus == pytest.ExitCode.OK and not session.shouldfail and not session.shouldstop)
-        if not self.session.results:
+        if self.session is not None:
+            self.baselines_line = self.session.commit_image_baselines(
+                completed=session.exitstatus == pytest.ExitCode.OK and not session.shouldfail
+                and not session.shouldstop)
+        if not self.results():
             return
-        outcome = self.gate_outcome()
+        try:
+            outcome = self.gate_outcome()
+        except ValueError as error:  # under -n, workers that were not one host: nothing can be judged as one run
+            self.parallel_error = str(error)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        if self.parts:
+            self.write_merged_json(outcome)
         if outcome.exit_code is not None and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = outcome.exit_code
         from diffperf.files import write_text_atomic
@@ -201,6 +315,8 @@ class DiffperfPlugin:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.baselines_line:
             terminalreporter.write_line(f"diffperf: {self.baselines_line}")
+        if self.parallel_error:
+            terminalreporter.write_line(f"diffperf: {self.parallel_error}")
         if self.outcome is None:
             return
         terminalreporter.section("diffperf speed-up gate")
@@ -214,14 +330,42 @@ class DiffperfPlugin:
             for line in lines:
                 terminalreporter.write_line(line)
 
+    def results(self) -> list:
+        """What the latency cases measured: this process's, or under -n every worker's."""
+        if self.parts:
+            return [result for part in self.parts for result in part.results]
+        return self.session.results if self.session is not None else []
+
     def throughput_entries(self) -> list[dict]:
         """What each latency case achieved (diffperf.measure.flops.Throughput), as its extra_info records it."""
+        if self.parts:
+            return [entry for part in sorted(self.parts, key=lambda part: part.placement["index"])
+                    for entry in part.throughput]
         return [record.case_info() for record in self.session.throughput] if self.session is not None else []
 
     def gate_outcome(self):
         """The gate's verdicts, rendered, computed once (pytest-benchmark's JSON may ask first)."""
         if self.outcome is None:
-            from diffperf.cases.outcome import judge_session
+            from diffperf.cases import outcome
 
-            self.outcome = judge_session(self.session, self.interrupted)
+            if self.parts:
+                self.outcome = outcome.judge_parts(self.parts, self.options, self.interrupted)
+            else:
+                self.outcome = outcome.judge_session(self.session, self.interrupted)
         return self.outcome
+
+    def write_merged_json(self, gate) -> None:
+        """Under -n: the workers' parts of the JSON as one run, with the gate's verdicts, where the run writes it."""
+        target = self.config.getoption("benchmark_json", None)
+        if not target or self.parts_dir is None:
+            return
+        import shutil
+
+        from diffperf.cases import parallel
+        from diffperf.files import write_json_atomic
+
+        output_json = parallel.merge_parts_json(self.parts_dir, self.parts)
+        output_json["diffperf"] = {**gate.report.to_json(), "unfinished": output_json["diffperf"]["unfinished"]}
+        write_json_atomic(target, output_json)
+        self.write_report(output_json)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)

@@ -40,6 +40,16 @@ def judge_session(session, interrupted: bool = False) -> GateOutcome:
                      session.options, interrupted)
 
 
+def judge_parts(parts: list, options: PerfOptions, interrupted: bool = False) -> GateOutcome:
+    """The speed-up gate over every pytest-xdist worker's cases (diffperf.cases.parallel.WorkerPart), judged as one
+    run; a one-line ValueError when the workers were not one host."""
+    from diffperf.cases.parallel import merge_parts
+
+    run = merge_parts(parts)
+    return judge_run(run.results, run.skipped, run.host, run.profile, run.rounds, options,
+                     interrupted or run.interrupted)
+
+
 def judge_run(results: list[CaseResult], skipped: dict[str, str], host: Host, profile: str, rounds: int,
               options: PerfOptions, interrupted: bool = False) -> GateOutcome:
     """Judge what the run measured against this host's expectations (or its portable bands).
