@@ -32,6 +32,12 @@ def add_options(parser) -> None:
     group.addoption("--perf-rounds", type=int, default=None,
                     help="timed rounds per case, each paired with a round of its reference "
                          "(default: 16 on tiny, 10 on full and hub; at least 6 for a verdict)")
+    group.addoption("--perf-max-rounds", type=int, default=None, metavar="N",
+                    help="rounds only where undecided: a case whose speed-up is still inconclusive after its rounds "
+                         "gets more, in stages, up to N in all; each look spends part of the 5%% error "
+                         "(docs/gate.md; default: no extra rounds)")
+    group.addoption("--perf-extra-time", type=float, default=None, metavar="SECONDS",
+                    help="with --perf-max-rounds: the most time the run spends on extra rounds, all cases together")
     group.addoption("--perf-warmup", type=int, default=None,
                     help="untimed warm-up calls of the variant and its reference per case "
                          "(default: 2 on tiny, 3 on full and hub)")
@@ -88,6 +94,8 @@ class PerfOptions:
     device: str | None = None  # None: cuda when available
     rounds: int | None = None  # None: the profile's default
     warmup: int | None = None  # None: the profile's default
+    max_rounds: int | None = None  # --perf-max-rounds; None: no extra rounds
+    extra_time: float | None = None  # --perf-extra-time: seconds of extra rounds per run; None: no limit
     variants: tuple[str, ...] = ()  # empty: all
     steps: int | None = None  # None: the profile's steps
     resolution: int | None = None  # None: the profile's resolution
@@ -138,6 +146,8 @@ class PerfOptions:
             device=config.getoption("--perf-device"),
             rounds=config.getoption("--perf-rounds"),
             warmup=config.getoption("--perf-warmup"),
+            max_rounds=config.getoption("--perf-max-rounds"),
+            extra_time=config.getoption("--perf-extra-time"),
             variants=tuple(name.strip() for name in config.getoption("--perf-variants").split(",") if name.strip()),
             steps=config.getoption("--perf-steps"),
             resolution=config.getoption("--perf-resolution"),
@@ -182,6 +192,11 @@ class PerfOptions:
                              "are not its own; record baselines without it")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
+        if self.max_rounds is not None and self.max_rounds < max(self.rounds or 1, 1):
+            raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than the rounds every case gets "
+                             f"({self.rounds}): give at least that many")
+        if self.extra_time is not None and (self.max_rounds is None or not self.extra_time > 0):
+            raise ValueError("--perf-extra-time needs --perf-max-rounds and a positive number of seconds")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"--perf-warmup must be 0 or more, got {self.warmup}")
         if self.steps is not None and self.steps < 1:

@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from diffperf.gate.expectations import ExpectationsError, known_keys
+from diffperf.gate.expectations import Expectation, Expectations, ExpectationsError, case_id, known_keys, lookup
 from diffperf.gate.verdicts import CaseResult
 from diffperf.history.identity import SCHEMA
 from diffperf.measure.flops import CallFlops, MatmulPeak, Throughput, count_call_flops, datasheet_peak, \
@@ -22,6 +22,7 @@ from diffperf.models.store import PipelineStore
 from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
+from diffperf.stats.sequential import SequentialPlan
 
 DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
 # GPUs pay cuDNN heuristics, allocator growth and lazy initialisation on the first calls.
@@ -41,6 +42,14 @@ class PerfSession:
         self.profile_name = options.resolved_profile(self.device)
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
         self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
+        if options.max_rounds is not None and options.max_rounds < self.rounds:
+            raise ValueError(f"--perf-max-rounds {options.max_rounds} is fewer than the {self.rounds} rounds every "
+                             f"case gets on the {self.profile_name} profile: give at least {self.rounds}")
+        # --perf-max-rounds: the looks at each case's speed-up, and the time left for extra rounds (None: no limit)
+        self.sequential = SequentialPlan.for_rounds(self.rounds, options.max_rounds) \
+            if options.max_rounds is not None and options.max_rounds > self.rounds else None
+        self.extra_time_left = options.extra_time
+        self._expectations: Expectations | None | bool = False  # False: not looked up yet
         self.instrument = make_instrument(self.device)
         self.host = this_host(self.device)
         if options.baseline_key is not None and not options.no_gate:  # --perf-no-gate reads no speedups.json
@@ -100,6 +109,20 @@ class PerfSession:
         shape = shape_of(config, 2 * scenario.images, latent, latent, scenario.steps)
         return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
                          settings=lambda: self.store.during_calls(variant))
+
+    def expectation(self, variant_name: str, scenario_name: str) -> Expectation | None:
+        """The stored expectation of a case's speed-up, as the gate will judge it; None when there is none, the
+        file cannot be read (the gate says so at the end) or the run is not gated."""
+        if self._expectations is False:
+            self._expectations = None
+            if not self.options.no_gate and not self.options.workload_overrides:
+                try:
+                    self._expectations = lookup(self.options.baselines_dir, self.profile_name, self.host,
+                                                self.options.baseline_key)
+                except ExpectationsError:
+                    pass
+        found = self._expectations
+        return found.speedups.get(case_id(variant_name, scenario_name)) if found is not None else None
 
     def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
         """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""

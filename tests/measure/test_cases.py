@@ -1,5 +1,7 @@
 """The latency case's bad-input paths: out of memory, a missing model, a variant that cannot run."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -69,9 +71,14 @@ def test_cases_run_variant_by_variant():
 
 
 class PedanticBenchmark:
-    """pytest-benchmark's pedantic mode as far as the latency case uses it: setup, then the timed call."""
+    """pytest-benchmark's pedantic mode as far as the latency case uses it: setup, then the timed call; and the
+    statistics extra rounds add to."""
 
     group = None
+
+    def __init__(self):
+        data = []
+        self.stats = SimpleNamespace(stats=SimpleNamespace(data=data, update=data.append))
 
     def pedantic(self, target, setup, rounds, warmup_rounds, iterations):
         assert (warmup_rounds, iterations) == (0, 1)
@@ -80,16 +87,21 @@ class PedanticBenchmark:
             target()
 
 
-def test_every_variant_call_is_bracketed_by_reference_calls(session):
-    from diffperf.cases.latency import timed_rounds
+def test_every_variant_call_is_bracketed_by_reference_calls():
+    from diffperf.cases.latency import PairedRounds
 
     calls = []
     subject, reference = (lambda: calls.append("V")), (lambda: calls.append("R"))
-    session.rounds = 4
-    scenario = session.scenario("baseline", "vase")
-    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, scenario, subject, reference)
-    assert "".join(calls) == "RVRVRVRVR"
-    assert (len(reference_times), len(variant_times)) == (5, 4)
+    rounds = PairedRounds(subject, reference)
+    benchmark = PedanticBenchmark()
+    rounds.time(benchmark, 4, "vase")
+    assert "".join(calls) == "RVRVRVRVR" and benchmark.group == "vase"
+    assert (len(rounds.reference_times), len(rounds.variant_times)) == (5, 4)
+    rounds.extend(benchmark, 2)  # extra rounds keep the bracket closed
+    assert "".join(calls) == "RVRVRVRVR" + "VRVR"
+    assert (len(rounds.reference_times), len(rounds.variant_times)) == (7, 6)
+    assert benchmark.stats.stats.data == rounds.variant_times[4:]  # pytest-benchmark gets the extra variant rounds
     calls.clear()
-    reference_times, variant_times = timed_rounds(PedanticBenchmark(), session, scenario, subject, None)
-    assert "".join(calls) == "VVVV" and reference_times == []
+    alone = PairedRounds(subject, None)
+    alone.time(PedanticBenchmark(), 4, "vase")
+    assert "".join(calls) == "VVVV" and alone.reference_times == []

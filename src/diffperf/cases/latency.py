@@ -5,8 +5,9 @@ call of its reference variant (for a family's fp32 baseline, of its yardstick:
 :mod:`diffperf.measure.yardstick`), and one more reference call follows the last round, so the two
 alternate (R V R V ... R V R) and every variant call is bracketed by reference calls that share
 its clock, thermal and neighbour-load drift (:func:`diffperf.stats.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
-so the gate reads its rounds from one place whether or not pytest-benchmark keeps its own
-(``--benchmark-disable``, xdist). The reference's times go to ``extra_info["reference_rounds"]``.
+so the gate reads its rounds from one place. The reference's times go to
+``extra_info["reference_rounds"]``. With ``--perf-max-rounds`` a case still inconclusive after its
+rounds gets more, in stages (:func:`extra_rounds`).
 
 After the timed rounds, untimed probes: peak memory, the FLOPs of one call per stage and the
 device's dense matmul peak at the variant's precision (:mod:`diffperf.measure.flops`), each once
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from diffperf.gate.expectations import case_id
-from diffperf.gate.verdicts import CaseResult
+from diffperf.gate.verdicts import CaseResult, speedup_row, undecided
 from diffperf.measure.flops import Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
@@ -54,12 +56,16 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
                 reference = session.yardstick(variant, scenario, subject.pipe)
             warm_up(session, subject, reference)
             first_timed = len(subject.stage_history)
-            reference_times, variant_times = timed_rounds(benchmark, session, scenario, subject, reference)
+            rounds = PairedRounds(subject, reference)
+            rounds.time(benchmark, session.rounds, scenario.name)
+            peaks, throughput, looks = (None, None), None, None
+            if benchmark.disabled:  # --benchmark-disable: pedantic made one untimed call of each
+                rounds.reference_times, rounds.variant_times = [], []
+            else:
+                looks = extra_rounds(session, variant, scenario, rounds, benchmark)
+            reference_times, variant_times = rounds.reference_times, rounds.variant_times
             stages = subject.stage_history[first_timed:]
-            peaks, throughput = (None, None), None
-            if benchmark.disabled:  # --benchmark-disable, xdist: pedantic made one untimed call of each
-                reference_times, variant_times = [], []
-            else:  # after the timed rounds, so the probes' own work cannot touch them
+            if not benchmark.disabled:  # after the timed rounds, so the probes' own work cannot touch them
                 peaks = peak_memory(session, variant, scenario, subject, reference)
                 throughput = measure_throughput(session, variant, scenario, subject, stages, variant_times)
     except (VariantOutOfMemory, ModelNotAvailable) as error:
@@ -71,9 +77,12 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     result = CaseResult(variant.name, partner, scenario.name, variant_times, reference_times, *peaks,
                         family=variant.family, best_stack=variant.best_stack,
                         published=published.speedup if published else None,
-                        published_on=published.gpu if published else None)
+                        published_on=published.gpu if published else None,
+                        confidence=looks.confidence if looks else None)
     yardstick = reference if isinstance(reference, Yardstick) else None
     benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput, yardstick))
+    if looks:
+        benchmark.extra_info["looks"] = looks.to_json()
     session.results.append(result)
     if throughput is not None:
         session.throughput.append(throughput)
@@ -123,30 +132,87 @@ def median_stages(timed_stages: list[dict]) -> dict[str, float]:
         if timed_stages else {}
 
 
-def timed_rounds(benchmark, session: PerfSession, scenario: Scenario, subject: TimedPipeline,
-                 reference: TimedPipeline | Yardstick | None) -> tuple[list[float], list[float]]:
-    """The bracketed rounds: (reference times, variant times), each call timed with ``time.perf_counter``.
+class PairedRounds:
+    """The bracketed rounds of one case (R V R V ... R V R), each call timed with ``time.perf_counter``.
 
-    With a reference there is one more reference time than variant times (R V R V ... R V R).
+    With a reference there is one more reference time than variant times.
     """
-    reference_times: list[float] = []
-    variant_times: list[float] = []
 
-    def run_reference():
-        if reference is not None:
+    def __init__(self, subject: TimedPipeline, reference: TimedPipeline | Yardstick | None):
+        self.subject = subject
+        self.reference = reference
+        self.reference_times: list[float] = []
+        self.variant_times: list[float] = []
+
+    def run_reference(self) -> None:
+        if self.reference is not None:
             start = time.perf_counter()
-            reference()
-            reference_times.append(time.perf_counter() - start)
+            self.reference()
+            self.reference_times.append(time.perf_counter() - start)
 
-    def run_variant():
+    def run_variant(self) -> None:
         start = time.perf_counter()
-        subject()
-        variant_times.append(time.perf_counter() - start)
+        self.subject()
+        self.variant_times.append(time.perf_counter() - start)
 
-    benchmark.group = scenario.name
-    benchmark.pedantic(run_variant, setup=run_reference, rounds=session.rounds, warmup_rounds=0, iterations=1)
-    run_reference()  # closes the bracket of the last variant call
-    return reference_times, variant_times
+    def time(self, benchmark, rounds: int, group: str) -> None:
+        """The base rounds, through pytest-benchmark's pedantic (which records the variant's times)."""
+        benchmark.group = group
+        benchmark.pedantic(self.run_variant, setup=self.run_reference, rounds=rounds, warmup_rounds=0, iterations=1)
+        self.run_reference()  # closes the bracket of the last variant call
+
+    def extend(self, benchmark, rounds: int) -> float:
+        """``rounds`` more pairs (V R: the bracket stays closed); the variant's times also go to pytest-benchmark's
+        statistics of the case. Returns the seconds they took."""
+        start = time.perf_counter()
+        for _ in range(rounds):
+            self.run_variant()
+            benchmark.stats.stats.update(self.variant_times[-1])
+            self.run_reference()
+        return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Looks:
+    """Where a case's speed-up was looked at (--perf-max-rounds): the rounds at each look, and the last one's
+    confidence, which the gate judges at."""
+
+    rounds: list[int]
+    confidence: float
+
+    def to_json(self) -> dict:
+        return {"rounds": self.rounds, "confidence": self.confidence}
+
+
+def extra_rounds(session: PerfSession, variant: Variant, scenario: Scenario, rounds: PairedRounds,
+                 benchmark) -> Looks | None:
+    """Rounds only where undecided (--perf-max-rounds; :mod:`diffperf.stats.sequential`).
+
+    After the base rounds, and after each stage of extra rounds, the speed-up is judged as the gate
+    will judge it, at the confidence the plan spends on that look; while it stays undecided (inconclusive,
+    and more rounds could decide it: :func:`diffperf.gate.verdicts.undecided`), the plan has a look left and the run's
+    --perf-extra-time is not spent, the case gets the next stage. None when there is no plan, no
+    reference or no stored expectation to decide against (the case keeps its base rounds).
+    """
+    plan = session.sequential
+    expectation = session.expectation(variant.name, scenario.name) if plan is not None else None
+    if expectation is None or rounds.reference is None:
+        return None
+    partner = variant.reference or YARDSTICK
+    looked = [len(rounds.variant_times)]
+    while True:
+        confidence = plan.confidence_at(looked[-1])
+        result = CaseResult(variant.name, partner, scenario.name, rounds.variant_times, rounds.reference_times,
+                            None, None)
+        row = speedup_row(result, expectation, confidence)
+        following = plan.next_look(looked[-1])
+        if not undecided(row) or following is None \
+                or (session.extra_time_left is not None and session.extra_time_left <= 0):
+            return Looks(looked, confidence)
+        spent = rounds.extend(benchmark, following - looked[-1])
+        if session.extra_time_left is not None:
+            session.extra_time_left -= spent
+        looked.append(len(rounds.variant_times))
 
 
 def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_stages: list[dict],

@@ -45,6 +45,7 @@ class CaseResult:
     best_stack: bool = False  # a device type's fastest stack: its rows come first
     published: float | None = None  # a published speed-up for this case (diffperf.models.variants.Published)
     published_on: str | None = None  # the GPU it was published for
+    confidence: float | None = None  # the look its rounds stopped at (--perf-max-rounds); None: the run's
 
 
 @dataclass
@@ -141,7 +142,7 @@ def evaluate(results: list[CaseResult], expectations: Expectations | None,
         measured.add(case)
         speedup = expectations.speedups.get(case) if expectations else None
         memory = expectations.memory.get(case) if expectations else None
-        report.rows.append(speedup_row(result, speedup, confidence))
+        report.rows.append(speedup_row(result, speedup, result.confidence or confidence))
         memory_row_ = memory_row(result, memory)
         if memory_row_ is not None:
             report.rows.append(memory_row_)
@@ -199,6 +200,14 @@ def speedup_row(result: CaseResult, expectation: Expectation | None, confidence:
     row.expected, row.tolerance, row.lower, row.upper = verdict.expected, verdict.tolerance, verdict.lower, verdict.upper
     row.rounds_needed = ratios.rounds_to_decide(within, judged, verdict)
     return row
+
+
+def undecided(row: GateRow) -> bool:
+    """Whether more rounds could decide the speed-up of ``row``: it is inconclusive and its within-process part,
+    the part rounds shrink, keeps it on the band's edge (``rounds_needed``). Cases needing more rounds than a plan
+    allows still get them: the estimate assumes the median stays where it is, and with more rounds it moves
+    (in simulation, extending only those within reach left a third more cases inconclusive)."""
+    return row.status == Status.INCONCLUSIVE and row.rounds_needed is not None
 
 
 def memory_row(result: CaseResult, expectation: Expectation | None) -> GateRow | None:

@@ -1,0 +1,30 @@
+"""Optional stopping, simulated: extra rounds under the alpha-spending plan keep the gate's error at 5%."""
+
+from diffperf.gate.simulation import calibrated, simulate
+from diffperf.stats.sequential import SequentialPlan
+
+TRIALS = 1500  # seeded: the same counts on every run
+
+
+def test_spending_the_error_over_the_looks_keeps_misses_at_five_percent_where_looking_freely_does_not():
+    expectation = calibrated(within_sd=0.10, between_sd=0.0, rounds=16, tolerance=0.0)  # worst case: no band
+    plan = SequentialPlan.for_rounds(16, 48)
+    fixed = simulate(SequentialPlan(16, 16, 1), expectation, 0.10, TRIALS, seed=1)
+    free = simulate(plan, expectation, 0.10, TRIALS, seed=1, spend=False)
+    spending = simulate(plan, expectation, 0.10, TRIALS, seed=1)
+    # 3 binomial standard errors of 5% over 1500 trials: 1.7%
+    assert spending.miss_rate <= 0.05 + 0.017
+    assert free.miss_rate > spending.miss_rate and free.false_alarm_rate > spending.false_alarm_rate
+    assert fixed.mean_rounds == 16 and 16 < spending.mean_rounds <= 48
+
+
+def test_extra_rounds_decide_cases_that_fixed_rounds_leave_inconclusive():
+    # within-process noise dominating, as on a quiet host: rounds narrow the interval
+    expectation = calibrated(within_sd=0.06, between_sd=0.0, rounds=16, tolerance=0.05)
+    fixed = simulate(SequentialPlan(16, 16, 1), expectation, 0.06, TRIALS, seed=2)
+    spending = simulate(SequentialPlan.for_rounds(16, 32), expectation, 0.06, TRIALS, seed=2)
+    assert spending.inconclusive < 0.8 * fixed.inconclusive and 16 < spending.mean_rounds
+    assert spending.false_alarms <= fixed.false_alarms + 3
+    # the between-process spread alone reaching past the band: no rounds could decide, none are added
+    wide = calibrated(within_sd=0.10, between_sd=0.03, rounds=16, tolerance=0.05)
+    assert simulate(SequentialPlan.for_rounds(16, 32), wide, 0.10, 200, seed=3).mean_rounds < 16.5  # a rare median far out

@@ -1,0 +1,50 @@
+"""Optional stopping, simulated (docs/gate.md, "Rounds only where undecided").
+
+For each noise level: unchanged processes judged with 16 rounds at 95% (today's default), with
+extra rounds up to --max-rounds looking at 95% every time (optional stopping, uncorrected), and
+with the same extra rounds under diffperf's alpha-spending plan (--perf-max-rounds). Prints, as
+Markdown, the false-alarm rate (regressed or improved), the miss rate (the judged interval
+excludes the true speed-up), the share left inconclusive and the mean rounds per case.
+
+    python tools/sequential_sim.py --trials 4000 --max-rounds 32
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from diffperf.gate.simulation import calibrated, simulate
+from diffperf.stats.sequential import SequentialPlan
+
+# (within-process SD of a log pair ratio, between-process SD of the log ratio): host C's quiet and noisy ratios
+# (docs/validation.md: half-widths 4-7% from 16 pairs; between-process SDs 0-4%) and a quiet GPU-like one.
+NOISE = [(0.10, 0.0), (0.10, 0.03), (0.05, 0.02), (0.02, 0.005)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=16)
+    parser.add_argument("--max-rounds", type=int, default=32)
+    parser.add_argument("--tolerance", type=float, default=0.03)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    fixed = SequentialPlan(args.rounds, args.rounds, 1)
+    plan = SequentialPlan.for_rounds(args.rounds, args.max_rounds)
+    looks = ", ".join(f"{n} ({plan.confidence_at(n):.2%})" for n in plan.looks())
+    print(f"{args.trials} unchanged processes per row; tolerance ±{args.tolerance:.0%}; looks: {looks}\n")
+    print("| within SD | between SD | design | false alarms | misses | inconclusive | mean rounds |")
+    print("|---|---|---|---|---|---|---|")
+    for within, between in NOISE:
+        expectation = calibrated(within, between, args.rounds, tolerance=args.tolerance)
+        designs = [(f"{args.rounds} rounds, 95%", fixed, True),
+                   (f"up to {args.max_rounds}, 95% at every look", plan, False),
+                   (f"up to {args.max_rounds}, alpha spent over the looks", plan, True)]
+        for name, design, spend in designs:
+            outcome = simulate(design, expectation, within, args.trials, args.seed, spend=spend)
+            print(f"| {within:.0%} | {between:.1%} | {name} | {outcome.false_alarm_rate:.2%} | "
+                  f"{outcome.miss_rate:.2%} | {outcome.inconclusive / outcome.trials:.1%} | {outcome.mean_rounds:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
