@@ -16,9 +16,10 @@ import argparse
 from diffperf.gate.simulation import calibrated, simulate
 from diffperf.stats.sequential import SequentialPlan
 
-# (within-process SD of a log pair ratio, between-process SD of the log ratio): host C's quiet and noisy ratios
-# (docs/validation.md: half-widths 4-7% from 16 pairs; between-process SDs 0-4%) and a quiet GPU-like one.
-NOISE = [(0.10, 0.0), (0.10, 0.03), (0.05, 0.02), (0.02, 0.005)]
+# (within-process SD of a log pair ratio, between-process SD of the log ratio): ratios whose rounds' noise
+# dominates (rounds can decide them), one with some between-process spread, and one like host C's noisiest,
+# whose between-process spread alone reaches past a 5% band (docs/validation.md).
+NOISE = [(0.04, 0.0), (0.06, 0.0), (0.04, 0.01), (0.10, 0.03)]
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--max-rounds", type=int, default=32)
-    parser.add_argument("--tolerance", type=float, default=0.03)
+    parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     fixed = SequentialPlan(args.rounds, args.rounds, 1)
