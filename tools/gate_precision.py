@@ -39,10 +39,12 @@ from diffperf.measure.host import Host
 
 
 def case_results(run: Run) -> list[CaseResult]:
-    """The paired cases of one saved run, as the gate saw them."""
+    """The paired cases of one saved run, as the gate saw them (at their last look's confidence under
+    --perf-max-rounds)."""
     return [
         CaseResult(case.variant, case.reference, case.scenario, list(case.data), list(case.reference_rounds),
-                   case.number("peak_memory"), case.number("reference_peak_memory"))
+                   case.number("peak_memory"), case.number("reference_peak_memory"),
+                   confidence=(case.extra_info.get("looks") or {}).get("confidence"))
         for case in run.cases if case.reference and case.paired
     ]
 
