@@ -37,7 +37,8 @@ def add_options(parser) -> None:
                          "gets more, in stages, up to N in all; each look spends part of the 5%% error "
                          "(docs/gate.md; default: no extra rounds)")
     group.addoption("--perf-extra-time", type=float, default=None, metavar="SECONDS",
-                    help="with --perf-max-rounds: the most time the run spends on extra rounds, all cases together")
+                    help="with --perf-max-rounds: the most time a process spends on extra rounds, all its cases "
+                         "together (under -n: each worker)")
     group.addoption("--perf-warmup", type=int, default=None,
                     help="untimed warm-up calls of the variant and its reference per case "
                          "(default: 2 on tiny, 3 on full and hub)")
@@ -194,7 +195,7 @@ class PerfOptions:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
         if self.max_rounds is not None and self.max_rounds < max(self.rounds or 1, 1):
             raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than the rounds every case gets "
-                             f"({self.rounds}): give at least that many")
+                             f"({self.rounds or 1}): give at least that many")
         if self.extra_time is not None and (self.max_rounds is None or not self.extra_time > 0):
             raise ValueError("--perf-extra-time needs --perf-max-rounds and a positive number of seconds")
         if self.warmup is not None and self.warmup < 0:

@@ -104,7 +104,7 @@ class DiffperfPlugin:
         self.interrupted = False  # Ctrl-C or a stop before the end: nothing is judged
         self.worker = hasattr(config, "workerinput")  # a pytest-xdist worker: the controller judges
         self.placement = None  # a worker's device (diffperf.measure.placement.Placement), once placed
-        self.parts = []  # the controller's: each worker's diffperf.cases.parallel.WorkerPart
+        self.worker_parts = {}  # the controller's: each worker's diffperf.cases.parallel.WorkerPart, by worker
         self.parts_dir = None  # the controller's: where the workers write their parts of the JSON
         self.room_checked = False
         self._case_group = None  # the controller's: node id -> its variant's scheduling scope (diffperf.cases.parallel)
@@ -202,7 +202,10 @@ class DiffperfPlugin:
         if self._case_group is None:
             from diffperf.cases import parallel
 
-            self._case_group = parallel.case_groups(self.registry())
+            try:
+                self._case_group = parallel.case_groups(self.registry())
+            except (ValueError, TypeError):  # a declaration that cannot work: the workers say so, in one line
+                self._case_group = lambda node_id: None
         return self._case_group(node_id)
 
     @pytest.hookimpl(optionalhook=True)
@@ -224,8 +227,14 @@ class DiffperfPlugin:
         from diffperf.cases import parallel
 
         output = getattr(node, "workeroutput", {}).get(parallel.WORKER_OUTPUT)
-        if output is not None:
-            self.parts.append(parallel.WorkerPart.from_output(output))
+        if output is not None:  # by worker: xdist reports an interrupted worker's end twice
+            part = parallel.WorkerPart.from_output(output)
+            self.worker_parts[part.worker] = part
+
+    @property
+    def parts(self) -> list:
+        """The controller's: what each worker measured, in worker order (empty without -n)."""
+        return [self.worker_parts[worker] for worker in sorted(self.worker_parts, key=lambda name: int(name[2:]))]
 
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
         if self.session is not None and item in item.session.items:
@@ -296,6 +305,7 @@ class DiffperfPlugin:
         except ValueError as error:  # under -n, workers that were not one host: nothing can be judged as one run
             self.parallel_error = str(error)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.write_merged_json(None)  # what was measured is kept, without verdicts
             return
         if self.parts:
             self.write_merged_json(outcome)
@@ -339,8 +349,7 @@ class DiffperfPlugin:
     def throughput_entries(self) -> list[dict]:
         """What each latency case achieved (diffperf.measure.flops.Throughput), as its extra_info records it."""
         if self.parts:
-            return [entry for part in sorted(self.parts, key=lambda part: part.placement["index"])
-                    for entry in part.throughput]
+            return [entry for part in self.parts for entry in part.throughput]
         return [record.case_info() for record in self.session.throughput] if self.session is not None else []
 
     def gate_outcome(self):
@@ -355,17 +364,26 @@ class DiffperfPlugin:
         return self.outcome
 
     def write_merged_json(self, gate) -> None:
-        """Under -n: the workers' parts of the JSON as one run, with the gate's verdicts, where the run writes it."""
+        """Under -n: the workers' parts of the JSON as one run, with the gate's verdicts (``gate``, None: none could be
+        made), where the run writes it."""
         target = self.config.getoption("benchmark_json", None)
         if not target or self.parts_dir is None:
             return
-        import shutil
-
         from diffperf.cases import parallel
         from diffperf.files import write_json_atomic
 
         output_json = parallel.merge_parts_json(self.parts_dir, self.parts)
-        output_json["diffperf"] = {**gate.report.to_json(), "unfinished": output_json["diffperf"]["unfinished"]}
+        if output_json is None:  # no worker wrote its part (--benchmark-disable)
+            return
+        verdicts = gate.report.to_json() if gate is not None else {"error": self.parallel_error}
+        output_json["diffperf"] = {**verdicts, "unfinished": output_json["diffperf"]["unfinished"]}
         write_json_atomic(target, output_json)
-        self.write_report(output_json)
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        if gate is not None:
+            self.write_report(output_json)
+
+    def pytest_unconfigure(self) -> None:
+        """The controller's: the workers' parts of the JSON are gone with the run (merged into its JSON, if any)."""
+        if self.parts_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.parts_dir, ignore_errors=True)

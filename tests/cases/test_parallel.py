@@ -68,6 +68,7 @@ def test_the_workers_json_parts_become_one_document(tmp_path):
     assert merged["diffperf"] == {"unfinished": ["test_latency[int8-vase]"]}
     with pytest.raises(ValueError, match="no worker wrote"):
         merge_json([], [])
+    assert merge_parts_json(tmp_path / "empty", parts) is None  # --benchmark-disable: no worker wrote its part
 
 
 class FakeConfig:

@@ -59,9 +59,10 @@ def check_options(options: PerfOptions, config: pytest.Config, workers: int) -> 
     if config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", None):
         raise ValueError("under -n each worker would save its own part: save the merged run with --benchmark-json "
                          "or --perf-report")
-    if options.device is not None and ":" in options.device and workers > 1:
-        raise ValueError(f"--perf-device {options.device} names one device, and each of the {workers} workers takes "
-                         "a device of its own: leave it out (cuda) or give cpu")
+    if options.device is not None and ":" in options.device and workers > 0:
+        raise ValueError(f"--perf-device {options.device} names one device, and under -n each worker takes a device "
+                         "of its own (gwI: cuda:I): leave it out (cuda), give cpu, or choose GPUs with "
+                         "CUDA_VISIBLE_DEVICES")
 
 
 def case_groups(registry) -> Callable[[str], str | None]:
@@ -115,6 +116,8 @@ def place_worker(options: PerfOptions, config: pytest.Config) -> tuple[PerfOptio
                       torch.cuda.device_count() if device.type == "cuda" else 0, available_cpus())
     if placement.cpus is not None:
         pin(placement.cpus)
+    else:  # what runs on "the current device" runs on the worker's own
+        torch.cuda.set_device(placement.index)
     return dataclasses.replace(options, device=placement.device), placement
 
 
@@ -225,15 +228,18 @@ def merge_json(parts: list[dict], placements: list[dict]) -> dict:
     return merged
 
 
-def merge_parts_json(directory: Path, parts: list[WorkerPart]) -> dict:
+def merge_parts_json(directory: Path, parts: list[WorkerPart]) -> dict | None:
     """The JSON parts the workers of ``parts`` wrote in ``directory`` (``<worker>.json``) as one run
-    (:func:`merge_json`); ``["diffperf"]["unfinished"]`` lists every worker's unfinished cases."""
+    (:func:`merge_json`); ``["diffperf"]["unfinished"]`` lists every worker's unfinished cases. None when no
+    worker wrote one (``--benchmark-disable``: pytest-benchmark writes nothing, as without -n)."""
     placements = [part.placement for part in sorted(parts, key=lambda part: part.placement["index"])]
     documents = []
     for placement in placements:
         path = Path(directory) / f"{placement['worker']}.json"
         if path.is_file():
             documents.append(json.loads(path.read_text()))
+    if not documents:
+        return None
     merged = merge_json(documents, placements)
     merged["diffperf"] = {"unfinished": [name for document in documents
                                          for name in (document.get("diffperf") or {}).get("unfinished", [])]}

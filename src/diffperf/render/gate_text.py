@@ -68,8 +68,7 @@ def row_line(row: GateRow, context: GateContext) -> str:
     elif row.status == Status.INCONCLUSIVE:
         if row.rounds_needed:
             line += f"; the interval straddles the band: about {row.rounds_needed} paired rounds would decide " \
-                    f"(--perf-rounds {row.rounds_needed}, or --perf-max-rounds {row.rounds_needed} for the undecided " \
-                    "cases alone)"
+                    f"(--perf-rounds {row.rounds_needed})"
         else:
             line += "; the interval straddles the band and more rounds cannot decide: the between-process " \
                     "spread alone reaches past the band's edge"
