@@ -234,7 +234,9 @@ class DiffperfPlugin:
     @property
     def parts(self) -> list:
         """The controller's: what each worker measured, in worker order (empty without -n)."""
-        return [self.worker_parts[worker] for worker in sorted(self.worker_parts, key=lambda name: int(name[2:]))]
+        from diffperf.measure.placement import worker_index
+
+        return [self.worker_parts[worker] for worker in sorted(self.worker_parts, key=worker_index)]
 
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
         if self.session is not None and item in item.session.items:

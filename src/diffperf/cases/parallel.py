@@ -93,12 +93,19 @@ class VariantScheduling(LoadScopeScheduling):
         return self.group(nodeid) or nodeid
 
 
+def _device_and_gpus(options: PerfOptions):
+    """The run's torch device and, on CUDA, how many GPUs this node has (0 on the CPU)."""
+    import torch
+
+    device = options.resolved_device()
+    return device, torch.cuda.device_count() if device.type == "cuda" else 0
+
+
 def check_room_for(options: PerfOptions, workers: int) -> None:
     """PlacementError (one line) when ``workers`` cannot each have a device of their own here."""
     import torch
 
-    device = options.resolved_device()
-    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    device, gpus = _device_and_gpus(options)
     check_room(workers, device.type, gpus, len(available_cpus()))
     kinds = {torch.cuda.get_device_name(index) for index in range(workers)} if device.type == "cuda" else set()
     if len(kinds) > 1:
@@ -110,10 +117,9 @@ def place_worker(options: PerfOptions, config: pytest.Config) -> tuple[PerfOptio
     """This worker's placement, applied (CPU: pinned), and the options that measure on its device."""
     import torch
 
-    device = options.resolved_device()
+    device, gpus = _device_and_gpus(options)
     workerinput = config.workerinput
-    placement = place(workerinput["workerid"], int(workerinput["workercount"]), device.type,
-                      torch.cuda.device_count() if device.type == "cuda" else 0, available_cpus())
+    placement = place(workerinput["workerid"], int(workerinput["workercount"]), device.type, gpus, available_cpus())
     if placement.cpus is not None:
         pin(placement.cpus)
     else:  # what runs on "the current device" runs on the worker's own
