@@ -125,17 +125,26 @@ class PerfSession:
         return found.speedups.get(case_id(variant_name, scenario_name)) if found is not None else None
 
     def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
-        """Peak memory growth of one warm call of a variant on a scenario, measured once per session."""
+        """Peak memory growth of one warm call of a variant on a scenario, measured once per session.
+
+        Makes one call of ``call`` each time (a warm-up call: :class:`diffperf.cases.latency.WarmUp`), measured the
+        first time."""
         key = (variant_name, scenario_name)
         if key not in self._peak_memory:
             self._peak_memory[key] = self.instrument.peak_memory_growth(call)
+        else:
+            call()
         return self._peak_memory[key]
 
     def call_flops(self, variant: Variant, scenario_name: str, pipeline: TimedPipeline) -> CallFlops:
-        """FLOPs of one call of a variant on a scenario, per stage, counted once per session."""
+        """FLOPs of one call of a variant on a scenario, per stage, counted once per session.
+
+        Makes one call of ``pipeline`` each time (a warm-up call), counted the first time."""
         key = (variant.name, scenario_name)
         if key not in self._flops:
             self._flops[key] = count_call_flops(pipeline, every_step=not variant.same_every_step)
+        else:
+            pipeline()
         return self._flops[key]
 
     def matmul_peak(self, precision: str) -> MatmulPeak:

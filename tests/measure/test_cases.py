@@ -105,3 +105,57 @@ def test_every_variant_call_is_bracketed_by_reference_calls():
     alone = PairedRounds(subject, None)
     alone.time(PedanticBenchmark(), 4, "vase")
     assert "".join(calls) == "VVVV" and alone.reference_times == []
+
+
+class ProbingSession:
+    """A session as far as the warm-up uses it: each probe makes the call it is given and records what it was."""
+
+    def __init__(self, warmup, calls):
+        self.warmup = warmup
+        self.calls = calls
+        self.store = SimpleNamespace(weight_bytes=lambda variant: 1000)
+        self.registry = SimpleNamespace(variant=lambda name: name)
+
+    def call_flops(self, variant, scenario_name, pipeline):
+        self.calls.append("flops:")
+        pipeline()
+        return "flops"
+
+    def peak_memory_growth(self, name, scenario_name, call):
+        self.calls.append("memory:")
+        call()
+        return 24 if name == "distilled" else 12
+
+
+@pytest.mark.parametrize("pairs, during, after", [
+    (3, "R flops: V R V memory: R memory: V", ""),
+    (2, "R flops: V memory: R memory: V", ""),
+    (1, "R flops: V", "memory: R memory: V"),
+    (0, "", "flops: V memory: R memory: V"),
+])
+def test_the_probes_ride_on_the_warm_up_and_the_last_pair_before_the_rounds_has_no_counter(pairs, during, after):
+    from diffperf.cases.latency import WarmUp
+
+    calls = []
+    subject, reference = (lambda: calls.append("V")), (lambda: calls.append("R"))
+    variant = SimpleNamespace(name="distilled", reference="baseline")
+    warm = WarmUp(ProbingSession(pairs, calls), variant, SimpleNamespace(name="vase"), subject, reference, probing=True)
+    warm.run()
+    assert " ".join(calls) == during
+    calls.clear()
+    warm.finish()
+    assert " ".join(calls) == after
+    assert (warm.flops, warm.peaks) == ("flops", (1024, 1012))
+    calls.clear()
+    warm.finish()  # probed once
+    assert calls == []
+
+
+def test_without_probing_the_warm_up_is_plain_pairs():
+    from diffperf.cases.latency import WarmUp
+
+    calls = []
+    warm = WarmUp(ProbingSession(2, calls), SimpleNamespace(name="baseline", reference=None), SimpleNamespace(name="vase"),
+                  lambda: calls.append("V"), None, probing=False)
+    warm.run()
+    assert calls == ["V", "V"] and warm.flops is None

@@ -9,9 +9,9 @@ so the gate reads its rounds from one place. The reference's times go to
 ``extra_info["reference_rounds"]``. With ``--perf-max-rounds`` a case still inconclusive after its
 rounds gets more, in stages (:func:`extra_rounds`).
 
-After the timed rounds, untimed probes: peak memory, the FLOPs of one call per stage and the
-device's dense matmul peak at the variant's precision (:mod:`diffperf.measure.flops`), each once
-per session, recorded in ``extra_info`` beside the stage times they divide.
+Untimed probes, each once per session, recorded in ``extra_info`` beside the stage times they divide: peak
+memory, the FLOPs of one call per stage (:mod:`diffperf.measure.flops`), both made on warm-up calls
+(:class:`WarmUp`), and after the timed rounds the device's dense matmul peak at the variant's precision.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 
 from diffperf.gate.expectations import case_id
 from diffperf.gate.verdicts import CaseResult, speedup_row, undecided
-from diffperf.measure.flops import Throughput, precision_of
+from diffperf.measure.flops import CallFlops, Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
 from diffperf.models.family import YARDSTICK
@@ -54,7 +54,8 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
                 reference = session.timed_pipeline(session.registry.variant(variant.reference), scenario)
             else:  # None when the pipeline has no UNet the yardstick can follow (it then runs alone)
                 reference = session.yardstick(variant, scenario, subject.pipe)
-            warm_up(session, subject, reference)
+            warm = WarmUp(session, variant, scenario, subject, reference, probing=not benchmark.disabled)
+            warm.run()
             first_timed = len(subject.stage_history)
             rounds = PairedRounds(subject, reference)
             rounds.time(benchmark, session.rounds, scenario.name)
@@ -65,9 +66,10 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
                 looks = extra_rounds(session, variant, scenario, rounds, benchmark)
             reference_times, variant_times = rounds.reference_times, rounds.variant_times
             stages = subject.stage_history[first_timed:]
-            if not benchmark.disabled:  # after the timed rounds, so the probes' own work cannot touch them
-                peaks = peak_memory(session, variant, scenario, subject, reference)
-                throughput = measure_throughput(session, variant, scenario, subject, stages, variant_times)
+            if not benchmark.disabled:
+                warm.finish()
+                peaks = warm.peaks
+                throughput = measure_throughput(session, variant, scenario, warm.flops, stages, variant_times)
     except (VariantOutOfMemory, ModelNotAvailable) as error:
         failure = str(error)
     if failure is not None:  # outside the except block: one line, no chained traceback
@@ -89,37 +91,77 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     return result
 
 
-def warm_up(session: PerfSession, subject: TimedPipeline, reference: TimedPipeline | Yardstick | None) -> None:
-    """Untimed calls of both, paired as the timed rounds are."""
-    for _ in range(session.warmup):
-        if reference is not None:
-            reference()
-        subject()
+class WarmUp:
+    """The untimed calls before a case's timed rounds, paired as the rounds are (R V per pair), and the probes
+    that ride on them.
+
+    Two probes need calls of their own, the FLOPs of one call of the variant and the peak memory of both
+    members (each measured once per session, :class:`diffperf.session.PerfSession`); made on warm-up calls
+    they cost none. The variant's first call is the one whose FLOPs are counted (the counter's Python dispatch
+    slows only that untimed call) and the last pair, when it is not also the first, is the one whose peak memory
+    is measured (warm calls, as the timed ones are), so the pair before the first timed round runs without the
+    counter. Without ``probing`` (pytest-benchmark disabled) the calls are plain; what --perf-warmup 0 or 1
+    leaves unprobed is probed after the timed rounds (:meth:`finish`).
+    """
+
+    def __init__(self, session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
+                 reference: TimedPipeline | Yardstick | None, probing: bool):
+        self.session = session
+        self.variant = variant
+        self.scenario = scenario
+        self.subject = subject
+        self.reference = reference
+        self.probing = probing
+        self.flops: CallFlops | None = None
+        self.peaks: tuple[int | None, int | None] = (None, None)
+        self._memory_probed = False
+
+    def run(self) -> None:
+        pairs = self.session.warmup
+        for index in range(pairs):
+            if self.probing and 0 < index == pairs - 1:
+                self._probe_memory()
+                continue
+            if self.reference is not None:
+                self.reference()
+            if self.probing and index == 0:
+                self._count_flops()
+            else:
+                self.subject()
+
+    def finish(self) -> None:
+        """The probes the warm-up made no call for, after the timed rounds so that their work cannot touch them."""
+        if self.flops is None:
+            self._count_flops()
+        if not self._memory_probed:
+            self._probe_memory()
+
+    def _count_flops(self) -> None:
+        self.flops = self.session.call_flops(self.variant, self.scenario.name, self.subject)
+
+    def _probe_memory(self) -> None:
+        """One call of each member (reference first, as in a pair); peak memory is weights + the call's peak growth."""
+        peaks = {}
+        for name, call in ((self.variant.reference or YARDSTICK, self.reference), (self.variant.name, self.subject)):
+            if call is None:
+                peaks[name] = None
+                continue
+            weights = call.weight_bytes() if isinstance(call, Yardstick) else \
+                self.session.store.weight_bytes(self.session.registry.variant(name))
+            growth = self.session.peak_memory_growth(name, self.scenario.name, call)
+            peaks[name] = None if growth is None else weights + growth
+        self.peaks = (peaks[self.variant.name], peaks[self.variant.reference or YARDSTICK])
+        self._memory_probed = True
 
 
-def peak_memory(session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
-                reference: TimedPipeline | Yardstick | None) -> tuple[int | None, int | None]:
-    """Peak memory (weights + one warm call's peak growth) of the variant and of its reference (or yardstick)."""
-    peaks = []
-    for name, call in ((variant.name, subject), (variant.reference or YARDSTICK, reference)):
-        if call is None:
-            peaks.append(None)
-            continue
-        weights = call.weight_bytes() if isinstance(call, Yardstick) else \
-            session.store.weight_bytes(session.registry.variant(name))
-        growth = session.peak_memory_growth(name, scenario.name, call)
-        peaks.append(None if growth is None else weights + growth)
-    return peaks[0], peaks[1]
-
-
-def measure_throughput(session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
+def measure_throughput(session: PerfSession, variant: Variant, scenario: Scenario, flops: CallFlops,
                        timed_stages: list[dict], variant_times: list[float]) -> Throughput:
     """FLOPs of one (untimed) call per stage, over the timed rounds' median times, beside the device's peak."""
     plan = session.store.plan(variant)
     precision = precision_of(plan.dtype, plan.tf32, session.device.type)
     return Throughput(
         variant.name, scenario.name, precision,
-        flops=session.call_flops(variant, scenario.name, subject),
+        flops=flops,
         stage_seconds=median_stages(timed_stages),
         call_seconds=statistics.median(variant_times) if variant_times else None,
         peak=session.matmul_peak(precision),
