@@ -1,0 +1,32 @@
+"""The suite's latency test: what it holds every case to, with and without --perf-max-rounds."""
+
+from types import SimpleNamespace
+
+import pytest
+
+import diffperf.suite as suite
+from diffperf.gate.verdicts import CaseResult
+from diffperf.stats.sequential import SequentialPlan
+
+
+def run_suite_case(monkeypatch, variant_rounds, plan=None, disabled=False):
+    result = CaseResult("distilled", "baseline", "vase", [0.1] * variant_rounds,
+                        [0.2] * (variant_rounds + 1 if variant_rounds else 0), None, None)
+    monkeypatch.setattr(suite, "run_latency_case", lambda benchmark, session, variant, scenario: result)
+    session = SimpleNamespace(rounds=16, sequential=plan)
+    suite.test_latency(SimpleNamespace(disabled=disabled), session, "distilled", "vase")
+
+
+def test_a_case_has_its_base_rounds(monkeypatch):
+    run_suite_case(monkeypatch, 16)
+    with pytest.raises(AssertionError):
+        run_suite_case(monkeypatch, 24)
+    run_suite_case(monkeypatch, 0, disabled=True)
+
+
+def test_with_max_rounds_a_case_may_end_at_any_look_of_the_plan_and_no_other_count(monkeypatch):
+    plan = SequentialPlan.for_rounds(16, 32)
+    for looked in (16, 24, 32):
+        run_suite_case(monkeypatch, looked, plan)
+    with pytest.raises(AssertionError):
+        run_suite_case(monkeypatch, 20, plan)
