@@ -113,8 +113,7 @@ class WarmUp:
         self.reference = reference
         self.probing = probing
         self.flops: CallFlops | None = None
-        self.peaks: tuple[int | None, int | None] = (None, None)
-        self._memory_probed = False
+        self.peaks: tuple[int | None, int | None] | None = None  # (variant, reference) once probed
 
     def run(self) -> None:
         pairs = self.session.warmup
@@ -133,7 +132,7 @@ class WarmUp:
         """The probes the warm-up made no call for, after the timed rounds so that their work cannot touch them."""
         if self.flops is None:
             self._count_flops()
-        if not self._memory_probed:
+        if self.peaks is None:
             self._probe_memory()
 
     def _count_flops(self) -> None:
@@ -151,7 +150,6 @@ class WarmUp:
             growth = self.session.peak_memory_growth(name, self.scenario.name, call)
             peaks[name] = None if growth is None else weights + growth
         self.peaks = (peaks[self.variant.name], peaks[self.variant.reference or YARDSTICK])
-        self._memory_probed = True
 
 
 def measure_throughput(session: PerfSession, variant: Variant, scenario: Scenario, flops: CallFlops,
