@@ -6,7 +6,11 @@ with the same extra rounds under diffperf's alpha-spending plan (--perf-max-roun
 Markdown, the false-alarm rate (regressed or improved), the miss rate (the judged interval
 excludes the true speed-up), the share left inconclusive and the mean rounds per case.
 
-    python tools/sequential_sim.py --trials 4000 --max-rounds 32
+Then the early look (--perf-min-rounds): the same noise judged with all 16 rounds and with a look
+after --min-rounds where a settled case stops; on unchanged processes and on processes whose
+speed-up fell by --slowdown, whose "regressed" verdicts are catches.
+
+    python tools/sequential_sim.py --trials 4000 --max-rounds 32 --min-rounds 10 --slowdown 0.10
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def main() -> None:
     parser.add_argument("--max-rounds", type=int, default=32)
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-rounds", type=int, default=10)
+    parser.add_argument("--slowdown", type=float, default=0.10, help="the planted fall of the speed-up")
     args = parser.parse_args()
     fixed = SequentialPlan(args.rounds, args.rounds, 1)
     plan = SequentialPlan.for_rounds(args.rounds, args.max_rounds)
@@ -45,6 +51,22 @@ def main() -> None:
             outcome = simulate(design, expectation, within, args.trials, args.seed, spend=spend)
             print(f"| {within:.0%} | {between:.1%} | {name} | {outcome.false_alarm_rate:.2%} | "
                   f"{outcome.miss_rate:.2%} | {outcome.inconclusive / outcome.trials:.1%} | {outcome.mean_rounds:.1f} |")
+
+    print(f"\nThe early look after {args.min_rounds} of {args.rounds} rounds; planted: the speed-up "
+          f"{args.slowdown:.0%} lower\n")
+    print("| within SD | between SD | design | false alarms (unchanged) | catches (planted) | inconclusive (unchanged) "
+          "| mean rounds (unchanged / planted) |")
+    print("|---|---|---|---|---|---|---|")
+    for within, between in NOISE:
+        expectation = calibrated(within, between, args.rounds, tolerance=args.tolerance)
+        for name, min_rounds in ((f"{args.rounds} rounds", None),
+                                 (f"a look at {args.min_rounds}, then {args.rounds}", args.min_rounds)):
+            unchanged = simulate(fixed, expectation, within, args.trials, args.seed, min_rounds=min_rounds)
+            planted = simulate(fixed, expectation, within, args.trials, args.seed, min_rounds=min_rounds,
+                               true_speedup=1 - args.slowdown)
+            print(f"| {within:.0%} | {between:.1%} | {name} | {unchanged.false_alarm_rate:.2%} | "
+                  f"{planted.regressed / planted.trials:.1%} | {unchanged.inconclusive / unchanged.trials:.1%} | "
+                  f"{unchanged.mean_rounds:.1f} / {planted.mean_rounds:.1f} |")
 
 
 if __name__ == "__main__":

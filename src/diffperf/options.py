@@ -32,6 +32,11 @@ def add_options(parser) -> None:
     group.addoption("--perf-rounds", type=int, default=None,
                     help="timed rounds per case, each paired with a round of its reference "
                          "(default: 16 on tiny, 10 on full and hub; at least 6 for a verdict)")
+    group.addoption("--perf-min-rounds", type=int, default=None, metavar="N",
+                    help="an early look after N rounds: a case whose speed-up is then within its band, or whose "
+                         "band edge no rounds can settle with its median not below the band, stops there; the "
+                         "others get all their rounds (docs/gate.md; default: 10 on tiny, the rounds elsewhere and "
+                         "when --perf-rounds is given)")
     group.addoption("--perf-max-rounds", type=int, default=None, metavar="N",
                     help="rounds only where undecided: a case whose speed-up is still inconclusive after its rounds "
                          "gets more, in stages, up to N in all; each look spends part of the 5%% error "
@@ -94,6 +99,7 @@ class PerfOptions:
     profile: str | None = None  # None: full on CUDA, tiny on the CPU
     device: str | None = None  # None: cuda when available
     rounds: int | None = None  # None: the profile's default
+    min_rounds: int | None = None  # --perf-min-rounds; None: the profile's default (the rounds with --perf-rounds)
     warmup: int | None = None  # None: the profile's default
     max_rounds: int | None = None  # --perf-max-rounds; None: no extra rounds
     extra_time: float | None = None  # --perf-extra-time: seconds of extra rounds per run; None: no limit
@@ -146,6 +152,7 @@ class PerfOptions:
             profile=profile,
             device=config.getoption("--perf-device"),
             rounds=config.getoption("--perf-rounds"),
+            min_rounds=config.getoption("--perf-min-rounds"),
             warmup=config.getoption("--perf-warmup"),
             max_rounds=config.getoption("--perf-max-rounds"),
             extra_time=config.getoption("--perf-extra-time"),
@@ -193,6 +200,8 @@ class PerfOptions:
                              "are not its own; record baselines without it")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
+        if self.min_rounds is not None and self.min_rounds < 1:
+            raise ValueError(f"--perf-min-rounds must be at least 1, got {self.min_rounds}")
         if self.max_rounds is not None and self.max_rounds < max(self.rounds or 1, 1):
             raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than the rounds every case gets "
                              f"({self.rounds or 1}): give at least that many")

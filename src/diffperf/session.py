@@ -27,6 +27,9 @@ from diffperf.stats.sequential import SequentialPlan
 DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
 # GPUs pay cuDNN heuristics, allocator growth and lazy initialisation on the first calls.
 DEFAULT_WARMUP = {"tiny": 2, "full": 3, "hub": 3}
+# The early look (--perf-min-rounds): on tiny, whose CPU rounds are most of the suite's wall time; a GPU's rounds
+# take a fraction of a second, so full and hub keep every round.
+DEFAULT_MIN_ROUNDS = {"tiny": 10, "full": 10, "hub": 10}
 
 
 class PerfSession:
@@ -42,6 +45,13 @@ class PerfSession:
         self.profile_name = options.resolved_profile(self.device)
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
         self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
+        if options.min_rounds is not None and options.min_rounds > self.rounds:
+            raise ValueError(f"--perf-min-rounds {options.min_rounds} is more than the {self.rounds} rounds every case "
+                             f"gets on the {self.profile_name} profile: give at most {self.rounds}")
+        # The early look: after min_rounds a case settled within its band stops (cases.latency.adaptive_rounds).
+        # --perf-rounds alone means every case gets that many.
+        self.min_rounds = options.min_rounds or (self.rounds if options.rounds else
+                                                 min(DEFAULT_MIN_ROUNDS[self.profile_name], self.rounds))
         if options.max_rounds is not None and options.max_rounds < self.rounds:
             raise ValueError(f"--perf-max-rounds {options.max_rounds} is fewer than the {self.rounds} rounds every "
                              f"case gets on the {self.profile_name} profile: give at least {self.rounds}")
@@ -109,6 +119,11 @@ class PerfSession:
         shape = shape_of(config, 2 * scenario.images, latent, latent, scenario.steps)
         return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
                          settings=lambda: self.store.during_calls(variant))
+
+    def round_counts(self) -> list[int]:
+        """The rounds a timed case can end with: the early look's, the base rounds, the plan's later looks."""
+        early = [self.min_rounds] if self.min_rounds < self.rounds else []
+        return early + (self.sequential.looks() if self.sequential is not None else [self.rounds])
 
     def expectation(self, variant_name: str, scenario_name: str) -> Expectation | None:
         """The stored expectation of a case's speed-up, as the gate will judge it; None when there is none, the
@@ -184,6 +199,7 @@ class PerfSession:
             **self.host.describe(),
             "process": self.process_settings,
             "rounds": self.rounds,
+            "min_rounds": self.min_rounds,
             "warmup": self.warmup,
             "workload_overrides": self.options.workload_overrides or None,
             # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)

@@ -28,3 +28,16 @@ def test_extra_rounds_decide_cases_that_fixed_rounds_leave_inconclusive():
     # the between-process spread alone reaching past the band: no rounds could decide, none are added
     wide = calibrated(within_sd=0.10, between_sd=0.03, rounds=16, tolerance=0.05)
     assert simulate(SequentialPlan.for_rounds(16, 32), wide, 0.10, 200, seed=3).mean_rounds < 16.5  # a rare median far out
+
+
+def test_the_early_look_saves_rounds_without_raising_false_alarms_or_losing_catches():
+    # host C's noise: the between-process spread alone reaches past a 3% band, so clean cases end inconclusive
+    expectation = calibrated(within_sd=0.08, between_sd=0.02, rounds=16, tolerance=0.03)
+    fixed = SequentialPlan(16, 16, 1)
+    full = simulate(fixed, expectation, 0.08, TRIALS, seed=4)
+    early = simulate(fixed, expectation, 0.08, TRIALS, seed=4, min_rounds=10)
+    assert early.false_alarms <= full.false_alarms and early.mean_rounds < 14
+    slowed = dict(true_speedup=0.85)
+    caught_full = simulate(fixed, expectation, 0.08, TRIALS, seed=5, **slowed).regressed
+    caught_early = simulate(fixed, expectation, 0.08, TRIALS, seed=5, min_rounds=10, **slowed).regressed
+    assert caught_full > TRIALS / 2 and caught_early >= 0.97 * caught_full

@@ -63,6 +63,24 @@ def test_a_wide_between_process_spread_turns_a_confident_regression_into_inconcl
     assert row.rounds_needed is None  # more rounds cannot beat the between-process spread
 
 
+def test_a_case_settles_early_only_within_its_band_or_on_an_edge_no_rounds_can_settle_from_inside():
+    wide = ProcessSpread(expected=1.5, run_sd=0.06, between_sd=0.06, processes=10, half_width=0.01)
+    cases = {  # (slowdown, spread) -> settled
+        (0.0, SPREAD): True,  # ok
+        (0.10, SPREAD): False,  # regressed: the full rounds judge it
+        (-0.3, SPREAD): False,  # improved: not claimed early either
+        (0.03, wide): True,  # inconclusive, median inside the band, the between-process part past its edge
+        (0.10, wide): False,  # the same, median below the band: a suspected regression gets its rounds
+    }
+    for (slowdown, spread), expected in cases.items():
+        row = row_of(verdicts.evaluate([paired_case(1.5, slowdown=slowdown)], stored(spread=spread)))
+        assert verdicts.settled(row) is expected, (slowdown, row.status, row.value, row.lower)
+    unchecked = row_of(verdicts.evaluate([paired_case(1.5)], None))
+    assert not verdicts.settled(unchecked)
+    undecided = verdicts.evaluate([paired_case(1.5, n=6, noise=0.05)], stored())  # rounds could decide it
+    assert verdicts.undecided(row_of(undecided)) and not verdicts.settled(row_of(undecided))
+
+
 def test_faster_run_is_improved_and_does_not_fail():
     report = verdicts.evaluate([paired_case(1.5, slowdown=-0.3)], stored())
     assert row_of(report).status == "improved"

@@ -159,3 +159,70 @@ def test_without_probing_the_warm_up_is_plain_pairs():
                   lambda: calls.append("V"), None, probing=False)
     warm.run()
     assert calls == ["V", "V"] and warm.flops is None
+
+
+class Clock:
+    """``time.perf_counter`` for the latency case: each call of a member moves it by that member's duration."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def member(self, seconds, calls, name):
+        def call():
+            calls.append(name)
+            self.now += seconds
+        return call
+
+
+def adaptive_case(monkeypatch, speedup, expectation, min_rounds=10, plan=None):
+    """One case's rounds under :func:`adaptive_rounds`: the reference takes 1 s, the variant 1/speedup s."""
+    import diffperf.cases.latency as latency
+
+    clock, calls = Clock(), []
+    monkeypatch.setattr(latency, "time", clock)
+    rounds = latency.PairedRounds(clock.member(1 / speedup, calls, "V"), clock.member(1.0, calls, "R"))
+    session = SimpleNamespace(rounds=16, min_rounds=min_rounds, sequential=plan, extra_time_left=None,
+                              expectation=lambda variant, scenario: expectation)
+    benchmark = PedanticBenchmark()
+    rounds.time(benchmark, min_rounds, "vase")
+    looks = latency.adaptive_rounds(session, SimpleNamespace(name="distilled", reference="reference"),
+                                    SimpleNamespace(name="vase"), rounds, benchmark)
+    return looks, rounds
+
+
+def test_the_early_look_stops_a_settled_case_and_gives_any_other_all_its_rounds(monkeypatch):
+    from diffperf.gate.simulation import calibrated
+
+    expectation = calibrated(within_sd=0.01, between_sd=0.0, rounds=16, tolerance=0.05)  # expected 1.0
+    looks, rounds = adaptive_case(monkeypatch, 1.0, expectation)  # within the band: ok after 10
+    assert looks.rounds == [10] and looks.confidence == 0.95
+    assert (len(rounds.variant_times), len(rounds.reference_times)) == (10, 11)
+    looks, rounds = adaptive_case(monkeypatch, 0.8, expectation)  # a regression: the full design judges it
+    assert looks.rounds == [10, 16] and len(rounds.variant_times) == 16 and len(rounds.reference_times) == 17
+    looks, _ = adaptive_case(monkeypatch, 1.3, expectation)  # an improvement is not claimed early either
+    assert looks.rounds == [10, 16]
+
+
+def test_without_an_expectation_or_an_early_look_a_case_gets_its_rounds(monkeypatch):
+    from diffperf.gate.simulation import calibrated
+
+    looks, rounds = adaptive_case(monkeypatch, 1.0, None)
+    assert looks is None and len(rounds.variant_times) == 16
+    expectation = calibrated(within_sd=0.01, between_sd=0.0, rounds=16, tolerance=0.05)
+    looks, rounds = adaptive_case(monkeypatch, 1.0, expectation, min_rounds=16)  # --perf-rounds 16: no look
+    assert looks is None and len(rounds.variant_times) == 16
+
+
+def test_the_early_look_comes_before_the_plans_looks(monkeypatch):
+    from diffperf.gate.simulation import calibrated
+    from diffperf.stats.sequential import SequentialPlan
+
+    plan = SequentialPlan.for_rounds(16, 32)
+    expectation = calibrated(within_sd=0.01, between_sd=0.0, rounds=16, tolerance=0.05)
+    looks, _ = adaptive_case(monkeypatch, 1.0, expectation, plan=plan)
+    assert looks.rounds == [10] and looks.confidence == 0.95
+    looks, rounds = adaptive_case(monkeypatch, 0.8, expectation, plan=plan)  # regressed at 16: decided, stops
+    assert looks.rounds == [10, 16] and looks.confidence == plan.confidence_at(16)

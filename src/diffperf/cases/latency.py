@@ -6,8 +6,9 @@ call of its reference variant (for a family's fp32 baseline, of its yardstick:
 alternate (R V R V ... R V R) and every variant call is bracketed by reference calls that share
 its clock, thermal and neighbour-load drift (:func:`diffperf.stats.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
 so the gate reads its rounds from one place. The reference's times go to
-``extra_info["reference_rounds"]``. With ``--perf-max-rounds`` a case still inconclusive after its
-rounds gets more, in stages (:func:`extra_rounds`).
+``extra_info["reference_rounds"]``. Rounds go where they can change the verdict (:func:`adaptive_rounds`):
+a case settled within its band at the early look (``--perf-min-rounds``) stops there, and with
+``--perf-max-rounds`` a case still inconclusive after its rounds gets more, in stages.
 
 Untimed probes, each once per session, recorded in ``extra_info`` beside the stage times they divide: peak
 memory, the FLOPs of one call per stage (:mod:`diffperf.measure.flops`), both made on warm-up calls
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from diffperf.gate.expectations import case_id
-from diffperf.gate.verdicts import CaseResult, speedup_row, undecided
+from diffperf.gate.verdicts import CONFIDENCE, CaseResult, settled, speedup_row, undecided
 from diffperf.measure.flops import CallFlops, Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
@@ -58,12 +59,12 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
             warm.run()
             first_timed = len(subject.stage_history)
             rounds = PairedRounds(subject, reference)
-            rounds.time(benchmark, session.rounds, scenario.name)
+            rounds.time(benchmark, session.min_rounds, scenario.name)
             peaks, throughput, looks = (None, None), None, None
             if benchmark.disabled:  # --benchmark-disable: pedantic made one untimed call of each
                 rounds.reference_times, rounds.variant_times = [], []
             else:
-                looks = extra_rounds(session, variant, scenario, rounds, benchmark)
+                looks = adaptive_rounds(session, variant, scenario, rounds, benchmark)
             reference_times, variant_times = rounds.reference_times, rounds.variant_times
             stages = subject.stage_history[first_timed:]
             if not benchmark.disabled:
@@ -224,29 +225,46 @@ class Looks:
         return {"rounds": self.rounds, "confidence": self.confidence}
 
 
-def extra_rounds(session: PerfSession, variant: Variant, scenario: Scenario, rounds: PairedRounds,
-                 benchmark) -> Looks | None:
-    """Rounds only where undecided (--perf-max-rounds; :mod:`diffperf.stats.sequential`).
+def adaptive_rounds(session: PerfSession, variant: Variant, scenario: Scenario, rounds: PairedRounds,
+                    benchmark) -> Looks | None:
+    """Rounds where they can change the verdict: the early look (--perf-min-rounds) and rounds only where undecided
+    (--perf-max-rounds; :mod:`diffperf.stats.sequential`).
 
-    After the base rounds, and after each stage of extra rounds, the speed-up is judged as the gate
-    will judge it, at the confidence the plan spends on that look; while it stays undecided (inconclusive,
-    and more rounds could decide it: :func:`diffperf.gate.verdicts.undecided`), the plan has a look left and the run's
-    --perf-extra-time is not spent, the case gets the next stage. None when there is no plan, no
-    reference or no stored expectation to decide against (the case keeps its base rounds).
+    The case has had ``session.min_rounds`` rounds. When that is fewer than ``session.rounds``, its speed-up is
+    judged as the gate will judge it; a settled case (:func:`diffperf.gate.verdicts.settled`: ok, or an edge
+    no rounds can settle with the median not below the band) stops, any other gets the rest of its rounds. The
+    early look never ends a case regressed, so it spends none of the error. Then, with a plan, after the base
+    rounds and after each stage of extra rounds the speed-up is judged at the confidence the plan spends on that
+    look; while it stays undecided (:func:`diffperf.gate.verdicts.undecided`), the plan has a look left and the
+    run's --perf-extra-time is not spent, the case gets the next stage. Without a reference or a stored
+    expectation there is nothing to decide against: the case gets its rounds and None is returned, as it is when
+    there is neither an early look nor a plan.
     """
     plan = session.sequential
-    expectation = session.expectation(variant.name, scenario.name) if plan is not None else None
+    looking = plan is not None or session.min_rounds < session.rounds
+    expectation = session.expectation(variant.name, scenario.name) if looking else None
     if expectation is None or rounds.reference is None:
+        rounds.extend(benchmark, session.rounds - len(rounds.variant_times))
         return None
     partner = variant.reference or YARDSTICK
-    looked = [len(rounds.variant_times)]
-    while True:
-        confidence = plan.confidence_at(looked[-1])
+
+    def judged(confidence: float):
         result = CaseResult(variant.name, partner, scenario.name, rounds.variant_times, rounds.reference_times,
                             None, None)
-        row = speedup_row(result, expectation, confidence)
+        return speedup_row(result, expectation, confidence)
+
+    looked = [len(rounds.variant_times)]
+    if looked[-1] < session.rounds:
+        if settled(judged(CONFIDENCE)):
+            return Looks(looked, CONFIDENCE)
+        rounds.extend(benchmark, session.rounds - looked[-1])
+        looked.append(session.rounds)
+    if plan is None:
+        return Looks(looked, CONFIDENCE)
+    while True:
+        confidence = plan.confidence_at(looked[-1])
         following = plan.next_look(looked[-1])
-        if not undecided(row) or following is None \
+        if not undecided(judged(confidence)) or following is None \
                 or (session.extra_time_left is not None and session.extra_time_left <= 0):
             return Looks(looked, confidence)
         spent = rounds.extend(benchmark, following - looked[-1])

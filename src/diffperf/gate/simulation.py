@@ -3,9 +3,11 @@
 Each simulated process has its own offset of the log speed-up (drawn with the calibrated
 between-process SD) and, around it, independent log pair ratios (the within-process SD); the true
 speed-up equals the expected one, so every "regressed" or "improved" verdict is a false alarm and
-every judged interval that excludes the truth is a miss. The gate's own code judges each look
+every judged interval that excludes the truth is a miss (or, with a planted change, a "regressed"
+verdict is a catch). The gate's own code judges each look
 (:func:`diffperf.gate.verdicts.speedup_row`), and extra rounds follow the rule the latency case
-uses (:func:`diffperf.cases.latency.extra_rounds`): another stage while the verdict is undecided
+uses (:func:`diffperf.cases.latency.adaptive_rounds`): with an early look, a settled case stops there
+(:func:`diffperf.gate.verdicts.settled`); then another stage while the verdict is undecided
 (:func:`diffperf.gate.verdicts.undecided`) and the plan has a look left.
 
 ``tools/sequential_sim.py`` prints the table of docs/gate.md from it.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffperf.gate.expectations import Expectation
-from diffperf.gate.verdicts import CaseResult, speedup_row, undecided
+from diffperf.gate.verdicts import CONFIDENCE, CaseResult, settled, speedup_row, undecided
 from diffperf.stats.ratios import ProcessSpread
 from diffperf.stats.sequential import SequentialPlan
 from diffperf.stats.status import Status
@@ -30,10 +32,11 @@ class Outcome:
     """What ``trials`` simulated unchanged processes ended with."""
 
     trials: int
-    false_alarms: int  # regressed or improved
+    false_alarms: int  # regressed or improved (of an unchanged speed-up)
     misses: int  # the last look's judged interval excludes the true speed-up
     inconclusive: int
     mean_rounds: float
+    regressed: int = 0  # with a planted change (true speed-up below the expected one): the catches
 
     @property
     def false_alarm_rate(self) -> float:
@@ -56,27 +59,40 @@ def calibrated(within_sd: float, between_sd: float, rounds: int = 16, processes:
 
 
 def simulate(plan: SequentialPlan, expectation: Expectation, within_sd: float, trials: int, seed: int = 0,
-             spend: bool = True) -> Outcome:
-    """``trials`` unchanged processes judged with ``plan``; ``spend=False`` looks at the plan's overall confidence
-    every time (optional stopping without correction), for comparison."""
+             spend: bool = True, min_rounds: int | None = None, true_speedup: float = 1.0) -> Outcome:
+    """``trials`` processes judged with ``plan``; ``spend=False`` looks at the plan's overall confidence every time
+    (optional stopping without correction), for comparison. ``min_rounds`` below the plan's base adds the early
+    look (``--perf-min-rounds``: a settled case stops there). ``true_speedup`` other than the expected 1 plants a
+    change: its ``regressed`` verdicts are then catches."""
     generator = np.random.default_rng(seed)
     between_sd = expectation.spread.between_sd
-    false_alarms = misses = inconclusive = total_rounds = 0
+    false_alarms = regressed = misses = inconclusive = total_rounds = 0
     for _ in range(trials):
-        offset = generator.normal(0.0, between_sd)
+        offset = math.log(true_speedup) + generator.normal(0.0, between_sd)
         logs = offset + generator.normal(0.0, within_sd, size=plan.maximum)
-        rounds = plan.base
-        while True:
+        row, rounds = None, min(min_rounds or plan.base, plan.base)
+        if rounds < plan.base:
+            row = _judge(logs, rounds, expectation, CONFIDENCE)
+            if not settled(row):
+                row, rounds = None, plan.base
+        while row is None:
             confidence = plan.confidence_at(rounds) if spend else plan.confidence
-            variant_times = list(np.exp(-logs[:rounds]))  # reference calls take 1: each pair ratio is exp(log)
-            row = speedup_row(CaseResult("variant", "reference", "scenario", variant_times, [1.0] * (rounds + 1),
-                                         None, None), expectation, confidence)
+            looked = _judge(logs, rounds, expectation, confidence)
             following = plan.next_look(rounds)
-            if not undecided(row) or following is None:
-                break
-            rounds = following
+            if not undecided(looked) or following is None:
+                row = looked
+            else:
+                rounds = following
         total_rounds += rounds
         false_alarms += row.status in (Status.REGRESSED, Status.IMPROVED)
-        misses += not row.judged_low <= 1.0 <= row.judged_high
+        regressed += row.status == Status.REGRESSED
+        misses += not row.judged_low <= true_speedup <= row.judged_high
         inconclusive += row.status == Status.INCONCLUSIVE
-    return Outcome(trials, false_alarms, misses, inconclusive, total_rounds / trials)
+    return Outcome(trials, false_alarms, misses, inconclusive, total_rounds / trials, regressed)
+
+
+def _judge(logs: np.ndarray, rounds: int, expectation: Expectation, confidence: float):
+    """The gate's row for the first ``rounds`` log pair ratios (reference calls take 1: each pair ratio is exp(log))."""
+    variant_times = list(np.exp(-logs[:rounds]))
+    return speedup_row(CaseResult("variant", "reference", "scenario", variant_times, [1.0] * (rounds + 1), None, None),
+                       expectation, confidence)

@@ -210,6 +210,20 @@ def undecided(row: GateRow) -> bool:
     return row.status == Status.INCONCLUSIVE and row.rounds_needed is not None
 
 
+def settled(row: GateRow) -> bool:
+    """Whether a case may stop at its early look (``--perf-min-rounds``): its speed-up is ``ok``, or ``inconclusive``
+    with no rounds that could decide it (:func:`undecided`) and its median not below the band.
+
+    The early look never ends a case ``regressed`` (nor ``improved``): a case that looks like either gets all its
+    rounds and the verdict of the full design, so the look cannot raise the false-alarm rate. A case it stops could
+    have been called regressed by its remaining rounds only if its median then fell from inside the band (or above)
+    to past the lower bound by more than the between-process margin (the settled edge's ``m >= d``).
+    """
+    if row.status == Status.OK:
+        return True
+    return row.status == Status.INCONCLUSIVE and row.rounds_needed is None and row.value >= row.lower
+
+
 def memory_row(result: CaseResult, expectation: Expectation | None) -> GateRow | None:
     """The peak-memory ratio of a case, judged when an expectation is stored; None when not measured."""
     if not result.peak_memory or not result.reference_peak_memory:
