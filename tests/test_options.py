@@ -75,6 +75,41 @@ def test_rounds_below_one(rounds):
         PerfOptions(rounds=rounds).check()
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(min_rounds=5), r"^--perf-min-rounds must be at least 6 \(the fewest rounds with a 95% interval\), got 5$"),
+    (dict(rounds=8, min_rounds=10), r"^--perf-min-rounds 10 is more than --perf-rounds 8: the early look comes "),
+])
+def test_min_rounds_that_cannot_look(options, message):
+    with pytest.raises(ValueError, match=message):
+        PerfOptions(**options).check()
+
+
+@pytest.mark.parametrize("options, profile, expected", [
+    (dict(), "tiny", (16, 10)),  # the early look after 10 of 16
+    (dict(), "full", (10, 10)),  # a GPU's rounds are cheap: every case gets them all
+    (dict(rounds=20), "tiny", (20, 20)),  # --perf-rounds alone: every case gets that many
+    (dict(rounds=20, min_rounds=12), "tiny", (20, 12)),
+    (dict(min_rounds=16), "tiny", (16, 16)),  # the look turned off
+])
+def test_where_the_early_look_is(tmp_path, options, profile, expected):
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.session import PerfSession
+
+    session = PerfSession(PerfOptions(profile=profile, device="cpu", baselines_dir=str(tmp_path), **options),
+                          builtin_registry())
+    assert (session.rounds, session.min_rounds) == expected
+    assert session.round_counts() == sorted(set(expected))
+
+
+def test_min_rounds_above_the_profiles_rounds_is_one_line(tmp_path):
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.session import PerfSession
+
+    with pytest.raises(ValueError, match=r"^--perf-min-rounds 20 is more than the tiny profile's 16 rounds: give at most 16$"):
+        PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path), min_rounds=20),
+                    builtin_registry())
+
+
 def test_negative_warmup():
     with pytest.raises(ValueError, match=r"^--perf-warmup must be 0 or more, got -1$"):
         PerfOptions(warmup=-1).check()

@@ -39,8 +39,8 @@ from diffperf.measure.host import Host
 
 
 def case_results(run: Run) -> list[CaseResult]:
-    """The paired cases of one saved run, as the gate saw them (at their last look's confidence under
-    --perf-max-rounds)."""
+    """The paired cases of one saved run, as the gate saw them (at their last look's confidence: the early look's,
+    or under --perf-max-rounds the plan's)."""
     return [
         CaseResult(case.variant, case.reference, case.scenario, list(case.data), list(case.reference_rounds),
                    case.number("peak_memory"), case.number("reference_peak_memory"),

@@ -1,6 +1,6 @@
-"""Optional stopping, simulated (docs/gate.md, "Rounds only where undecided").
+"""Optional stopping, simulated (docs/gate.md, "Rounds only where undecided" and "The early look").
 
-For each noise level: unchanged processes judged with 16 rounds at 95% (today's default), with
+For each noise level: unchanged processes judged with 16 rounds at 95% (the tiny profile's rounds), with
 extra rounds up to --max-rounds looking at 95% every time (optional stopping, uncorrected), and
 with the same extra rounds under diffperf's alpha-spending plan (--perf-max-rounds). Prints, as
 Markdown, the false-alarm rate (regressed or improved), the miss rate (the judged interval

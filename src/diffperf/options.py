@@ -12,7 +12,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffperf.gate.verdicts import CONFIDENCE
 from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_profile_name
+from diffperf.stats.ratios import min_pairs
+
+MIN_LOOK_ROUNDS = min_pairs(CONFIDENCE)  # the early look judges as the gate does: it needs a 95% interval
 
 DEVICE_TYPES = ("cpu", "cuda")
 # The VAE's 8x downsampling and the UNet's 3 downsamplings of the latent: 64 pixels is an 8x8 latent.
@@ -200,11 +204,15 @@ class PerfOptions:
                              "are not its own; record baselines without it")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
-        if self.min_rounds is not None and self.min_rounds < 1:
-            raise ValueError(f"--perf-min-rounds must be at least 1, got {self.min_rounds}")
+        if self.min_rounds is not None and self.min_rounds < MIN_LOOK_ROUNDS:
+            raise ValueError(f"--perf-min-rounds must be at least {MIN_LOOK_ROUNDS} (the fewest rounds with a 95% "
+                             f"interval), got {self.min_rounds}")
+        if self.min_rounds is not None and self.rounds is not None and self.min_rounds > self.rounds:
+            raise ValueError(f"--perf-min-rounds {self.min_rounds} is more than --perf-rounds {self.rounds}: the early "
+                             "look comes before the last round")
         if self.max_rounds is not None and self.max_rounds < max(self.rounds or 1, 1):
-            raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than the rounds every case gets "
-                             f"({self.rounds or 1}): give at least that many")
+            raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than --perf-rounds ({self.rounds or 1}): "
+                             "give at least that many")
         if self.extra_time is not None and (self.max_rounds is None or not self.extra_time > 0):
             raise ValueError("--perf-extra-time needs --perf-max-rounds and a positive number of seconds")
         if self.warmup is not None and self.warmup < 0:

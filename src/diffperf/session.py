@@ -29,7 +29,7 @@ DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
 DEFAULT_WARMUP = {"tiny": 2, "full": 3, "hub": 3}
 # The early look (--perf-min-rounds): on tiny, whose CPU rounds are most of the suite's wall time; a GPU's rounds
 # take a fraction of a second, so full and hub keep every round.
-DEFAULT_MIN_ROUNDS = {"tiny": 10, "full": 10, "hub": 10}
+DEFAULT_MIN_ROUNDS = {"tiny": 10}
 
 
 class PerfSession:
@@ -46,15 +46,16 @@ class PerfSession:
         self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
         self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
         if options.min_rounds is not None and options.min_rounds > self.rounds:
-            raise ValueError(f"--perf-min-rounds {options.min_rounds} is more than the {self.rounds} rounds every case "
-                             f"gets on the {self.profile_name} profile: give at most {self.rounds}")
+            raise ValueError(f"--perf-min-rounds {options.min_rounds} is more than the {self.profile_name} profile's "
+                             f"{self.rounds} rounds: give at most {self.rounds}")
         # The early look: after min_rounds a case settled within its band stops (cases.latency.adaptive_rounds).
         # --perf-rounds alone means every case gets that many.
         self.min_rounds = options.min_rounds or (self.rounds if options.rounds else
-                                                 min(DEFAULT_MIN_ROUNDS[self.profile_name], self.rounds))
+                                                 min(DEFAULT_MIN_ROUNDS.get(self.profile_name, self.rounds),
+                                                     self.rounds))
         if options.max_rounds is not None and options.max_rounds < self.rounds:
-            raise ValueError(f"--perf-max-rounds {options.max_rounds} is fewer than the {self.rounds} rounds every "
-                             f"case gets on the {self.profile_name} profile: give at least {self.rounds}")
+            raise ValueError(f"--perf-max-rounds {options.max_rounds} is fewer than the {self.profile_name} profile's "
+                             f"{self.rounds} rounds: give at least {self.rounds}")
         # --perf-max-rounds: the looks at each case's speed-up, and the time left for extra rounds (None: no limit)
         self.sequential = SequentialPlan.for_rounds(self.rounds, options.max_rounds) \
             if options.max_rounds is not None and options.max_rounds > self.rounds else None

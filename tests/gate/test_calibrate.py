@@ -242,6 +242,17 @@ def test_calibrate_refuses_runs_made_with_a_planted_slowdown(tmp_path, capsys):
     assert not (baselines / "tiny" / "speedups.json").exists()
 
 
+def test_calibrate_refuses_runs_that_stopped_cases_at_the_early_look():
+    stopped = run_document(HOST, {"distilled/astronaut": 1.5, "bf16/vase": 1.1}, seed=7)
+    case = stopped["benchmarks"][1]  # bf16/vase settled after 10 of the run's 12 rounds
+    case["stats"]["data"], case["stats"]["rounds"] = case["stats"]["data"][:10], 10
+    case["extra_info"]["reference_rounds"] = case["extra_info"]["reference_rounds"][:11]
+    mixed = runs()[:5] + [run_from_dict(stopped, source="run-early.json")]
+    with pytest.raises(CalibrationError, match=r"^run-early.json stopped 1 cases at the early look \(bf16/vase, "):
+        calibrate_host(mixed)
+    assert calibrate_host(runs()).processes == 6  # runs that gave every case its rounds
+
+
 def test_calibrate_hosts_calibrates_each_host_of_one_profile():
     profile, calibrations = calibrate.calibrate_hosts(runs(processes=5) + runs(host=AVX2, processes=5))
     assert profile == "tiny"

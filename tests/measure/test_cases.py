@@ -186,10 +186,14 @@ def adaptive_case(monkeypatch, speedup, expectation, min_rounds=10, plan=None):
     rounds = latency.PairedRounds(clock.member(1 / speedup, calls, "V"), clock.member(1.0, calls, "R"))
     session = SimpleNamespace(rounds=16, min_rounds=min_rounds, sequential=plan, extra_time_left=None,
                               expectation=lambda variant, scenario: expectation)
+    variant, scenario = SimpleNamespace(name="distilled", reference="reference"), SimpleNamespace(name="vase")
+    found = latency.looked_against(session, variant, scenario, rounds.reference)
     benchmark = PedanticBenchmark()
-    rounds.time(benchmark, min_rounds, "vase")
-    looks = latency.adaptive_rounds(session, SimpleNamespace(name="distilled", reference="reference"),
-                                    SimpleNamespace(name="vase"), rounds, benchmark)
+    first = latency.rounds_before_looking(session, found)
+    rounds.time(benchmark, first, "vase")
+    pedantic_rounds = len(benchmark.stats.stats.data)  # pedantic's own rounds are not in this stand-in's data
+    looks = latency.adaptive_rounds(session, variant, scenario, found, rounds, benchmark)
+    assert len(benchmark.stats.stats.data) == len(rounds.variant_times) - first + pedantic_rounds
     return looks, rounds
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from diffperf.gate.expectations import case_id
+from diffperf.gate.expectations import Expectation, case_id
 from diffperf.gate.verdicts import CONFIDENCE, CaseResult, settled, speedup_row, undecided
 from diffperf.measure.flops import CallFlops, Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
@@ -59,12 +59,13 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
             warm.run()
             first_timed = len(subject.stage_history)
             rounds = PairedRounds(subject, reference)
-            rounds.time(benchmark, session.min_rounds, scenario.name)
+            expectation = looked_against(session, variant, scenario, reference)
+            rounds.time(benchmark, rounds_before_looking(session, expectation), scenario.name)
             peaks, throughput, looks = (None, None), None, None
             if benchmark.disabled:  # --benchmark-disable: pedantic made one untimed call of each
                 rounds.reference_times, rounds.variant_times = [], []
             else:
-                looks = adaptive_rounds(session, variant, scenario, rounds, benchmark)
+                looks = adaptive_rounds(session, variant, scenario, expectation, rounds, benchmark)
             reference_times, variant_times = rounds.reference_times, rounds.variant_times
             stages = subject.stage_history[first_timed:]
             if not benchmark.disabled:
@@ -215,8 +216,8 @@ class PairedRounds:
 
 @dataclass(frozen=True)
 class Looks:
-    """Where a case's speed-up was looked at (--perf-max-rounds): the rounds at each look, and the last one's
-    confidence, which the gate judges at."""
+    """Where a case's speed-up was looked at (the early look, --perf-max-rounds): the rounds at each look, and the
+    last one's confidence, which the gate judges at."""
 
     rounds: list[int]
     confidence: float
@@ -225,26 +226,37 @@ class Looks:
         return {"rounds": self.rounds, "confidence": self.confidence}
 
 
-def adaptive_rounds(session: PerfSession, variant: Variant, scenario: Scenario, rounds: PairedRounds,
-                    benchmark) -> Looks | None:
-    """Rounds where they can change the verdict: the early look (--perf-min-rounds) and rounds only where undecided
-    (--perf-max-rounds; :mod:`diffperf.stats.sequential`).
+def looked_against(session: PerfSession, variant: Variant, scenario: Scenario,
+                   reference: TimedPipeline | Yardstick | None) -> Expectation | None:
+    """The stored expectation a case's looks judge against; None when it has no looks (neither an early look nor
+    --perf-max-rounds, no reference, or nothing stored to decide against): it then gets its rounds, all timed
+    by pytest-benchmark's pedantic."""
+    if reference is None or (session.sequential is None and session.min_rounds >= session.rounds):
+        return None
+    return session.expectation(variant.name, scenario.name)
 
-    The case has had ``session.min_rounds`` rounds. When that is fewer than ``session.rounds``, its speed-up is
-    judged as the gate will judge it; a settled case (:func:`diffperf.gate.verdicts.settled`: ok, or an edge
-    no rounds can settle with the median not below the band) stops, any other gets the rest of its rounds. The
-    early look never ends a case regressed, so it spends none of the error. Then, with a plan, after the base
-    rounds and after each stage of extra rounds the speed-up is judged at the confidence the plan spends on that
-    look; while it stays undecided (:func:`diffperf.gate.verdicts.undecided`), the plan has a look left and the
-    run's --perf-extra-time is not spent, the case gets the next stage. Without a reference or a stored
-    expectation there is nothing to decide against: the case gets its rounds and None is returned, as it is when
-    there is neither an early look nor a plan.
+
+def rounds_before_looking(session: PerfSession, expectation: Expectation | None) -> int:
+    """The rounds pytest-benchmark's pedantic times: up to the early look when the case has one, else the base
+    rounds."""
+    return session.min_rounds if expectation is not None and session.min_rounds < session.rounds else session.rounds
+
+
+def adaptive_rounds(session: PerfSession, variant: Variant, scenario: Scenario, expectation: Expectation | None,
+                    rounds: PairedRounds, benchmark) -> Looks | None:
+    """Rounds where they can change the verdict: the early look (--perf-min-rounds) and rounds only where undecided
+    (--perf-max-rounds; :mod:`diffperf.stats.sequential`). None when the case has no looks (:func:`looked_against`).
+
+    A case with an early look has had ``session.min_rounds`` rounds: its speed-up is judged as the gate will judge
+    it, and a settled case (:func:`diffperf.gate.verdicts.settled`: ok, or inconclusive on an edge no rounds can
+    settle with the median not below the band) stops; any other gets the rest of its rounds. The early look never
+    ends a case regressed or improved, so it leaves the false-alarm rate as it was; the intervals of the cases it
+    stops are 95% ones, outside the plan's spending. Then, with a plan, after the base rounds and after each stage
+    of extra rounds the speed-up is judged at the confidence the plan spends on that look; while it stays undecided
+    (:func:`diffperf.gate.verdicts.undecided`), the plan has a look left and the run's --perf-extra-time is not
+    spent, the case gets the next stage.
     """
-    plan = session.sequential
-    looking = plan is not None or session.min_rounds < session.rounds
-    expectation = session.expectation(variant.name, scenario.name) if looking else None
-    if expectation is None or rounds.reference is None:
-        rounds.extend(benchmark, session.rounds - len(rounds.variant_times))
+    if expectation is None:
         return None
     partner = variant.reference or YARDSTICK
 
@@ -259,6 +271,7 @@ def adaptive_rounds(session: PerfSession, variant: Variant, scenario: Scenario, 
             return Looks(looked, CONFIDENCE)
         rounds.extend(benchmark, session.rounds - looked[-1])
         looked.append(session.rounds)
+    plan = session.sequential
     if plan is None:
         return Looks(looked, CONFIDENCE)
     while True:

@@ -32,7 +32,7 @@ class Outcome:
     """What ``trials`` simulated unchanged processes ended with."""
 
     trials: int
-    false_alarms: int  # regressed or improved (of an unchanged speed-up)
+    false_alarms: int  # regressed or improved: false alarms when the speed-up is unchanged
     misses: int  # the last look's judged interval excludes the true speed-up
     inconclusive: int
     mean_rounds: float

@@ -45,7 +45,7 @@ class CaseResult:
     best_stack: bool = False  # a device type's fastest stack: its rows come first
     published: float | None = None  # a published speed-up for this case (diffperf.models.variants.Published)
     published_on: str | None = None  # the GPU it was published for
-    confidence: float | None = None  # the look its rounds stopped at (--perf-max-rounds); None: the run's
+    confidence: float | None = None  # the look its rounds stopped at (--perf-min-rounds, --perf-max-rounds); None: the run's
 
 
 @dataclass
@@ -216,8 +216,8 @@ def settled(row: GateRow) -> bool:
 
     The early look never ends a case ``regressed`` (nor ``improved``): a case that looks like either gets all its
     rounds and the verdict of the full design, so the look cannot raise the false-alarm rate. A case it stops could
-    have been called regressed by its remaining rounds only if its median then fell from inside the band (or above)
-    to past the lower bound by more than the between-process margin (the settled edge's ``m >= d``).
+    have been called regressed by its remaining rounds only if its median then fell from the band (or above it) to
+    past the lower bound by more than the judged half-width, which is at least the between-process margin.
     """
     if row.status == Status.OK:
         return True

@@ -86,6 +86,12 @@ def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostC
     if planted:
         raise CalibrationError(f"{planted[0].source} was run with {planted_text(planted[0])}; "
                                "calibrate from runs made without it")
+    early = [run for run in runs if run.stopped_early]
+    if early:  # which cases stop there depends on their medians: a spread from such runs is a selected one
+        cases = early[0].stopped_early
+        raise CalibrationError(f"{early[0].source} stopped {len(cases)} cases at the early look ({cases[0]}, ...): "
+                               "calibrate from runs that gave every case its rounds (diffperf calibrate, or "
+                               "pytest perf --perf-min-rounds 16)")
     if len(runs) < min_processes:
         raise CalibrationError(f"{len(runs)} runs: a calibration needs at least {min_processes} processes")
     identities = {(_info(run, "host_key"), _info(run, "profile")) for run in runs}

@@ -190,6 +190,15 @@ class Run:
                 found[key] = dict(planted)
         return found
 
+    @property
+    def stopped_early(self) -> list[str]:
+        """The paired cases that ended with fewer than the run's rounds (the early look, ``--perf-min-rounds``)."""
+        info = self.machine_info.get("diffperf")
+        rounds = info.get("rounds") if isinstance(info, Mapping) else None
+        if not isinstance(rounds, int):
+            return []
+        return [case.label for case in self.cases if case.paired and case.rounds < rounds]
+
     def gate_rows(self, kind: str) -> list[Mapping]:
         """The gate's "speedups" or "memory" rows (empty when the file has no gate section)."""
         if not isinstance(self.gate, Mapping):
