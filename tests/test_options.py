@@ -75,6 +75,14 @@ def test_rounds_below_one(rounds):
         PerfOptions(rounds=rounds).check()
 
 
+def test_the_early_looks_fewest_rounds_are_the_fewest_with_the_gates_interval():
+    from diffperf.gate.verdicts import CONFIDENCE
+    from diffperf.options import MIN_LOOK_ROUNDS
+    from diffperf.stats.ratios import min_pairs
+
+    assert MIN_LOOK_ROUNDS == min_pairs(CONFIDENCE)
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(min_rounds=5), r"^--perf-min-rounds must be at least 6 \(the fewest rounds with a 95% interval\), got 5$"),
     (dict(rounds=8, min_rounds=10), r"^--perf-min-rounds 10 is more than --perf-rounds 8: the early look comes "),

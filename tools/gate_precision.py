@@ -12,6 +12,7 @@ stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.ev
     python tools/gate_precision.py judge baselines OUT/unchanged/*.json
     python tools/gate_precision.py judge baselines OUT/slow10/*.json --planted distilled,bf16
     python tools/gate_precision.py judge baselines OUT/all15/*.json --planted '*'     # every variant slowed
+    python tools/gate_precision.py judge baselines OUT/slow10/*.json --planted distilled --first-rounds 16  # as 16 rounds
     python tools/gate_precision.py judge baselines OUT/unchanged/*.json --key cpu-x86-64-avx512-bf16-2t   # portable bands
     # leave-one-out: calibrate on all runs but one, judge that one, for each run
     python tools/gate_precision.py crossval OUT/unchanged/*.json
@@ -38,15 +39,23 @@ from diffperf.history.runs import Run, load_run
 from diffperf.measure.host import Host
 
 
-def case_results(run: Run) -> list[CaseResult]:
+def case_results(run: Run, first_rounds: int | None = None) -> list[CaseResult]:
     """The paired cases of one saved run, as the gate saw them (at their last look's confidence: the early look's,
-    or under --perf-max-rounds the plan's)."""
-    return [
-        CaseResult(case.variant, case.reference, case.scenario, list(case.data), list(case.reference_rounds),
-                   case.number("peak_memory"), case.number("reference_peak_memory"),
-                   confidence=(case.extra_info.get("looks") or {}).get("confidence"))
-        for case in run.cases if case.reference and case.paired
-    ]
+    or under --perf-max-rounds the plan's); with ``first_rounds``, as a run of that many rounds would have been
+    judged: its first rounds (and the reference call after the last), at the gate's 95%."""
+    results = []
+    for case in run.cases:
+        if not (case.reference and case.paired):
+            continue
+        variant_rounds, reference_rounds = list(case.data), list(case.reference_rounds)
+        confidence = (case.extra_info.get("looks") or {}).get("confidence")
+        if first_rounds is not None:
+            reference_rounds = reference_rounds[:first_rounds + len(reference_rounds) - len(variant_rounds)]
+            variant_rounds, confidence = variant_rounds[:first_rounds], None
+        results.append(CaseResult(case.variant, case.reference, case.scenario, variant_rounds, reference_rounds,
+                                  case.number("peak_memory"), case.number("reference_peak_memory"),
+                                  confidence=confidence))
+    return results
 
 
 def spread(groups: list[str]) -> None:
@@ -77,7 +86,8 @@ def spread(groups: list[str]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def judge(baselines: str, paths: list[Path], planted: set[str], key: str | None) -> None:
+def judge(baselines: str, paths: list[Path], planted: set[str], key: str | None,
+          first_rounds: int | None = None) -> None:
     """Verdicts of saved runs against stored expectations: false alarms and catches, per case."""
     statuses, widths = defaultdict(list), defaultdict(list)
     alarm_runs = 0
@@ -89,7 +99,7 @@ def judge(baselines: str, paths: list[Path], planted: set[str], key: str | None)
         if expectations is None:
             sys.exit(f"{path}: no expectations for {info['host_key']} in {baselines}")
         source = f"{expectations.key} ({expectations.source})"
-        report = evaluate(case_results(run), expectations)
+        report = evaluate(case_results(run, first_rounds), expectations)
         rows = [row for row in report.rows if row.kind == "speed-up"]
         alarm_runs += any(row.status == "regressed" and not is_planted(row.variant, planted) for row in rows)
         for row in rows:
@@ -163,6 +173,8 @@ def main() -> None:
     judge_parser.add_argument("files", type=Path, nargs="+")
     judge_parser.add_argument("--planted", default="", help="comma-separated variants that were slowed")
     judge_parser.add_argument("--key", default=None, help="judge against this record (e.g. the portable bands)")
+    judge_parser.add_argument("--first-rounds", type=int, default=None, metavar="N",
+                              help="judge each case on its first N rounds at 95%%, as a run of N rounds would be")
     crossval_parser = commands.add_parser("crossval", help="leave-one-out false alarms over unchanged runs")
     crossval_parser.add_argument("files", type=Path, nargs="+")
     compare_parser = commands.add_parser("compare", help="false regressions of diffperf compare on unchanged runs")
@@ -172,7 +184,7 @@ def main() -> None:
     if args.command == "spread":
         spread(args.groups)
     elif args.command == "judge":
-        judge(args.baselines, args.files, set(filter(None, args.planted.split(","))), args.key)
+        judge(args.baselines, args.files, set(filter(None, args.planted.split(","))), args.key, args.first_rounds)
     elif args.command == "compare":
         compare(args.files, args.per_side)
     else:

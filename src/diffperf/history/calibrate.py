@@ -88,10 +88,10 @@ def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostC
                                "calibrate from runs made without it")
     early = [run for run in runs if run.stopped_early]
     if early:  # which cases stop there depends on their medians: a spread from such runs is a selected one
-        cases = early[0].stopped_early
-        raise CalibrationError(f"{early[0].source} stopped {len(cases)} cases at the early look ({cases[0]}, ...): "
-                               "calibrate from runs that gave every case its rounds (diffperf calibrate, or "
-                               "pytest perf --perf-min-rounds 16)")
+        cases, rounds = early[0].stopped_early, _info(early[0], "rounds")
+        shown = ", ".join(cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
+        raise CalibrationError(f"{early[0].source} stopped {shown} at the early look: calibrate from runs that gave "
+                               f"every case its rounds (diffperf calibrate, or pytest perf --perf-min-rounds {rounds})")
     if len(runs) < min_processes:
         raise CalibrationError(f"{len(runs)} runs: a calibration needs at least {min_processes} processes")
     identities = {(_info(run, "host_key"), _info(run, "profile")) for run in runs}
