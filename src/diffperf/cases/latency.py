@@ -237,9 +237,9 @@ def looked_against(session: PerfSession, variant: Variant, scenario: Scenario,
 
 
 def rounds_before_looking(session: PerfSession, expectation: Expectation | None) -> int:
-    """The rounds pytest-benchmark's pedantic times: up to the early look when the case has one, else the base
-    rounds."""
-    return session.min_rounds if expectation is not None and session.min_rounds < session.rounds else session.rounds
+    """The rounds pytest-benchmark's pedantic times: up to the early look when the case has looks (``min_rounds`` is
+    the base rounds when there is no early look), else the base rounds."""
+    return session.min_rounds if expectation is not None else session.rounds
 
 
 def adaptive_rounds(session: PerfSession, variant: Variant, scenario: Scenario, expectation: Expectation | None,
