@@ -205,12 +205,13 @@ def test_missing_command_is_an_argparse_error(capsys):
     assert info.value.code == 2
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when CUDA is missing")
-def test_cuda_device_without_cuda(capsys):
-    assert cli.main(["variants", "--device", "cuda", *BUILTIN]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == "diffperf: --perf-device cuda: no CUDA device is available (use cpu)\n"
+def test_a_cuda_device_is_judged_for_without_one(capsys):
+    """A GPU job is planned from a laptop: the catalogue judges for CUDA whether or not this machine has it."""
+    assert cli.main(["variants", "--device", "cuda", "--json", *BUILTIN]) == 0
+    rows = {row["variant"]: row for row in json.loads(capsys.readouterr().out)["variants"]}
+    assert rows["fp16"]["runs_here"] and rows["bf16"]["runs_here"] and rows["best-gpu"]["runs_here"]
+    assert rows["best-cpu"]["why_not"] == "best-cpu is meant for cpu (running on cuda)"
+    assert rows["best-gpu"]["opt_in"] is None and "compile" in rows["best-gpu"]["speedups"]
 
 
 def test_record_baselines_records_variants_that_would_be_skipped_here_with_a_note(tmp_path, capsys):
@@ -225,3 +226,26 @@ def test_record_baselines_records_variants_that_would_be_skipped_here_with_a_not
     assert stored.provenance["note"].startswith("recorded on a CPU where it would be skipped (tf32 needs a CUDA GPU")
     assert cli.main(["record-baselines", "no-such-variant", "--baselines", str(tmp_path)]) == 2
     assert "unknown variant(s) no-such-variant: `diffperf variants` lists them" in capsys.readouterr().err
+
+
+def test_plan_predicts_each_case_and_a_budget_before_anything_runs(capsys):
+    assert cli.main(["plan", "--gpu", "cpu", "--profile", "tiny", "--budget", "90s", "--json", *BUILTIN]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    cases = {case["case"]: case for case in plan["cases"]}
+    assert plan["device"] == "cpu" and plan["profile"] == "tiny"
+    assert cases["baseline-astronaut"]["partner"] == "yardstick" and cases["baseline-astronaut"]["tier"] == 1
+    assert cases["fp16-astronaut"]["runs"] is False and "opt-in" in cases["fp16-astronaut"]["why_not"]
+    assert set(plan["chosen"]) >= {case for case, row in cases.items() if row["runs"] and row["tier"] == 1}
+    assert 0 < plan["predicted"] <= plan["most"]
+
+
+def test_plan_refuses_a_budget_that_cannot_hold_tier_1_in_one_line(capsys):
+    assert cli.main(["plan", "--gpu", "cpu", "--profile", "tiny", "--budget", "5s", *BUILTIN]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("diffperf plan: --perf-budget 5 s cannot hold tier 1 (11 cases, up to ")
+    assert error.count("\n") == 1
+
+
+def test_plan_names_an_unknown_device_class(capsys):
+    assert cli.main(["plan", "--gpu", "tpu", *BUILTIN]) == 2
+    assert "unknown device class 'tpu': choose one of a100, h100, h200, cpu" in capsys.readouterr().err

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from diffperf.models.builtin import builtin_registry
-from diffperf.options import PerfOptions
+from diffperf.options import PerfOptions, parse_duration
 
 pytest_plugins = ["pytester"]
 
@@ -27,7 +28,7 @@ def test_defaults_pass_the_check():
 
 
 def test_unknown_profile_message():
-    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, tiny, hub$"):
+    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, short, tiny, hub$"):
         PerfOptions(profile="nope").check()
 
 
@@ -105,8 +106,8 @@ def test_where_the_early_look_is(tmp_path, options, profile, expected):
 
     session = PerfSession(PerfOptions(profile=profile, device="cpu", baselines_dir=str(tmp_path), **options),
                           builtin_registry())
-    assert (session.rounds, session.min_rounds) == expected
-    assert session.round_counts() == sorted(set(expected))
+    assert (session.policy.rounds, session.policy.min_rounds) == expected
+    assert session.policy.round_counts() == sorted(set(expected))
 
 
 def test_min_rounds_above_the_profiles_rounds_is_one_line(tmp_path):
@@ -359,3 +360,38 @@ def test_recording_image_baselines_of_an_overridden_workload_is_refused(workload
                                          r"profile's own workload, .*record them without --perf-steps"):
         PerfOptions(update_baselines=True, **workload).check()
     PerfOptions(**workload).check()  # measuring an overridden workload is fine
+
+
+# --------------------------------------------------------------------------- --perf-budget
+
+
+@pytest.mark.parametrize("text, seconds", [("15m", 900.0), ("90s", 90.0), ("1.5h", 5400.0), ("120", 120.0)])
+def test_budgets_are_durations(text, seconds):
+    assert parse_duration("--perf-budget", text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5m", "0", "inf"])
+def test_a_budget_that_is_no_duration_is_one_line(text):
+    with pytest.raises(ValueError, match=f"^--perf-budget {re.escape(text)}: "):
+        parse_duration("--perf-budget", text)
+
+
+def test_a_budget_keeps_tier_1_and_names_what_it_leaves_out(pytester):
+    """Chosen at collection, before anything runs: the left-out cases are deselected and named in one line."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-budget", "75s", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    lines = [line for line in result.outlines if "--perf-budget 75 s holds" in line]
+    assert len(lines) == 1 and "left out: bf16-astronaut, bf16-vase, attn-classic-astronaut" in lines[0]
+    collected = result.stdout.str()
+    assert "test_latency[baseline-astronaut]" in collected and "test_latency[bf16-vase]" not in collected
+    result.stdout.fnmatch_lines(["*deselected*"])
+
+
+def test_a_budget_that_cannot_hold_tier_1_is_refused_before_anything_runs(pytester):
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-budget", "10s")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: diffperf: --perf-budget 10 s cannot hold tier 1 (11 cases, up to * on cpu): "
+                                 "give at least *, or select fewer cases with -k"])
+    assert "Traceback" not in result.stderr.str()

@@ -45,14 +45,18 @@ def _cmd_variants(args) -> int:
 
     from diffperf.cases.declarations import suite_registry
     from diffperf.models.catalogue import variants_table
+    import torch
+
     from diffperf.models.zoo import ModelNotAvailable
-    from diffperf.options import PerfOptions
+    from diffperf.options import PerfOptions, check_device_name
     from diffperf.render.variants_text import variants_lines
 
     suite = args.suite if args.suite is not None else ("perf" if Path("perf").is_dir() else None)
     try:
         registry = suite_registry(suite or None)
-        rows = variants_table(args.profile, PerfOptions(device=args.device).resolved_device(), registry)
+        # A device type named is judged for as it is, present or not: a GPU job is planned from a laptop.
+        device = torch.device(check_device_name(args.device)) if args.device else PerfOptions().resolved_device()
+        rows = variants_table(args.profile, device, registry)
     except (ValueError, ModelNotAvailable) as error:
         print(f"diffperf: {error}", file=sys.stderr)
         return 2
@@ -316,13 +320,144 @@ def _add_history_commands(commands) -> None:
 
 # ---- calibration and same-machine A/B: measurement across processes -------------------------------
 
+def _plan(profile: str | None, device_class: str | None, suite: str | None, rounds: int | None = None,
+          enabled: frozenset[str] = frozenset(), no_gate: bool = True, baselines: str = "baselines"):
+    """The plan of a suite (``suite``: its directory; None: perf/ when there is one) on a device class (None: this
+    machine's, with the early looks its stored expectations give unless ``no_gate``) under ``profile`` (None: the
+    device type's default); one-line ValueError for what cannot work."""
+    from pathlib import Path
+
+    import torch
+
+    from diffperf.cases.budget import stored_cases
+    from diffperf.cases.declarations import suite_registry
+    from diffperf.gate.expectations import case_id
+    from diffperf.options import PerfOptions
+    from diffperf.gate.rounds import RoundPolicy
+    from diffperf.models.profiles import default_profile_name
+    from diffperf.plan.devices import class_of, device_class as named_class
+    from diffperf.plan.schedule import plan_run
+
+    stored: set[str] = set()
+    if device_class is not None:
+        chosen = named_class(device_class)
+        profile = profile or default_profile_name(chosen.device_type == "cuda")
+    else:  # this machine: the cases it has stored expectations for get their early look, as its runs do
+        options = PerfOptions(profile=profile, no_gate=no_gate, baselines_dir=baselines)
+        device = options.resolved_device()
+        chosen = class_of(device.type, torch.cuda.get_device_name(device) if device.type == "cuda" else "")
+        profile = options.resolved_profile(device)
+        stored = stored_cases(options, profile, device)
+    registry = suite_registry(suite if suite is not None else ("perf" if Path("perf").is_dir() else None) or None)
+    policy = RoundPolicy.for_profile(profile, rounds)
+    plan = plan_run(registry, profile, chosen, policy, enabled,
+                    looks=lambda variant, scenario: policy.has_looks() and case_id(variant, scenario) in stored)
+    return plan, policy
+
+
+def _budget_cases(budget: str | None, processes: int, profile: str | None, suite_dir: str, pytest_args,
+                  whole_first_tier: bool, command: str) -> tuple[str, ...]:
+    """With ``--budget``: the case ids each of ``processes`` processes runs so that all fit it (one line printed
+    naming what is left out); empty without a budget."""
+    from pathlib import Path
+
+    from diffperf.options import parse_duration
+    from diffperf.plan.schedule import fit_budget
+    from diffperf.render.plan_text import budget_line
+
+    seconds = parse_duration("--budget", budget)
+    if seconds is None:
+        return ()
+    rounds = _rounds_given(pytest_args)
+    plan, _ = _plan(profile, None, str(Path(suite_dir) / "perf"), rounds, _opt_ins_given(pytest_args))
+    selection = fit_budget(plan, seconds / processes, whole_first_tier)
+    print(f"diffperf {command}: each of {processes} processes: {budget_line(selection, plan.device.name)}", flush=True)
+    return tuple(case.case_id for case in selection.chosen)
+
+
+def _rounds_given(pytest_args) -> int | None:
+    arguments = list(pytest_args or [])
+    for index, argument in enumerate(arguments):
+        if argument == "--perf-rounds" and index + 1 < len(arguments):
+            return int(arguments[index + 1])
+        if argument.startswith("--perf-rounds="):
+            return int(argument.split("=", 1)[1])
+    return None
+
+
+def _opt_ins_given(pytest_args) -> frozenset[str]:
+    return frozenset(flag for flag in ("--perf-compile", "--perf-speedups") if flag in (pytest_args or []))
+
+
+def _cmd_plan(args) -> int:
+    from diffperf.options import parse_duration
+    from diffperf.plan.jobs import size_jobs
+    from diffperf.plan.schedule import BudgetError, fit_budget
+    from diffperf.render.plan_text import budget_error_line, jobs_lines, plan_table
+    from diffperf.render.table import render
+
+    if args.fit_run:
+        return _fit_run(args.fit_run)
+    enabled = frozenset(flag for flag, given in (("--perf-compile", args.compile), ("--perf-speedups", args.speedups))
+                        if given)
+    try:
+        budget = parse_duration("--budget", args.budget)
+        plan, _ = _plan(args.profile, args.device_class, args.suite, args.rounds, enabled, no_gate=False,
+                        baselines=args.baselines)
+        selection = fit_budget(plan, budget) if budget is not None else None
+    except BudgetError as error:
+        print(f"diffperf plan: {budget_error_line(error)}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"diffperf plan: {error}", file=sys.stderr)
+        return 2
+    jobs = size_jobs(plan) if args.jobs else None
+    if args.json:
+        json.dump({"profile": plan.profile, "device": plan.device.name, "predicted": plan.predicted(),
+                   "most": plan.predicted(most=True),
+                   "cases": [{"case": case.case_id, "tier": case.tier, "partner": case.partner, "runs": case.runs,
+                              "why_not": case.why_not, "rounds": case.rounds, "most_rounds": case.most_rounds,
+                              "calls": case.calls, "call_seconds": case.variant_seconds, "seconds": case.seconds()}
+                             for case in plan.cases],
+                   "chosen": [case.case_id for case in selection.chosen] if selection else None,
+                   "jobs": jobs.to_json() if jobs else None}, sys.stdout, indent=2)
+        print()
+        return 0
+    render([plan_table(plan, selection, every_case=args.all)])
+    if jobs is not None:
+        print("\n".join(jobs_lines(jobs)))
+        if args.github_output:
+            import os
+
+            with open(os.environ.get("GITHUB_OUTPUT", os.devnull), "a") as stream:  # GitHub's file: append
+                for name in ("suite_budget", "ab_budget", "calibrate_budget"):
+                    stream.write(f"{name}={getattr(jobs, name):.0f}s\n")
+    return 0
+
+
+def _fit_run(path: str) -> int:
+    from diffperf.plan.fitting import fit_run
+    from diffperf.render.plan_text import fitted_lines
+
+    try:
+        with open(path) as stream:
+            fitted = fit_run(json.load(stream))
+    except (OSError, ValueError) as error:
+        print(f"diffperf plan: --fit-run {path}: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(fitted_lines(fitted, path)))
+    return 0
+
+
 def _cmd_calibrate(args) -> int:
     from diffperf.gate.expectations import ExpectationsError
     from diffperf.history.calibrate import CalibrationError, calibrate_and_record
     from diffperf.history.runs import HistoryError, load_runs
     from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
     from diffperf.options import check_writable_directory
+    from diffperf.plan.schedule import BudgetError
     from diffperf.render.history_text import calibration_line
+    from diffperf.render.plan_text import budget_error_line
 
     command = "diffperf " + " ".join(args.argv)  # args.argv starts with the subcommand
     if not args.from_runs and args.processes < args.min_processes:
@@ -336,7 +471,9 @@ def _cmd_calibrate(args) -> int:
             for message in warnings:
                 _warn(message)
         else:
-            worker = Worker(pytest_args=tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines)))
+            cases = _budget_cases(args.budget, args.processes, args.profile, ".", args.pytest_args, True, "calibrate")
+            worker = Worker(pytest_args=tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines)),
+                            cases=cases)
             out = default_out_dir(args.out, "calibration")
             check_writable_directory("--out", str(out))
             print(f"diffperf calibrate: {args.processes} processes of {worker.suite}, runs in {out}", flush=True)
@@ -346,6 +483,9 @@ def _cmd_calibrate(args) -> int:
             runs, _ = load_runs(paths)
         calibrate_and_record(runs, args.baselines, command, args.min_processes, args.portable, warn=_warn,
                              progress=lambda entry: print(calibration_line(entry)))
+    except BudgetError as error:
+        print(f"diffperf calibrate: {budget_error_line(error)}; nothing recorded", file=sys.stderr)
+        return 2
     except (CalibrationError, HistoryError, ExpectationsError, ValueError, WorkerFailed) as error:
         print(f"diffperf calibrate: {error}; nothing recorded", file=sys.stderr)
         return 2
@@ -364,7 +504,9 @@ def _cmd_ab(args) -> int:
     from diffperf.history.runs import load_runs
     from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
     from diffperf.options import check_directory, check_writable_directory, check_writable_file
+    from diffperf.plan.schedule import BudgetError
     from diffperf.render.history_text import ab_summary, comparison_tables, regression_lines
+    from diffperf.render.plan_text import budget_error_line
     from diffperf.render.table import render
 
     if args.processes < AB_MIN_PROCESSES:
@@ -373,12 +515,14 @@ def _cmd_ab(args) -> int:
               "nothing measured", file=sys.stderr)
         return 2
     extra = tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines))
-    workers = {
-        "base": Worker(python=args.base_python, directory=args.base_dir, pytest_args=extra),
-        "head": Worker(python=args.head_python, directory=args.head_dir, pytest_args=extra),
-    }
     out = default_out_dir(args.out, "ab")
     try:
+        cases = _budget_cases(args.budget, 2 * args.processes, args.profile, args.head_dir, args.pytest_args, False,
+                              "ab")
+        workers = {
+            "base": Worker(python=args.base_python, directory=args.base_dir, pytest_args=extra, cases=cases),
+            "head": Worker(python=args.head_python, directory=args.head_dir, pytest_args=extra, cases=cases),
+        }
         check_directory("--baselines", args.baselines)  # every path before anything is measured
         check_writable_directory("--out", str(out))
         if args.summary:
@@ -388,6 +532,9 @@ def _cmd_ab(args) -> int:
         paths = run_alternating(workers, args.processes, out,
                                 progress=lambda label, index, path: print(f"  {label} process {index + 1} done",
                                                                           flush=True))
+    except BudgetError as error:
+        print(f"diffperf ab: {budget_error_line(error)}; nothing measured", file=sys.stderr)
+        return 2
     except (ValueError, WorkerFailed) as error:
         print(f"diffperf ab: {error}", file=sys.stderr)
         return 2
@@ -419,6 +566,9 @@ def _add_measurement_commands(commands) -> None:
                            help="calibrate from saved runs (JSON files or directories) instead of measuring")
     calibrate.add_argument("--portable", action="store_true",
                            help="also record portable bands of each class measured, from every host of that class recorded")
+    calibrate.add_argument("--budget", default=None, metavar="DURATION",
+                           help="fit the calibration into DURATION (e.g. 75m): each process runs what its share holds, "
+                                "tier 1 whole (diffperf plan)")
     calibrate.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     calibrate.set_defaults(handler=_cmd_calibrate)
 
@@ -443,6 +593,9 @@ def _add_measurement_commands(commands) -> None:
     ab.add_argument("--baselines", default="baselines", metavar="DIR",
                     help="where this host's calibration is (it decides speed-ups with few processes; default: "
                          "baselines)")
+    ab.add_argument("--budget", default=None, metavar="DURATION",
+                    help="fit both sides' processes into DURATION (e.g. 8m): each runs what its share holds, in tier "
+                         "order (diffperf plan); what is left out is named")
     ab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     ab.set_defaults(handler=_history_command(_cmd_ab))
 
@@ -469,6 +622,34 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     record.add_argument("--baselines", default="baselines", metavar="DIR", help="baselines directory (default baselines/)")
     record.set_defaults(handler=_cmd_record_baselines)
+    plan = commands.add_parser(
+        "plan", help="predict a run's cases, rounds, calls and wall time on a device class, before anything runs",
+        description="List the cases a run would make, with their tier, rounds and calls, and predict each case's "
+                    "and the run's wall time from the cost model (FLOPs of each call counted on meta tensors at full "
+                    "size, at the device class's sustained rates: docs/getting-started.md). No device is needed.")
+    plan.add_argument("--profile", choices=PROFILE_NAMES, default=None,
+                      help="model profile (default: full on a GPU class, tiny on cpu)")
+    plan.add_argument("--gpu", "--device-class", dest="device_class", default=None, metavar="CLASS",
+                      help="a100, h100, h200 or cpu (default: this machine's)")
+    plan.add_argument("--budget", default=None, metavar="DURATION", help="what --perf-budget DURATION would hold")
+    plan.add_argument("--rounds", type=int, default=None, help="as --perf-rounds")
+    plan.add_argument("--speedups", action="store_true", help="as --perf-speedups")
+    plan.add_argument("--compile", action="store_true", help="as --perf-compile")
+    plan.add_argument("--suite", default=None, metavar="DIR",
+                      help="the suite whose conftest.py declarations to include (default: perf/ when there is one)")
+    plan.add_argument("--baselines", default="baselines", metavar="DIR",
+                      help="where this machine's expectations are: the cases they hold get their early look "
+                           "(default: baselines)")
+    plan.add_argument("--all", action="store_true", help="also list the cases that do not run, with why")
+    plan.add_argument("--jobs", action="store_true",
+                      help="size the GPU workflow's jobs from the plan (pull request, main, calibration)")
+    plan.add_argument("--github-output", action="store_true",
+                      help="with --jobs: write the budgets to $GITHUB_OUTPUT (suite_budget, ab_budget, "
+                           "calibrate_budget)")
+    plan.add_argument("--fit-run", default=None, metavar="RUN.json",
+                      help="fit the cost model of the device a saved pytest perf run was measured on, and print it")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(handler=_cmd_plan)
     _add_history_commands(commands)
     _add_measurement_commands(commands)
     return parser

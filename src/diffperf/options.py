@@ -48,6 +48,11 @@ def add_options(parser) -> None:
     group.addoption("--perf-extra-time", type=float, default=None, metavar="SECONDS",
                     help="with --perf-max-rounds: the most time a process spends on extra rounds, all its cases "
                          "together (under -n: each worker)")
+    group.addoption("--perf-budget", default=None, metavar="DURATION",
+                    help="fit the run into DURATION (e.g. 15m, 90s): tier 1 (each family's fp32 baseline, best stack, "
+                         "students and tiny autoencoders, published variants) first, then the rest while it fits, by "
+                         "the plan's predicted times (diffperf plan); what is left out is named; a budget that cannot "
+                         "hold tier 1 is refused before anything runs")
     group.addoption("--perf-warmup", type=int, default=None,
                     help="untimed warm-up calls of the variant and its reference per case "
                          "(default: 2 on tiny, 3 on full and hub)")
@@ -107,6 +112,7 @@ class PerfOptions:
     warmup: int | None = None  # None: the profile's default
     max_rounds: int | None = None  # --perf-max-rounds; None: no extra rounds
     extra_time: float | None = None  # --perf-extra-time: seconds of extra rounds per run; None: no limit
+    budget: float | None = None  # --perf-budget, in seconds; None: no budget
     variants: tuple[str, ...] = ()  # empty: all
     steps: int | None = None  # None: the profile's steps
     resolution: int | None = None  # None: the profile's resolution
@@ -160,6 +166,7 @@ class PerfOptions:
             warmup=config.getoption("--perf-warmup"),
             max_rounds=config.getoption("--perf-max-rounds"),
             extra_time=config.getoption("--perf-extra-time"),
+            budget=parse_duration("--perf-budget", config.getoption("--perf-budget")),
             variants=tuple(name.strip() for name in config.getoption("--perf-variants").split(",") if name.strip()),
             steps=config.getoption("--perf-steps"),
             resolution=config.getoption("--perf-resolution"),
@@ -371,6 +378,22 @@ def _missing_directories(option: str, value: str, directory: Path) -> list[Path]
 
 def _unwritable(option: str, value: str, error: OSError) -> ValueError:
     return ValueError(f"{option} {value} cannot be written ({error.strerror or error}): give a path you can write")
+
+
+def parse_duration(option: str, text: str | None) -> float | None:
+    """``"15m"``, ``"90s"``, ``"1.5h"`` or plain seconds -> seconds (None for None); a one-line ValueError naming
+    ``option`` otherwise."""
+    if text is None:
+        return None
+    value = str(text).strip().lower()
+    unit = {"s": 1, "m": 60, "h": 3600}.get(value[-1:])
+    try:
+        seconds = float(value[:-1] if unit else value) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"{option} {text}: write a duration such as 15m, 90s or 1.5h") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{option} {text}: a duration must be positive and finite")
+    return seconds
 
 
 def parse_hub_models(items: list[str]) -> dict[str, str]:

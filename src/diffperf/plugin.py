@@ -12,6 +12,7 @@ and a ``conftest.py`` or an installed plugin declares more the same way (docs/ex
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from diffperf.options import PerfOptions, add_options
 
 PLUGIN_NAME = "diffperf-run"
+LOADED = time.monotonic()  # when pytest loaded the plugin, a second or two into the process: a budget counts from here
 
 
 def pytest_addhooks(pluginmanager) -> None:
@@ -109,6 +111,7 @@ class DiffperfPlugin:
         self.room_checked = False
         self._case_group = None  # the controller's: node id -> its variant's scheduling scope (diffperf.cases.parallel)
         self.parallel_error = None  # the controller's: why the workers' parts could not be judged as one run
+        self.budgeted = None  # --perf-budget: what it chose (diffperf.cases.budget.BudgetedRun), once collected
 
     def start_session(self):
         """The run's PerfSession, built on first use (the ``perf_session`` fixture)."""
@@ -121,7 +124,11 @@ class DiffperfPlugin:
                     from diffperf.cases import parallel
 
                     options, self.placement = parallel.place_worker(options, self.config)
+                if self.budgeted is not None:
+                    options = self.budgeted.options_for_session(options)
                 self.session = PerfSession(options, self.registry(), self.plan)
+                if self.budgeted is not None:
+                    self.budgeted.bind(self.session)
             except ValueError as error:
                 pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         return self.session
@@ -156,10 +163,33 @@ class DiffperfPlugin:
         metafunc.parametrize(("variant", "scenario"), cases, ids=ids)
 
     def pytest_collection_modifyitems(self, items: list) -> None:
-        """Run the perf cases variant by variant across files, so each variant's models are built once."""
-        from diffperf.measure.ordering import group_by_variant
+        """Run the perf cases variant by variant across files, so each variant's models are built once; with
+        --perf-budget, keep the cases it holds (diffperf.cases.budget)."""
+        from diffperf.measure.ordering import group_by_variant, variant_of
 
         group_by_variant(items)
+        if self.options.budget is None or self.declaration_error or not any(map(variant_of, items)):
+            return
+        from diffperf.cases.budget import BudgetError, budgeted
+        from diffperf.render.plan_text import budget_error_line
+
+        try:
+            self.budgeted = budgeted(self.options, self.registry(), items, LOADED)
+        except BudgetError as error:
+            raise pytest.UsageError(f"diffperf: {budget_error_line(error)}") from None
+        except ValueError as error:
+            raise pytest.UsageError(f"diffperf: {error}") from None
+        if self.budgeted.deselected:
+            self.config.hook.pytest_deselected(items=self.budgeted.deselected)
+            items[:] = self.budgeted.kept
+
+    def pytest_report_collectionfinish(self) -> list[str]:
+        """--perf-budget: what it holds and what it left out, named, before anything runs."""
+        if self.budgeted is None:
+            return []
+        from diffperf.render.plan_text import budget_line
+
+        return [f"diffperf: {budget_line(self.budgeted.selection, self.budgeted.plan.device.name)}"]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.declaration_error:
@@ -251,6 +281,7 @@ class DiffperfPlugin:
     def pytest_benchmark_update_machine_info(self, machine_info: dict) -> None:
         if self.session is not None:
             machine_info["diffperf"] = self.session.describe()
+            machine_info["diffperf"]["wall_seconds"] = time.monotonic() - LOADED  # what diffperf plan --fit-run reads
             if self.placement is not None:
                 machine_info["diffperf"]["placement"] = self.placement.describe()
 

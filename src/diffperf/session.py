@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 import torch
 
 from diffperf.gate.expectations import Expectation, Expectations, ExpectationsError, case_id, known_keys, lookup
+from diffperf.gate.rounds import RoundPolicy
 from diffperf.gate.verdicts import CaseResult
 from diffperf.history.identity import SCHEMA
 from diffperf.measure.flops import CallFlops, MatmulPeak, Throughput, count_call_flops, datasheet_peak, \
@@ -17,19 +19,12 @@ from diffperf.measure.process import steady_process
 from diffperf.measure.timing import TimedPipeline
 from diffperf.measure.yardstick import FOLLOWED_CONFIG, Yardstick, shape_of
 from diffperf.models import zoo
+from diffperf.models.profiles import PUBLISHED_WORKLOADS
 from diffperf.models.registry import Registry
 from diffperf.models.store import PipelineStore
 from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
-from diffperf.stats.sequential import SequentialPlan
-
-DEFAULT_ROUNDS = {"tiny": 16, "full": 10, "hub": 10}
-# GPUs pay cuDNN heuristics, allocator growth and lazy initialisation on the first calls.
-DEFAULT_WARMUP = {"tiny": 2, "full": 3, "hub": 3}
-# The early look (--perf-min-rounds): on tiny, whose CPU rounds are most of the suite's wall time; a GPU's rounds
-# take a fraction of a second, so full and hub keep every round.
-DEFAULT_MIN_ROUNDS = {"tiny": 10}
 
 
 class PerfSession:
@@ -43,23 +38,10 @@ class PerfSession:
         self.device = options.resolved_device()
         self.process_settings = steady_process(self.device.type)  # before any model is built
         self.profile_name = options.resolved_profile(self.device)
-        self.rounds = options.rounds or DEFAULT_ROUNDS[self.profile_name]
-        self.warmup = DEFAULT_WARMUP[self.profile_name] if options.warmup is None else options.warmup
-        if options.min_rounds is not None and options.min_rounds > self.rounds:
-            raise ValueError(f"--perf-min-rounds {options.min_rounds} is more than the {self.profile_name} profile's "
-                             f"{self.rounds} rounds: give at most {self.rounds}")
-        # The early look: after min_rounds a case settled within its band stops (cases.latency.adaptive_rounds).
-        # --perf-rounds alone means every case gets that many.
-        self.min_rounds = options.min_rounds or (self.rounds if options.rounds else
-                                                 min(DEFAULT_MIN_ROUNDS.get(self.profile_name, self.rounds),
-                                                     self.rounds))
-        if options.max_rounds is not None and options.max_rounds < self.rounds:
-            raise ValueError(f"--perf-max-rounds {options.max_rounds} is fewer than the {self.profile_name} profile's "
-                             f"{self.rounds} rounds: give at least {self.rounds}")
-        # --perf-max-rounds: the looks at each case's speed-up, and the time left for extra rounds (None: no limit)
-        self.sequential = SequentialPlan.for_rounds(self.rounds, options.max_rounds) \
-            if options.max_rounds is not None and options.max_rounds > self.rounds else None
-        self.extra_time_left = options.extra_time
+        # the rounds of every latency case: the early look, --perf-max-rounds' looks and --perf-extra-time
+        self.policy = RoundPolicy.for_profile(self.profile_name, rounds=options.rounds, min_rounds=options.min_rounds,
+                                              warmup=options.warmup, max_rounds=options.max_rounds,
+                                              extra_time=options.extra_time)
         self._expectations: Expectations | None | bool = False  # False: not looked up yet
         self.instrument = make_instrument(self.device)
         self.host = this_host(self.device)
@@ -81,6 +63,21 @@ class PerfSession:
         self._flops: dict[tuple[str, str], CallFlops] = {}
         self._matmul_peaks: dict[str, MatmulPeak] = {}  # by precision
         self.throughput: list[Throughput] = []  # what the latency cases achieved, for the summaries
+        # --perf-budget: when the run's budget ends (time.monotonic()), and each case's most predicted seconds
+        self.budget_end: float | None = None
+        self.case_most_seconds: dict[tuple[str, str], float] = {}
+
+    def over_budget(self, variant_name: str, scenario_name: str) -> str | None:
+        """Why a case is left out of a --perf-budget run that has come to its end (one line), or None: the case's
+        most predicted seconds would take the run past the budget (``budget_end``, ``case_most_seconds``)."""
+        if self.budget_end is None:
+            return None
+        needed = self.case_most_seconds.get((variant_name, scenario_name), 0.0)
+        left = self.budget_end - time.monotonic()
+        if needed <= left:
+            return None
+        return (f"left out: --perf-budget has {max(left, 0):.0f} s left and {variant_name} on {scenario_name} takes up "
+                f"to {needed:.0f} s")
 
     def selected(self, variant_name: str) -> bool:
         return not self.options.variants or variant_name in self.options.variants
@@ -93,7 +90,7 @@ class PerfSession:
     def published(self, variant: Variant, scenario_name: str) -> Published | None:
         """The figure published for the case, where this run measures what it was published for: the
         ``full`` architecture (``full`` or ``hub``) at the scenario's own workload on a CUDA device."""
-        if self.device.type != "cuda" or self.profile_name == "tiny" or self.options.workload_overrides:
+        if self.device.type != "cuda" or self.profile_name not in PUBLISHED_WORKLOADS or self.options.workload_overrides:
             return None
         return next((figure for figure in variant.published if figure.scenario == scenario_name), None)
 
@@ -120,11 +117,6 @@ class PerfSession:
         shape = shape_of(config, 2 * scenario.images, latent, latent, scenario.steps)
         return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
                          settings=lambda: self.store.during_calls(variant))
-
-    def round_counts(self) -> list[int]:
-        """The rounds a timed case can end with: the early look's, the base rounds, the plan's later looks."""
-        early = [self.min_rounds] if self.min_rounds < self.rounds else []
-        return early + (self.sequential.looks() if self.sequential is not None else [self.rounds])
 
     def expectation(self, variant_name: str, scenario_name: str) -> Expectation | None:
         """The stored expectation of a case's speed-up, as the gate will judge it; None when there is none, the
@@ -199,9 +191,9 @@ class PerfSession:
             **self.instrument.hardware(),
             **self.host.describe(),
             "process": self.process_settings,
-            "rounds": self.rounds,
-            "min_rounds": self.min_rounds,
-            "warmup": self.warmup,
+            "rounds": self.policy.rounds,
+            "min_rounds": self.policy.min_rounds,
+            "warmup": self.policy.warmup,
             "workload_overrides": self.options.workload_overrides or None,
             # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)
             "planted_slowdowns": dict(self.options.planted_slowdowns) or None,

@@ -22,7 +22,7 @@ def test_latency(benchmark, perf_session, variant, scenario):
     if benchmark.disabled:  # nothing is timed
         assert rounds == 0
     else:  # the early look's, the base rounds, or with --perf-max-rounds one of the plan's later looks
-        assert rounds in perf_session.round_counts()
+        assert rounds in perf_session.policy.round_counts()
     assert len(result.reference_rounds) == (rounds + 1 if result.reference and rounds else 0)  # R V ... R V R
 
 

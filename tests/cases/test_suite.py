@@ -1,13 +1,12 @@
 """The suite's latency test: what it holds every case to, with and without --perf-min-rounds and --perf-max-rounds."""
 
-from functools import partial
 from types import SimpleNamespace
 
 import pytest
 
 import diffperf.suite as suite
+from diffperf.gate.rounds import RoundPolicy
 from diffperf.gate.verdicts import CaseResult
-from diffperf.session import PerfSession
 from diffperf.stats.sequential import SequentialPlan
 
 
@@ -15,8 +14,7 @@ def run_suite_case(monkeypatch, variant_rounds, plan=None, disabled=False, min_r
     result = CaseResult("distilled", "baseline", "vase", [0.1] * variant_rounds,
                         [0.2] * (variant_rounds + 1 if variant_rounds else 0), None, None)
     monkeypatch.setattr(suite, "run_latency_case", lambda benchmark, session, variant, scenario: result)
-    session = SimpleNamespace(rounds=16, min_rounds=min_rounds, sequential=plan)
-    session.round_counts = partial(PerfSession.round_counts, session)
+    session = SimpleNamespace(policy=RoundPolicy(16, min_rounds, warmup=2, sequential=plan))
     suite.test_latency(SimpleNamespace(disabled=disabled), session, "distilled", "vase")
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from diffperf.cases.latency import run_latency_case
+from diffperf.gate.rounds import RoundPolicy
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.zoo import ModelNotAvailable
 from diffperf.options import PerfOptions
@@ -111,7 +112,7 @@ class ProbingSession:
     """A session as far as the warm-up uses it: each probe makes the call it is given and records what it was."""
 
     def __init__(self, warmup, calls):
-        self.warmup = warmup
+        self.policy = RoundPolicy(16, 16, warmup)
         self.calls = calls
         self.store = SimpleNamespace(weight_bytes=lambda variant: 1000)
         self.registry = SimpleNamespace(variant=lambda name: name)
@@ -178,21 +179,22 @@ class Clock:
 
 
 def adaptive_case(monkeypatch, speedup, expectation, min_rounds=10, plan=None):
-    """One case's rounds under :func:`adaptive_rounds`: the reference takes 1 s, the variant 1/speedup s."""
+    """One case's rounds under :func:`diffperf.cases.latency.case_looks`: the reference takes 1 s, the variant
+    1/speedup s."""
     import diffperf.cases.latency as latency
 
     clock, calls = Clock(), []
     monkeypatch.setattr(latency, "time", clock)
     rounds = latency.PairedRounds(clock.member(1 / speedup, calls, "V"), clock.member(1.0, calls, "R"))
-    session = SimpleNamespace(rounds=16, min_rounds=min_rounds, sequential=plan, extra_time_left=None,
+    session = SimpleNamespace(policy=RoundPolicy(16, min_rounds, warmup=2, sequential=plan),
                               expectation=lambda variant, scenario: expectation)
     variant, scenario = SimpleNamespace(name="distilled", reference="reference"), SimpleNamespace(name="vase")
     found = latency.looked_against(session, variant, scenario, rounds.reference)
     benchmark = PedanticBenchmark()
-    first = latency.rounds_before_looking(session, found)
+    first = session.policy.first_rounds(found is not None)
     rounds.time(benchmark, first, "vase")
     pedantic_rounds = len(benchmark.stats.stats.data)  # pedantic's own rounds are not in this stand-in's data
-    looks = latency.adaptive_rounds(session, variant, scenario, found, rounds, benchmark)
+    looks = latency.case_looks(session, variant, scenario, found, rounds, benchmark)
     assert len(benchmark.stats.stats.data) == len(rounds.variant_times) - first + pedantic_rounds
     return looks, rounds
 

@@ -140,3 +140,11 @@ def test_ab_refuses_paths_it_cannot_write_before_measuring(tmp_path, capsys):
     assert capsys.readouterr().err == (f"diffperf ab: --summary {blocker / 'ab.md'}: {blocker} is a file, so the "
                                        "directory cannot be created\n")
     assert not (tmp_path / "ab").exists()
+
+
+def test_a_worker_runs_the_cases_a_budget_chose_as_node_ids(tmp_path):
+    worker = Worker(directory=str(tmp_path), cases=("baseline-astronaut", "distilled-vase"))
+    command = worker.command(tmp_path / "run.json")
+    assert "perf/test_latency.py::test_latency[baseline-astronaut]" in command
+    assert "perf/test_latency.py::test_latency[distilled-vase]" in command and "perf/test_latency.py" not in command
+    assert Worker(directory=str(tmp_path)).command(tmp_path / "run.json")[3] == "perf/test_latency.py"

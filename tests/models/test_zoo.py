@@ -258,8 +258,18 @@ def test_profile_names():
     assert default_profile_name(cuda_available=True) == "full"
     assert default_profile_name(cuda_available=False) == "tiny"
     assert check_profile_name("hub") == "hub"
-    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, tiny, hub$"):
+    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, short, tiny, hub$"):
         check_profile_name("nope")
+
+
+def test_the_short_profile_builds_the_full_architectures_at_a_fifth_of_the_steps():
+    astronaut, vase = FAMILY.scenario("astronaut"), FAMILY.scenario("vase")
+    short = FAMILY.scale("short")
+    assert (astronaut.scaled(short).steps, astronaut.scaled(short).resolution) == (10, 512)
+    assert (vase.scaled(short).steps, vase.scaled(short).images) == (5, 4)
+    source = zoo.make_source("short", torch.device("cpu"))
+    assert source.profile == "full"
+    assert FAMILY.component("unet").config("short") == FAMILY.component("unet").config("full")
 
 
 def test_make_source():
@@ -274,5 +284,5 @@ def test_make_source():
     assert hub.hub_id(FAMILY, FAMILY.component("taesd")) == HubId("madebyollin/taesd")
     default = zoo.make_source("hub", CPU)
     assert default.hub_id(FAMILY, FAMILY.component("unet")) == HubId(sd1.HUB_MODEL, "unet")
-    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, tiny, hub$"):
+    with pytest.raises(ValueError, match=r"^unknown profile 'nope': choose one of full, short, tiny, hub$"):
         zoo.make_source("nope", CPU)

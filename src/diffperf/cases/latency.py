@@ -6,9 +6,10 @@ call of its reference variant (for a family's fp32 baseline, of its yardstick:
 alternate (R V R V ... R V R) and every variant call is bracketed by reference calls that share
 its clock, thermal and neighbour-load drift (:func:`diffperf.stats.ratios.pair_ratios`). Both members of every pair are also timed here, with the same clock pytest-benchmark uses,
 so the gate reads its rounds from one place. The reference's times go to
-``extra_info["reference_rounds"]``. Rounds go where they can change the verdict (:func:`adaptive_rounds`):
-a case settled within its band at the early look (``--perf-min-rounds``) stops there, and with
-``--perf-max-rounds`` a case still inconclusive after its rounds gets more, in stages.
+``extra_info["reference_rounds"]``. Rounds go where they can change the verdict
+(:meth:`diffperf.gate.rounds.RoundPolicy.decide`, the session's ``policy``): a case settled within its band at the
+early look (``--perf-min-rounds``) stops there, and with ``--perf-max-rounds`` a case still inconclusive after its
+rounds gets more, in stages.
 
 Untimed probes, each once per session, recorded in ``extra_info`` beside the stage times they divide: peak
 memory, the FLOPs of one call per stage (:mod:`diffperf.measure.flops`), both made on warm-up calls
@@ -19,12 +20,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
 
 import pytest
 
 from diffperf.gate.expectations import Expectation, case_id
-from diffperf.gate.verdicts import CONFIDENCE, CaseResult, settled, speedup_row, undecided
+from diffperf.gate.rounds import Looks
+from diffperf.gate.verdicts import CaseResult, GateRow, speedup_row
 from diffperf.measure.flops import CallFlops, Throughput, precision_of
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
@@ -41,8 +42,9 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     Skips with a one-line reason when the variant cannot run here; an out-of-memory variant or a
     missing model fails with one line.
     """
+    started = time.perf_counter()
     variant = session.registry.variant(variant_name)
-    reason = session.skip_reason(variant, scenario_name)
+    reason = session.skip_reason(variant, scenario_name) or session.over_budget(variant_name, scenario_name)
     if reason is not None:
         session.skipped[case_id(variant_name, scenario_name)] = reason
         pytest.skip(reason)
@@ -60,12 +62,12 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
             first_timed = len(subject.stage_history)
             rounds = PairedRounds(subject, reference)
             expectation = looked_against(session, variant, scenario, reference)
-            rounds.time(benchmark, rounds_before_looking(session, expectation), scenario.name)
+            rounds.time(benchmark, session.policy.first_rounds(expectation is not None), scenario.name)
             peaks, throughput, looks = (None, None), None, None
             if benchmark.disabled:  # --benchmark-disable: pedantic made one untimed call of each
                 rounds.reference_times, rounds.variant_times = [], []
             else:
-                looks = adaptive_rounds(session, variant, scenario, expectation, rounds, benchmark)
+                looks = case_looks(session, variant, scenario, expectation, rounds, benchmark)
             reference_times, variant_times = rounds.reference_times, rounds.variant_times
             stages = subject.stage_history[first_timed:]
             if not benchmark.disabled:
@@ -87,6 +89,7 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput, yardstick))
     if looks:
         benchmark.extra_info["looks"] = looks.to_json()
+    benchmark.extra_info["case_seconds"] = time.perf_counter() - started  # its wall time: builds, probes, calls
     session.results.append(result)
     if throughput is not None:
         session.throughput.append(throughput)
@@ -118,7 +121,7 @@ class WarmUp:
         self.peaks: tuple[int | None, int | None] | None = None  # (variant, reference) once probed
 
     def run(self) -> None:
-        pairs = self.session.warmup
+        pairs = self.session.policy.warmup
         for index in range(pairs):
             if self.probing and 0 < index == pairs - 1:
                 self._probe_memory()
@@ -214,76 +217,31 @@ class PairedRounds:
         return time.perf_counter() - start
 
 
-@dataclass(frozen=True)
-class Looks:
-    """Where a case's speed-up was looked at (the early look, --perf-max-rounds): the rounds at each look, and the
-    last one's confidence, which the gate judges at."""
-
-    rounds: list[int]
-    confidence: float
-
-    def to_json(self) -> dict:
-        return {"rounds": self.rounds, "confidence": self.confidence}
-
-
 def looked_against(session: PerfSession, variant: Variant, scenario: Scenario,
                    reference: TimedPipeline | Yardstick | None) -> Expectation | None:
     """The stored expectation a case's looks judge against; None when it has no looks (neither an early look nor
     --perf-max-rounds, no reference, or nothing stored to decide against): it then gets its rounds, all timed
     by pytest-benchmark's pedantic."""
-    if reference is None or (session.sequential is None and session.min_rounds >= session.rounds):
+    if reference is None or not session.policy.has_looks():
         return None
     return session.expectation(variant.name, scenario.name)
 
 
-def rounds_before_looking(session: PerfSession, expectation: Expectation | None) -> int:
-    """The rounds pytest-benchmark's pedantic times: up to the early look when the case has looks (``min_rounds`` is
-    the base rounds when there is no early look), else the base rounds."""
-    return session.min_rounds if expectation is not None else session.rounds
-
-
-def adaptive_rounds(session: PerfSession, variant: Variant, scenario: Scenario, expectation: Expectation | None,
-                    rounds: PairedRounds, benchmark) -> Looks | None:
-    """Rounds where they can change the verdict: the early look (--perf-min-rounds) and rounds only where undecided
-    (--perf-max-rounds; :mod:`diffperf.stats.sequential`). None when the case has no looks (:func:`looked_against`).
-
-    A case with an early look has had ``session.min_rounds`` rounds: its speed-up is judged as the gate will judge
-    it, and a settled case (:func:`diffperf.gate.verdicts.settled`: ok, or inconclusive on an edge no rounds can
-    settle with the median not below the band) stops; any other gets the rest of its rounds. The early look never
-    ends a case regressed or improved, so it leaves the false-alarm rate as it was; the intervals of the cases it
-    stops are 95% ones, outside the plan's spending. Then, with a plan, after the base rounds and after each stage
-    of extra rounds the speed-up is judged at the confidence the plan spends on that look; while it stays undecided
-    (:func:`diffperf.gate.verdicts.undecided`), the plan has a look left and the run's --perf-extra-time is not
-    spent, the case gets the next stage.
-    """
+def case_looks(session: PerfSession, variant: Variant, scenario: Scenario, expectation: Expectation | None,
+               rounds: PairedRounds, benchmark) -> Looks | None:
+    """The case's looks at its speed-up after its first rounds, each judged against ``expectation`` as the gate will
+    judge it, and the rounds the session's policy adds between them (:meth:`diffperf.gate.rounds.RoundPolicy.decide`);
+    None when the case has no looks (:func:`looked_against`)."""
     if expectation is None:
         return None
     partner = variant.reference or YARDSTICK
 
-    def judged(confidence: float):
-        result = CaseResult(variant.name, partner, scenario.name, rounds.variant_times, rounds.reference_times,
-                            None, None)
+    def judge(count: int, confidence: float) -> GateRow:
+        result = CaseResult(variant.name, partner, scenario.name, rounds.variant_times[:count],
+                            rounds.reference_times[:count + 1], None, None)
         return speedup_row(result, expectation, confidence)
 
-    looked = [len(rounds.variant_times)]
-    if looked[-1] < session.rounds:
-        if settled(judged(CONFIDENCE)):
-            return Looks(looked, CONFIDENCE)
-        rounds.extend(benchmark, session.rounds - looked[-1])
-        looked.append(session.rounds)
-    plan = session.sequential
-    if plan is None:
-        return Looks(looked, CONFIDENCE)
-    while True:
-        confidence = plan.confidence_at(looked[-1])
-        following = plan.next_look(looked[-1])
-        if not undecided(judged(confidence)) or following is None \
-                or (session.extra_time_left is not None and session.extra_time_left <= 0):
-            return Looks(looked, confidence)
-        spent = rounds.extend(benchmark, following - looked[-1])
-        if session.extra_time_left is not None:
-            session.extra_time_left -= spent
-        looked.append(len(rounds.variant_times))
+    return session.policy.decide(len(rounds.variant_times), judge, lambda count: rounds.extend(benchmark, count))
 
 
 def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_stages: list[dict],

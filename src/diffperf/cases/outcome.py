@@ -36,7 +36,7 @@ def calibrate_hint(profile: str, options: PerfOptions) -> str:
 def judge_session(session, interrupted: bool = False) -> GateOutcome:
     """The speed-up gate over the cases ``session`` (a diffperf.session.PerfSession) ran so far; nothing judged if
     ``interrupted``."""
-    return judge_run(session.results, session.skipped, session.host, session.profile_name, session.rounds,
+    return judge_run(session.results, session.skipped, session.host, session.profile_name, session.policy.rounds,
                      session.options, interrupted)
 
 

@@ -56,6 +56,8 @@ def check_options(options: PerfOptions, config: pytest.Config, workers: int) -> 
     """One-line ValueError for what cannot work with ``workers`` xdist workers (before anything runs)."""
     if options.update_baselines:
         raise ValueError("--perf-update-baselines records images in one process: run it without -n")
+    if options.budget is not None:
+        raise ValueError("--perf-budget plans one process's wall time: run it without -n")
     if config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", None):
         raise ValueError("under -n each worker would save its own part: save the merged run with --benchmark-json "
                          "or --perf-report")
@@ -162,7 +164,7 @@ class WorkerPart:
         """The part a worker's PerfSession (diffperf.session) measured."""
         return cls(placement.worker, placement.describe(),
                    {"device_type": session.host.device_type, **session.host.describe()}, session.profile_name,
-                   session.rounds, list(session.results), dict(session.skipped),
+                   session.policy.rounds, list(session.results), dict(session.skipped),
                    [record.case_info() for record in session.throughput], interrupted)
 
     def to_output(self) -> dict:

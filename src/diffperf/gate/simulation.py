@@ -5,8 +5,8 @@ between-process SD) and, around it, independent log pair ratios (the within-proc
 speed-up equals the expected one, so every "regressed" or "improved" verdict is a false alarm and
 every judged interval that excludes the truth is a miss (or, with a planted change, a "regressed"
 verdict is a catch). The gate's own code judges each look
-(:func:`diffperf.gate.verdicts.speedup_row`), and extra rounds follow the rule the latency case
-uses (:func:`diffperf.cases.latency.adaptive_rounds`): with an early look, a settled case stops there
+(:func:`diffperf.gate.verdicts.speedup_row`), and the rounds follow the latency case's own rule
+(:meth:`diffperf.gate.rounds.RoundPolicy.decide`): with an early look, a settled case stops there
 (:func:`diffperf.gate.verdicts.settled`); then another stage while the verdict is undecided
 (:func:`diffperf.gate.verdicts.undecided`) and the plan has a look left.
 
@@ -15,13 +15,15 @@ uses (:func:`diffperf.cases.latency.adaptive_rounds`): with an early look, a set
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from diffperf.gate.expectations import Expectation
-from diffperf.gate.verdicts import CONFIDENCE, CaseResult, settled, speedup_row, undecided
+from diffperf.gate.rounds import RoundPolicy
+from diffperf.gate.verdicts import CaseResult, GateRow, speedup_row
 from diffperf.stats.ratios import ProcessSpread
 from diffperf.stats.sequential import SequentialPlan
 from diffperf.stats.status import Status
@@ -66,23 +68,16 @@ def simulate(plan: SequentialPlan, expectation: Expectation, within_sd: float, t
     change: its ``regressed`` verdicts are then catches."""
     generator = np.random.default_rng(seed)
     between_sd = expectation.spread.between_sd
+    looked_at = plan if spend else UncorrectedPlan(plan.base, plan.maximum, plan.stage, plan.confidence)
+    policy = RoundPolicy(plan.base, min(min_rounds or plan.base, plan.base), warmup=0, sequential=looked_at)
     false_alarms = regressed = misses = inconclusive = total_rounds = 0
     for _ in range(trials):
         offset = math.log(true_speedup) + generator.normal(0.0, between_sd)
         logs = offset + generator.normal(0.0, within_sd, size=plan.maximum)
-        row, rounds = None, min(min_rounds or plan.base, plan.base)
-        if rounds < plan.base:
-            row = _judge(logs, rounds, expectation, CONFIDENCE)
-            if not settled(row):
-                row, rounds = None, plan.base
-        while row is None:
-            confidence = plan.confidence_at(rounds) if spend else plan.confidence
-            looked = _judge(logs, rounds, expectation, confidence)
-            following = plan.next_look(rounds)
-            if not undecided(looked) or following is None:
-                row = looked
-            else:
-                rounds = following
+        judge = functools.cache(functools.partial(_judge, logs, expectation))
+        looks = policy.decide(policy.first_rounds(True), judge, extend=lambda rounds: 0.0)
+        rounds = looks.rounds[-1]
+        row = judge(rounds, looks.confidence)
         total_rounds += rounds
         false_alarms += row.status in (Status.REGRESSED, Status.IMPROVED)
         regressed += row.status == Status.REGRESSED
@@ -91,7 +86,14 @@ def simulate(plan: SequentialPlan, expectation: Expectation, within_sd: float, t
     return Outcome(trials, false_alarms, misses, inconclusive, total_rounds / trials, regressed)
 
 
-def _judge(logs: np.ndarray, rounds: int, expectation: Expectation, confidence: float):
+class UncorrectedPlan(SequentialPlan):
+    """A plan's looks, each at the plan's overall confidence: optional stopping without correction."""
+
+    def confidence_at(self, rounds: int) -> float:
+        return self.confidence
+
+
+def _judge(logs: np.ndarray, expectation: Expectation, rounds: int, confidence: float) -> GateRow:
     """The gate's row for the first ``rounds`` log pair ratios (reference calls take 1: each pair ratio is exp(log))."""
     variant_times = list(np.exp(-logs[:rounds]))
     return speedup_row(CaseResult("variant", "reference", "scenario", variant_times, [1.0] * (rounds + 1), None, None),

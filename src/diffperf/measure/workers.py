@@ -33,6 +33,7 @@ class Worker:
     suite: str = DEFAULT_SUITE
     pytest_args: tuple[str, ...] = ()
     environment: dict = field(default_factory=dict)
+    cases: tuple[str, ...] = ()  # case ids (VARIANT-SCENARIO) to run, as node ids of the suite; empty: every case
 
     def check(self) -> None:
         """One-line ValueError when the suite or the interpreter is not there."""
@@ -44,7 +45,8 @@ class Worker:
 
     def command(self, json_path: Path) -> list[str]:
         # --perf-no-gate: a worker measures; judging is the caller's job (a failed exit is then a real failure).
-        return [self.python, "-m", "pytest", self.suite, "-q", "-p", "no:cacheprovider", "--perf-no-gate",
+        targets = [f"{self.suite}::test_latency[{case}]" for case in self.cases] or [self.suite]
+        return [self.python, "-m", "pytest", *targets, "-q", "-p", "no:cacheprovider", "--perf-no-gate",
                 f"--benchmark-json={json_path}", *self.pytest_args]
 
     def run(self, json_path: Path) -> Path:

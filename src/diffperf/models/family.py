@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from diffperf.models.profiles import SYNTHETIC, architecture
 from diffperf.models.workloads import Scale, Scenario
 
 YARDSTICK = "yardstick"
@@ -59,9 +60,9 @@ class Component:
 
     def config(self, profile: str) -> dict:
         """Its config on a synthetic profile (``full`` or ``tiny``)."""
-        if profile not in ("full", "tiny"):
-            raise ValueError(f"{self.name} has configs for full and tiny, not {profile!r}")
-        return dict(self.full if profile == "full" else self.tiny)
+        if profile not in SYNTHETIC:
+            raise ValueError(f"{self.name} has configs for {', '.join(SYNTHETIC)}, not {profile!r}")
+        return dict(self.full if architecture(profile) == "full" else self.tiny)
 
     def weight_seed(self, family: str) -> int:
         if self.seed is not None:
@@ -83,6 +84,7 @@ class Family:
     scenarios: tuple[Scenario, ...]
     baseline: str  # the family's fp32 variant: the image the fp32-approximating variants are compared with
     tiny_scale: Scale = Scale(resolution=128, step_fraction=0.1)
+    short_scale: Scale = Scale(resolution=None, step_fraction=0.2)  # the short profile: a fifth of the steps
     hub_repo: str | None = None  # the pipeline repository its own components and scheduler come from
     pipeline_kwargs: dict = field(default_factory=dict)  # other constructor arguments (no safety checker, ...)
 
@@ -119,8 +121,8 @@ class Family:
                          f"{', '.join(item.name for item in items)}")
 
     def scale(self, profile: str) -> Scale | None:
-        """How ``profile`` scales the workloads: the tiny profile runs fewer pixels and steps."""
-        return self.tiny_scale if profile == "tiny" else None
+        """How ``profile`` scales the workloads: tiny runs fewer pixels and steps, short fewer steps."""
+        return {"tiny": self.tiny_scale, "short": self.short_scale}.get(profile)
 
     def make_scheduler(self, name: str, config: dict | None = None):
         """Scheduler ``name`` of a scenario, configured from the family's scheduler config.

@@ -1,6 +1,8 @@
 """Model profiles: which size of every family's components a run builds.
 
 ``full`` builds each family's exact architectures from their configs with seeded random weights,
+``short`` the same architectures at a fifth of each scenario's steps (the pull-request gate on GPUs:
+a speed-up of every step keeps nearly its ratio, and the profile has its own calibration and images),
 ``tiny`` keeps their structure at a size that runs on two CPU cores (the configs are the families'
 own: diffperf.models.sd1, diffperf.models.sdxl), and ``hub`` loads real weights
 (diffperf.models.zoo). Importing this module stays light (no torch).
@@ -8,8 +10,14 @@ own: diffperf.models.sd1, diffperf.models.sdxl), and ``hub`` loads real weights
 
 from __future__ import annotations
 
-PROFILE_NAMES = ("full", "tiny", "hub")
-SYNTHETIC = ("full", "tiny")
+PROFILE_NAMES = ("full", "short", "tiny", "hub")
+SYNTHETIC = ("full", "short", "tiny")
+PUBLISHED_WORKLOADS = ("full", "hub")  # the profiles that run each scenario as declared, as it was published
+
+
+def architecture(profile: str) -> str:
+    """The configs a profile builds: ``tiny``'s own, else the exact ``full`` ones."""
+    return "tiny" if profile == "tiny" else "full"
 
 
 def default_profile_name(cuda_available: bool) -> str:

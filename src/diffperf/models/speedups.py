@@ -125,8 +125,8 @@ def dtype_supported(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether ``device`` has fast kernels for ``dtype`` (fp32 always)."""
     if dtype == torch.float32:
         return True
-    if device.type == "cuda":
-        return dtype == torch.float16 or torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # planned from a machine without CUDA (diffperf plan): the A100 and newer have bf16
+        return dtype == torch.float16 or not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
     if dtype == torch.bfloat16:
         return torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return torch.ops.mkldnn._is_mkldnn_fp16_supported()

@@ -65,6 +65,7 @@ class Variant:
     opt_in: OptIn | None = None
     best_stack: bool = False  # the fastest stack of a device type: its rows come first
     published: tuple[Published, ...] = ()  # figures published for it (shown beside CUDA runs of ``full``)
+    tier: int | None = None  # what a time budget keeps first (1) or fits in after (2); None: :attr:`planned_tier`
 
     def __post_init__(self):
         object.__setattr__(self, "speedups", tuple(self.speedups))
@@ -80,6 +81,9 @@ class Variant:
         unknown = set(self.devices) - set(DEVICE_TYPES)
         if unknown:
             raise ValueError(f"variant {self.name}: unknown device types {sorted(unknown)}; use {DEVICE_TYPES}")
+        if self.tier not in (None, 1, 2):
+            raise ValueError(f"variant {self.name}: tier {self.tier!r}: use 1 (kept first under a time budget), 2 "
+                             "or None (from what it is)")
         if self.image_check == AUTO:
             self.fp32_check()  # raises when the speed-ups' effects cannot be combined
 
@@ -95,6 +99,16 @@ class Variant:
         for speedup in self.speedups:
             speedup.plan(plan)
         return plan
+
+    @property
+    def planned_tier(self) -> int:
+        """Its tier under a time budget (``--perf-budget``): the declared ``tier``, else 1 for what the suite exists
+        to hold (a family's fp32 baseline, a best stack, another model in a slot: a student or a tiny autoencoder,
+        a variant with a published figure) and 2 for the rest."""
+        if self.tier is not None:
+            return self.tier
+        other_model = any(speedup.image_effect == OTHER_MODEL for speedup in self.speedups)
+        return 1 if self.reference is None or self.best_stack or self.published or other_model else 2
 
     @property
     def same_every_step(self) -> bool:

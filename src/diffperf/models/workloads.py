@@ -10,9 +10,10 @@ from diffperf.models.optin import OptIn
 
 @dataclass(frozen=True)
 class Scale:
-    """How a small profile runs a family's scenarios: ``resolution`` pixels, a fraction of the steps."""
+    """How a small profile runs a family's scenarios: ``resolution`` pixels (None: the scenario's), a fraction of the
+    steps (at least 2)."""
 
-    resolution: int
+    resolution: int | None
     step_fraction: float
 
 
@@ -36,7 +37,7 @@ class Scenario:
         scenario = self
         if scale is not None:
             scenario = replace(self, steps=max(2, math.ceil(self.steps * scale.step_fraction)),
-                               resolution=scale.resolution)
+                               resolution=scale.resolution or self.resolution)
         if steps is not None:
             scenario = replace(scenario, steps=steps)
         if resolution is not None:

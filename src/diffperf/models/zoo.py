@@ -1,6 +1,6 @@
 """The model zoo: where each component of a family comes from.
 
-Synthetic profiles (``full``, ``tiny``) build each component from its config with seeded random
+Synthetic profiles (``full``, ``short``, ``tiny``) build each component from its config with seeded random
 weights (latency does not depend on weight values), and derive students from their teacher by
 code; the ``hub`` profile loads real weights from a hub id or a local directory through
 ``from_pretrained``, honouring the user's cache (HF_HOME) and HF_HUB_OFFLINE.
@@ -17,6 +17,7 @@ from transformers import CLIPTokenizer, PreTrainedModel
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from diffperf.models.family import Component, Family, HubId
+from diffperf.models.profiles import PROFILE_NAMES, SYNTHETIC, architecture
 
 
 class ModelNotAvailable(RuntimeError):
@@ -56,7 +57,7 @@ def from_config(cls: type, config: dict) -> torch.nn.Module:
 class SyntheticSource:
     """Builds a profile's components from configs with seeded random weights."""
 
-    profile: str  # "full" or "tiny"
+    profile: str  # the configs it builds: "full" (the full and short profiles) or "tiny"
     device: torch.device
 
     name = "synthetic"
@@ -177,9 +178,9 @@ def make_source(profile_name: str, device: torch.device, hub_models: dict | None
     """The component source of a profile."""
     if profile_name == "hub":
         return HubSource(device=device, overrides=dict(hub_models or {}))
-    if profile_name not in ("full", "tiny"):
-        raise ValueError(f"unknown profile {profile_name!r}: choose one of full, tiny, hub")
-    return SyntheticSource(profile_name, device)
+    if profile_name not in SYNTHETIC:
+        raise ValueError(f"unknown profile {profile_name!r}: choose one of {', '.join(PROFILE_NAMES)}")
+    return SyntheticSource(architecture(profile_name), device)
 
 
 def assemble_pipeline(family: Family, modules: dict, scheduler):
@@ -191,7 +192,7 @@ def assemble_pipeline(family: Family, modules: dict, scheduler):
 
 def save_synthetic_pipeline(family: Family, profile: str, directory: str | os.PathLike) -> Path:
     """Save a synthetic profile's pipeline with save_pretrained, so the hub loading path can be tried."""
-    source = SyntheticSource(profile, torch.device("cpu"))
+    source = SyntheticSource(architecture(profile), torch.device("cpu"))
     modules = {slot: source.build(family, slot) for slot in family.slots}
     pipe = assemble_pipeline(family, modules, family.make_scheduler(next(iter(family.schedulers))))
     pipe.save_pretrained(directory)

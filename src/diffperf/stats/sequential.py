@@ -12,7 +12,8 @@ By the union bound, the chance that any look's interval misses the true ratio is
 ``f(1) = alpha``, whatever the correlation between looks: the rounds of one process share that
 process's offset, which a boundary computed for independent increments would not allow for.
 
-Numbers only; the latency case decides when to look, the gate judges at the last look's confidence.
+Numbers only; the round policy (:class:`diffperf.gate.rounds.RoundPolicy`) decides when to look, the gate judges at
+the last look's confidence.
 """
 
 from __future__ import annotations

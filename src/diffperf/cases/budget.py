@@ -1,0 +1,100 @@
+"""``--perf-budget``: the run's plan, and the cases its budget holds, chosen before anything runs.
+
+At the end of collection the collected cases (each variant x scenario, whether its latency case,
+its similarity case or both were collected) are planned on this device's class
+(:func:`diffperf.plan.devices.class_of`), with this run's rounds and the early look of each case
+that has a stored expectation, and :func:`diffperf.plan.schedule.fit_budget` chooses: tier 1
+whole (or the run is refused in one line), then tier 2 while it fits at its most rounds. The
+left-out cases are deselected, as ``-k`` deselects, and named in one line. With
+``--perf-max-rounds``, what the chosen cases leave of the budget is the time for extra rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from diffperf.gate.expectations import ExpectationsError, case_id, lookup
+from diffperf.gate.rounds import RoundPolicy
+from diffperf.measure.host import this_host
+from diffperf.measure.ordering import variant_of
+from diffperf.options import PerfOptions
+from diffperf.plan.devices import class_of
+from diffperf.plan.schedule import BudgetError, RunPlan, Selection, fit_budget, plan_run
+from diffperf.render.plan_text import duration
+
+
+@dataclass(frozen=True)
+class BudgetedRun:
+    """What a budget chose: the selection, the items to keep and to deselect, and when (``time.monotonic()``) the
+    budget ends."""
+
+    plan: RunPlan
+    selection: Selection
+    kept: list
+    deselected: list
+    ends: float
+
+    def bind(self, session) -> None:
+        """Let the session leave out a case that would take the run past the budget (a slower host than planned)."""
+        session.budget_end = self.ends
+        session.case_most_seconds = {(case.variant, case.scenario): case.latency_seconds(case.most_rounds)
+                                     for case in self.selection.chosen}
+        for case in self.selection.left_out:  # named where the gate says what did not run
+            session.skipped[case_id(case.variant, case.scenario)] = \
+                f"left out by --perf-budget {duration(self.selection.budget)} (tier {case.tier})"
+
+    def options_for_session(self, options: PerfOptions) -> PerfOptions:
+        """The run's options with --perf-max-rounds' extra rounds limited to what the chosen cases leave of the
+        budget at their most rounds (none when they leave nothing)."""
+        if options.max_rounds is None:
+            return options
+        left = self.selection.budget - self.selection.most
+        if left <= 0:
+            return replace(options, max_rounds=None, extra_time=None)
+        return replace(options, extra_time=min(left, options.extra_time or left))
+
+
+def case_of(item) -> tuple[str, str] | None:
+    """(variant, scenario) of a collected diffperf case, None for another test."""
+    variant = variant_of(item)
+    return None if variant is None else (variant, item.callspec.params["scenario"])
+
+
+def budgeted(options: PerfOptions, registry, items: list, started: float) -> BudgetedRun:
+    """Plan the collected cases and choose what ``options.budget`` holds, counted from ``started``
+    (``time.monotonic()`` when the run began); raises
+    :class:`diffperf.plan.schedule.BudgetError` when tier 1 does not fit."""
+    import torch
+
+    device = options.resolved_device()
+    profile = options.resolved_profile(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    policy = RoundPolicy.for_profile(profile, options.rounds, options.min_rounds, options.warmup,
+                                     options.max_rounds, options.extra_time)
+    stored = stored_cases(options, profile, device)
+    collected = list(dict.fromkeys(case for case in map(case_of, items) if case is not None))
+    plan = plan_run(registry, profile, class_of(device.type, name), policy, options.enabled,
+                    looks=lambda variant, scenario: policy.has_looks() and case_id(variant, scenario) in stored, cases=collected,
+                    scale_steps=options.steps, scale_resolution=options.resolution)
+    selection = fit_budget(plan, options.budget)
+    chosen = {(case.variant, case.scenario) for case in selection.chosen}
+    skipped_anyway = {(case.variant, case.scenario) for case in plan.cases if not case.runs}
+    kept, deselected = [], []
+    for item in items:
+        case = case_of(item)
+        (deselected if case is not None and case not in chosen | skipped_anyway else kept).append(item)
+    return BudgetedRun(plan, selection, kept, deselected, started + options.budget)
+
+
+def stored_cases(options: PerfOptions, profile: str, device) -> set[str]:
+    """The case ids this run would judge against a stored expectation (they have an early look)."""
+    if options.no_gate or options.workload_overrides:
+        return set()
+    try:
+        found = lookup(options.baselines_dir, profile, this_host(device), options.baseline_key)
+    except ExpectationsError:
+        return set()
+    return set(found.speedups) if found is not None else set()
+
+
+__all__ = ["BudgetError", "BudgetedRun", "budgeted"]
