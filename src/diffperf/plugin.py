@@ -358,6 +358,9 @@ class DiffperfPlugin:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.baselines_line:
             terminalreporter.write_line(f"diffperf: {self.baselines_line}")
+        if self.session is not None and self.session.left_out_by_budget:
+            terminalreporter.write_line(f"diffperf: --perf-budget reached before these cases: "
+                                        f"{', '.join(self.session.left_out_by_budget)} (left out)")
         if self.parallel_error:
             terminalreporter.write_line(f"diffperf: {self.parallel_error}")
         if self.outcome is None:

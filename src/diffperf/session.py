@@ -66,6 +66,7 @@ class PerfSession:
         # --perf-budget: when the run's budget ends (time.monotonic()), and each case's most predicted seconds
         self.budget_end: float | None = None
         self.case_most_seconds: dict[tuple[str, str], float] = {}
+        self.left_out_by_budget: list[str] = []  # the cases over_budget left out, named at the end of the run
 
     def over_budget(self, variant_name: str, scenario_name: str) -> str | None:
         """Why a case is left out of a --perf-budget run that has come to its end (one line), or None: the case's
@@ -76,6 +77,7 @@ class PerfSession:
         left = self.budget_end - time.monotonic()
         if needed <= left:
             return None
+        self.left_out_by_budget.append(f"{variant_name}-{scenario_name}")
         return (f"left out: --perf-budget has {max(left, 0):.0f} s left and {variant_name} on {scenario_name} takes up "
                 f"to {needed:.0f} s")
 

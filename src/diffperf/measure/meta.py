@@ -11,6 +11,8 @@ counted this way in seconds on a machine that could not hold its weights.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 META = torch.device("meta")
@@ -50,12 +52,13 @@ class MetaModule(torch.nn.Module):
         return _to_cpu(self.inner(*_to_meta(args), **_to_meta(kwargs)))
 
     def __getattr__(self, name: str):
-        if name in ("inner", "_modules", "_parameters", "_buffers"):
-            return super().__getattr__(name)
-        inner = super().__getattr__("inner")
+        """What the module does not have itself comes from the wrapped one; its methods (``vae.decode``) run on
+        meta tensors as ``forward`` does."""
+        inner = super().__getattr__("inner")  # a submodule: nn.Module keeps it in _modules
+        if name == "inner":
+            return inner
         attribute = getattr(inner, name)
-        if callable(attribute) and not isinstance(attribute, (torch.nn.Module, type)) \
-                and getattr(attribute, "__self__", None) is inner and name not in ("to", "parameters", "modules"):
+        if inspect.ismethod(attribute) and attribute.__self__ is inner:
             def on_meta(*args, **kwargs):
                 return _to_cpu(attribute(*_to_meta(args), **_to_meta(kwargs)))
             return on_meta

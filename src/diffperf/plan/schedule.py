@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffperf.gate.rounds import RoundPolicy
+from diffperf.measure.flops import precision_of
 from diffperf.models.family import YARDSTICK
 from diffperf.models.registry import Registry
 from diffperf.models.speedups import Attention, Compile
@@ -185,7 +186,7 @@ def call_seconds(counter: WorkCounter, device: DeviceClass, registry: Registry, 
     family = registry.family(variant.family)
     work = counter.work(family, variant, scenario)
     plan = variant.plan(family)
-    precision = "tf32" if plan.dtype == "float32" and plan.tf32 and device.device_type == "cuda" else plan.dtype
+    precision = precision_of(plan.dtype, plan.tf32, device.device_type)
     classic = any(isinstance(speedup, Attention) and speedup.backend == "classic" for speedup in variant.speedups)
     return device.model.call_seconds(work.flops.total, work.flops.unet_calls, precision, classic)
 
