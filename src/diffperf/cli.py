@@ -327,32 +327,14 @@ def _plan(profile: str | None, device_class: str | None, suite: str | None, roun
     device type's default); one-line ValueError for what cannot work."""
     from pathlib import Path
 
-    import torch
-
-    from diffperf.cases.budget import stored_cases
+    from diffperf.cases.budget import plan_of_run
     from diffperf.cases.declarations import suite_registry
-    from diffperf.gate.expectations import case_id
     from diffperf.options import PerfOptions
-    from diffperf.gate.rounds import RoundPolicy
-    from diffperf.models.profiles import default_profile_name
-    from diffperf.plan.devices import class_of, device_class as named_class
-    from diffperf.plan.schedule import plan_run
+    from diffperf.plan.devices import device_class as named_class
 
-    stored: set[str] = set()
-    if device_class is not None:
-        chosen = named_class(device_class)
-        profile = profile or default_profile_name(chosen.device_type == "cuda")
-    else:  # this machine: the cases it has stored expectations for get their early look, as its runs do
-        options = PerfOptions(profile=profile, no_gate=no_gate, baselines_dir=baselines)
-        device = options.resolved_device()
-        chosen = class_of(device.type, torch.cuda.get_device_name(device) if device.type == "cuda" else "")
-        profile = options.resolved_profile(device)
-        stored = stored_cases(options, profile, device)
+    options = PerfOptions(profile=profile, rounds=rounds, enabled=enabled, no_gate=no_gate, baselines_dir=baselines)
     registry = suite_registry(suite if suite is not None else ("perf" if Path("perf").is_dir() else None) or None)
-    policy = RoundPolicy.for_profile(profile, rounds)
-    plan = plan_run(registry, profile, chosen, policy, enabled,
-                    looks=lambda variant, scenario: policy.has_looks() and case_id(variant, scenario) in stored)
-    return plan, policy
+    return plan_of_run(options, registry, device=named_class(device_class) if device_class is not None else None)
 
 
 def _budget_cases(budget: str | None, processes: int, profile: str | None, suite_dir: str, pytest_args,
@@ -369,7 +351,7 @@ def _budget_cases(budget: str | None, processes: int, profile: str | None, suite
     if seconds is None:
         return ()
     rounds = _rounds_given(pytest_args)
-    plan, _ = _plan(profile, None, str(Path(suite_dir) / "perf"), rounds, _opt_ins_given(pytest_args))
+    plan = _plan(profile, None, str(Path(suite_dir) / "perf"), rounds, _opt_ins_given(pytest_args))
     selection = fit_budget(plan, seconds / processes, whole_first_tier)
     print(f"diffperf {command}: each of {processes} processes: {budget_line(selection, plan.device.name)}", flush=True)
     return tuple(case.case_id for case in selection.chosen)
@@ -402,8 +384,8 @@ def _cmd_plan(args) -> int:
                         if given)
     try:
         budget = parse_duration("--budget", args.budget)
-        plan, _ = _plan(args.profile, args.device_class, args.suite, args.rounds, enabled, no_gate=False,
-                        baselines=args.baselines)
+        plan = _plan(args.profile, args.device_class, args.suite, args.rounds, enabled, no_gate=False,
+                     baselines=args.baselines)
         selection = fit_budget(plan, budget) if budget is not None else None
     except BudgetError as error:
         print(f"diffperf plan: {budget_error_line(error)}", file=sys.stderr)

@@ -17,7 +17,9 @@ from diffperf.gate.expectations import ExpectationsError, case_id, lookup
 from diffperf.gate.rounds import RoundPolicy
 from diffperf.measure.host import this_host
 from diffperf.measure.ordering import variant_of
+from diffperf.models.profiles import default_profile_name
 from diffperf.options import PerfOptions
+from diffperf.plan.costs import DeviceClass
 from diffperf.plan.devices import class_of
 from diffperf.plan.schedule import BudgetError, RunPlan, Selection, fit_budget, plan_run
 from diffperf.render.plan_text import duration
@@ -60,22 +62,34 @@ def case_of(item) -> tuple[str, str] | None:
     return None if variant is None else (variant, item.callspec.params["scenario"])
 
 
+def plan_of_run(options: PerfOptions, registry, cases: list[tuple[str, str]] | None = None,
+                device: DeviceClass | None = None) -> RunPlan:
+    """The plan of a run with ``options``: of ``cases`` (every declared one by default) on this machine's device
+    class, the cases this host has stored expectations for with their early look, as its runs have; or on the
+    class ``device``, which no stored expectation is known for."""
+    import torch
+
+    stored: set[str] = set()
+    if device is None:
+        here = options.resolved_device()
+        device = class_of(here.type, torch.cuda.get_device_name(here) if here.type == "cuda" else "")
+        profile = options.resolved_profile(here)
+        stored = stored_cases(options, profile, here)
+    else:
+        profile = options.profile or default_profile_name(device.device_type == "cuda")
+    policy = RoundPolicy.for_profile(profile, options.rounds, options.min_rounds, options.warmup, options.max_rounds,
+                                     options.extra_time)
+    return plan_run(registry, profile, device, policy, options.enabled,
+                    looks=lambda variant, scenario: policy.has_looks() and case_id(variant, scenario) in stored,
+                    cases=cases, scale_steps=options.steps, scale_resolution=options.resolution)
+
+
 def budgeted(options: PerfOptions, registry, items: list, started: float) -> BudgetedRun:
     """Plan the collected cases and choose what ``options.budget`` holds, counted from ``started``
     (``time.monotonic()`` when the run began); raises
     :class:`diffperf.plan.schedule.BudgetError` when tier 1 does not fit."""
-    import torch
-
-    device = options.resolved_device()
-    profile = options.resolved_profile(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
-    policy = RoundPolicy.for_profile(profile, options.rounds, options.min_rounds, options.warmup,
-                                     options.max_rounds, options.extra_time)
-    stored = stored_cases(options, profile, device)
     collected = list(dict.fromkeys(case for case in map(case_of, items) if case is not None))
-    plan = plan_run(registry, profile, class_of(device.type, name), policy, options.enabled,
-                    looks=lambda variant, scenario: policy.has_looks() and case_id(variant, scenario) in stored, cases=collected,
-                    scale_steps=options.steps, scale_resolution=options.resolution)
+    plan = plan_of_run(options, registry, collected)
     selection = fit_budget(plan, options.budget)
     chosen = {(case.variant, case.scenario) for case in selection.chosen}
     skipped_anyway = {(case.variant, case.scenario) for case in plan.cases if not case.runs}
