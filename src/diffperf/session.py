@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 
 import torch
@@ -67,13 +68,22 @@ class PerfSession:
         self.budget_end: float | None = None
         self.case_most_seconds: dict[tuple[str, str], float] = {}
         self.left_out_by_budget: list[str] = []  # the cases over_budget left out, named at the end of the run
+        self.budget_pace: list[float] = []  # each budgeted case's wall time over its most predicted seconds
+
+    def case_ran(self, variant_name: str, scenario_name: str, seconds: float) -> None:
+        """A latency case's wall time, beside its prediction under --perf-budget (:meth:`over_budget` reads it)."""
+        predicted = self.case_most_seconds.get((variant_name, scenario_name))
+        if predicted:
+            self.budget_pace.append(seconds / predicted)
 
     def over_budget(self, variant_name: str, scenario_name: str) -> str | None:
         """Why a case is left out of a --perf-budget run that has come to its end (one line), or None: the case's
         most predicted seconds would take the run past the budget (``budget_end``, ``case_most_seconds``)."""
         if self.budget_end is None:
             return None
-        needed = self.case_most_seconds.get((variant_name, scenario_name), 0.0)
+        # as much slower as the cases before it ran than their prediction (a host in a slow spell)
+        pace = max([1.0, statistics.median(self.budget_pace)] if self.budget_pace else [1.0])
+        needed = self.case_most_seconds.get((variant_name, scenario_name), 0.0) * pace
         left = self.budget_end - time.monotonic()
         if needed <= left:
             return None

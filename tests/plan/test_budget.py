@@ -21,7 +21,7 @@ def budgeted(budget: float, most: float, ends: float = 0.0) -> BudgetedRun:
 
 
 def stub_session() -> SimpleNamespace:
-    return SimpleNamespace(budget_end=None, case_most_seconds={}, skipped={}, left_out_by_budget=[])
+    return SimpleNamespace(budget_end=None, case_most_seconds={}, skipped={}, left_out_by_budget=[], budget_pace=[])
 
 
 def test_the_session_knows_each_chosen_cases_most_seconds_and_why_the_others_did_not_run():
@@ -51,3 +51,14 @@ def test_extra_rounds_get_what_the_chosen_cases_leave_of_the_budget():
     nothing_left = budgeted(90.0, 90.0).options_for_session(options)
     assert nothing_left.max_rounds is None and nothing_left.extra_time is None
     assert budgeted(90.0, 80.0).options_for_session(PerfOptions()) == PerfOptions()  # no extra rounds asked for
+
+
+def test_a_host_slower_than_planned_leaves_out_sooner():
+    session = stub_session()
+    session.budget_end = time.monotonic() + 30.0
+    session.case_most_seconds = {("distilled", "astronaut"): 10.0, ("distilled", "vase"): 20.0}
+    assert PerfSession.over_budget(session, "distilled", "vase") is None  # 20 s of 30
+    PerfSession.case_ran(session, "distilled", "astronaut", 18.0)  # 1.8 times its prediction
+    assert PerfSession.over_budget(session, "distilled", "vase").endswith("takes up to 36 s")
+    PerfSession.case_ran(session, "bf16", "vase", 5.0)  # not a budgeted case: no pace
+    assert session.budget_pace == [1.8]

@@ -90,6 +90,7 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
     if looks:
         benchmark.extra_info["looks"] = looks.to_json()
     benchmark.extra_info["case_seconds"] = time.perf_counter() - started  # its wall time: builds, probes, calls
+    session.case_ran(variant.name, scenario.name, benchmark.extra_info["case_seconds"])
     session.results.append(result)
     if throughput is not None:
         session.throughput.append(throughput)
