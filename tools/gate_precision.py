@@ -14,6 +14,8 @@ stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.ev
     python tools/gate_precision.py judge baselines OUT/all15/*.json --planted '*'     # every variant slowed
     python tools/gate_precision.py judge baselines OUT/slow10/*.json --planted distilled --first-rounds 16  # as 16 rounds
     python tools/gate_precision.py judge baselines OUT/unchanged/*.json --key cpu-x86-64-avx512-bf16-2t   # portable bands
+    # leave-one-out over a host's stored calibration processes (its medians and half-widths), with planted shifts
+    python tools/gate_precision.py record baselines cpu-amd-epyc-2t-55e82777 --shifts 0.9,0.87,0.8
     # leave-one-out: calibrate on all runs but one, judge that one, for each run
     python tools/gate_precision.py crossval OUT/unchanged/*.json
     # diffperf compare on unchanged runs: each run against the next (cyclic), the others as history,
@@ -24,6 +26,7 @@ stored expectations, with exactly the code a run uses (diffperf.gate.verdicts.ev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from diffperf.stats import ratios
 from diffperf.history.calibrate import calibrate_host, host_record
-from diffperf.gate.expectations import HOST, lookup, parse_record
+from diffperf.gate.expectations import HOST, Expectation, expectations_path, load_file, lookup, parse_record
 from diffperf.gate.verdicts import CaseResult, evaluate
 from diffperf.history.compare import compare_runs, compare_sides
 from diffperf.history.runs import Run, load_run
@@ -108,6 +111,9 @@ def judge(baselines: str, paths: list[Path], planted: set[str], key: str | None,
                 widths[row.case].append((row.judged_high - row.judged_low) / 2 / row.value)
     print(f"{len(paths)} runs judged against {source}; planted: {', '.join(sorted(planted)) or 'nothing'}; "
           f"runs with a false alarm: {alarm_runs} of {len(paths)}")
+    every = [status for found in statuses.values() for status in found]
+    print("speed-up verdicts: " + ", ".join(f"{every.count(status)} {status}" for status in
+                                            ("regressed", "ok", "inconclusive", "improved", "unchecked")))
     print("| case | planted | regressed | ok | inconclusive | improved | unchecked | median half-width judged |")
     print("|---|---|---|---|---|---|---|---|")
     for case in sorted(statuses):
@@ -115,6 +121,57 @@ def judge(baselines: str, paths: list[Path], planted: set[str], key: str | None,
         width = f"{statistics.median(widths[case]):.1%}" if widths[case] else "-"
         print(f"| {case} | {'yes' if is_planted(case.split('/')[0], planted) else ''} | " + " | ".join(map(str, counts))
               + f" | {width} |")
+
+
+def record(baselines: str, profile: str, key: str, cases: list[str], shifts: list[float]) -> None:
+    """Leave-one-out over a host's calibration as stored (its processes' medians and within-process half-widths):
+    each process in turn judged against a spread calibrated from the others, as a fresh process of that host would
+    be; with each of ``shifts`` (0.87: the speed-up 13% lower) applied to the judged process, the catches.
+
+    Each stored process is rebuilt as its median with a symmetric 95% interval of its recorded half-width (the
+    one-sided ok interval scaled by the normal quantiles): an approximation of the order-statistic intervals a run
+    has, for hosts whose raw runs are not at hand.
+    """
+    host = load_file(expectations_path(baselines, profile), profile)["hosts"][key]
+    entries = {name: entry for name, entry in host["speedups"].items()
+               if (not cases or name in cases) and len(entry.get("process_half_widths", [])) >= 3}
+    z95, z90 = ratios.stats.norm.ppf(0.975), ratios.stats.norm.ppf(0.95)
+    tallies = {shift: defaultdict(int) for shift in [1.0, *shifts]}
+    resolutions = []
+    for name, entry in sorted(entries.items()):
+        medians, widths = entry["process_medians"], entry["process_half_widths"]
+        rebuilt = [estimate_of(median, width, z95, z95) for median, width in zip(medians, widths)]
+        for i in range(len(rebuilt)):
+            others = rebuilt[:i] + rebuilt[i + 1:]
+            spread = dataclasses.replace(ratios.process_spread(others), host_run_sd=entry.get("host_run_sd"),
+                                         host_between_sd=entry.get("host_between_sd"))
+            expectation = Expectation(entry["reference"], spread.expected, entry["tolerance"], spread)
+            if i == 0:
+                resolutions.append(expectation.resolves)
+            for shift, tally in tallies.items():
+                within = estimate_of(medians[i] * shift, widths[i], z95, z95)
+                ok_within = estimate_of(medians[i] * shift, widths[i], z95, z90, 0.90)
+                verdict = ratios.judge_speedup(ratios.across_processes(within, spread), spread.expected,
+                                               expectation.tolerance, ratios.across_processes(ok_within, spread),
+                                               expectation.resolves)
+                tally[verdict.status] += 1
+    print(f"{key} ({profile}): {len(entries)} speed-ups, leave-one-out over their stored processes")
+    print(f"resolves (first fold): median {statistics.median(resolutions):.0%}, "
+          f"{sum(r <= 0.08 for r in resolutions)} of {len(resolutions)} at 8% or less, widest {max(resolutions):.0%}")
+    print("| speed-up scaled by | judged | regressed | ok | inconclusive | improved |")
+    print("|---|---|---|---|---|---|")
+    for shift, tally in tallies.items():
+        total = sum(tally.values())
+        print(f"| x{shift:g} | {total} | " + " | ".join(f"{tally[status]} ({tally[status] / total:.0%})" for status in
+                                                        ("regressed", "ok", "inconclusive", "improved")) + " |")
+
+
+def estimate_of(median: float, half_width: float, z_recorded: float, z_wanted: float,
+                confidence: float = 0.95) -> ratios.RatioEstimate:
+    """A process's interval rebuilt from its median and recorded 95% relative half-width, at ``confidence``."""
+    reach = math.log1p(half_width) * z_wanted / z_recorded
+    return ratios.RatioEstimate(median, median * math.exp(-reach), median * math.exp(reach), confidence, 16,
+                                ratios.ACROSS_PROCESSES)
 
 
 def is_planted(variant: str, planted: set[str]) -> bool:
@@ -175,6 +232,12 @@ def main() -> None:
     judge_parser.add_argument("--key", default=None, help="judge against this record (e.g. the portable bands)")
     judge_parser.add_argument("--first-rounds", type=int, default=None, metavar="N",
                               help="judge each case on its first N rounds at 95%%, as a run of N rounds would be")
+    record_parser = commands.add_parser("record", help="leave-one-out over a host's stored calibration processes")
+    record_parser.add_argument("baselines")
+    record_parser.add_argument("key", help="the host record (e.g. cpu-amd-epyc-2t-55e82777)")
+    record_parser.add_argument("--profile", default="tiny")
+    record_parser.add_argument("--cases", default="", help="comma-separated speed-ups (default: every one)")
+    record_parser.add_argument("--shifts", default="0.9,0.87,0.8", help="planted changes of the judged process")
     crossval_parser = commands.add_parser("crossval", help="leave-one-out false alarms over unchanged runs")
     crossval_parser.add_argument("files", type=Path, nargs="+")
     compare_parser = commands.add_parser("compare", help="false regressions of diffperf compare on unchanged runs")
@@ -187,6 +250,9 @@ def main() -> None:
         judge(args.baselines, args.files, set(filter(None, args.planted.split(","))), args.key, args.first_rounds)
     elif args.command == "compare":
         compare(args.files, args.per_side)
+    elif args.command == "record":
+        record(args.baselines, args.profile, args.key, list(filter(None, args.cases.split(","))),
+               [float(shift) for shift in args.shifts.split(",")])
     else:
         crossval(args.files)
 

@@ -24,6 +24,8 @@ from diffperf.stats.ratios import (
     false_alarm_controlled,
     judge_memory,
     judge_speedup,
+    ok_confidence,
+    resolvable_tolerance,
     memory_ratio,
     min_pairs,
     is_paired,
@@ -256,7 +258,7 @@ def test_ratio_estimate_half_width_and_validation():
 
 def test_judge_speedup_regressed():
     verdict = judge_speedup(estimate(1.21, 1.18, 1.23), expected=1.5, tolerance=0.05)
-    assert verdict == Verdict("regressed", 1.5, 0.05, lower=1.5 * 0.95, upper=1.5 * 1.05)
+    assert verdict == Verdict("regressed", 1.5, 0.05, lower=1.5 * 0.95, upper=1.5 * 1.05, ok_lower=1.5 * 0.95)
 
 
 def test_judge_speedup_improved_and_ok():
@@ -272,12 +274,44 @@ def test_judge_speedup_improved_and_ok():
         (1.6, 1.5, 1.7, "ok"),  # low == lower is inside the band
         (2.4, 2.3, 2.5, "ok"),  # high == upper is inside the band
         (1.5, 1.5, 2.5, "ok"),  # the whole band
-        (2.6, 2.5, 2.7, "inconclusive"),  # touches the upper threshold: not wholly above
+        (2.6, 2.5, 2.7, "ok"),  # touches the upper threshold: not wholly above, and not below the band
         (2.6, 2.5000001, 2.7, "improved"),
+        (1.6, 1.4999999, 2.7, "inconclusive"),  # may be below the band, not surely
     ],
 )
 def test_judge_speedup_boundaries(median, low, high, status):
     assert judge_speedup(estimate(median, low, high), expected=2.0, tolerance=0.25).status == status
+
+
+@pytest.mark.parametrize(
+    ("median", "low", "high", "status"),
+    [
+        (1.4, 1.25, 1.6, "ok"),  # below the tolerance's edge, within what the host resolves (ok above 1.2)
+        (1.4, 1.1, 1.6, "inconclusive"),  # may be below the host's edge
+        (1.3, 1.25, 1.4999999, "regressed"),  # regressed is judged at the tolerance, whatever the host resolves
+        (1.3, 1.15, 1.4999999, "regressed"),
+    ],
+)
+def test_judge_speedup_resolution_widens_only_the_ok_edge(median, low, high, status):
+    verdict = judge_speedup(estimate(median, low, high), expected=2.0, tolerance=0.25, resolution=0.4)
+    assert verdict.status == status
+    assert (verdict.lower, verdict.ok_lower, verdict.resolution) == (1.5, 2.0 * 0.6, 0.4)
+
+
+def test_judge_speedup_ok_is_tested_on_the_one_sided_interval():
+    wide, narrow = estimate(1.9, 1.45, 2.2), estimate(1.9, 1.55, 2.1)
+    assert judge_speedup(wide, expected=2.0, tolerance=0.25).status == "inconclusive"
+    assert judge_speedup(wide, expected=2.0, tolerance=0.25, ok_estimate=narrow).status == "ok"
+
+
+def test_judge_speedup_a_resolution_within_the_tolerance_changes_nothing():
+    verdict = judge_speedup(estimate(1.6, 1.5, 1.7), expected=2.0, tolerance=0.25, resolution=0.1)
+    assert (verdict.status, verdict.resolution, verdict.ok_lower) == ("ok", None, 1.5)
+
+
+def test_ok_confidence_is_the_one_sided_level():
+    assert ok_confidence(0.95) == pytest.approx(0.90)
+    assert ok_confidence(0.99) == pytest.approx(0.98)
 
 
 # --------------------------------------------------------------------------- rounds_to_decide
@@ -298,11 +332,28 @@ def test_rounds_to_decide_scales_as_the_square_of_log_widths():
     assert decide(estimate(1.75, 1.25, 2.0, n=10)) == expected == 48
 
 
-def test_rounds_to_decide_takes_the_binding_bound():
-    within = estimate(2.0, 1.0, 3.5, n=8)
-    lower = 8 * (math.log(2.0 / 1.0) / math.log(2.0 / 1.5)) ** 2
-    upper = 8 * (math.log(3.5 / 2.0) / math.log(2.5 / 2.0)) ** 2
-    assert decide(within) == math.ceil(max(lower, upper))
+def test_rounds_to_decide_looks_at_the_edge_on_the_median_s_side():
+    within = estimate(2.0, 1.0, 3.5, n=8)  # above the band's lower edge: rounds must lift the low end past it
+    assert decide(within) == math.ceil(8 * (math.log(2.0 / 1.0) / math.log(2.0 / 1.5)) ** 2)
+    below = estimate(1.4, 1.0, 1.6, n=8)  # below it: rounds must bring the high end under it
+    assert decide(below) == math.ceil(8 * (math.log(1.6 / 1.4) / math.log(1.5 / 1.4)) ** 2)
+
+
+def test_rounds_to_decide_uses_the_ok_interval_on_the_ok_side():
+    within, ok_within = estimate(1.9, 1.3, 2.5, n=8), estimate(1.9, 1.4, 2.3, n=8)
+    verdict = judge_speedup(within, 2.0, 0.25, ok_within)
+    assert verdict.status == "inconclusive"
+    assert rounds_to_decide(within, within, verdict, ok_within, ok_within) == math.ceil(
+        8 * (math.log(1.9 / 1.4) / math.log(1.9 / 1.5)) ** 2)
+
+
+def test_rounds_to_decide_between_the_edges_takes_the_nearer():
+    # ok above 1.2 (the host resolves 40%), regressed below 1.5: rounds can settle a median between them either way.
+    within = estimate(1.4, 1.1, 1.6, n=16)
+    to_ok = 16 * (math.log(1.4 / 1.1) / math.log(1.4 / 1.2)) ** 2
+    to_regressed = 16 * (math.log(1.6 / 1.4) / math.log(1.5 / 1.4)) ** 2
+    verdict = judge_speedup(within, 2.0, 0.25, resolution=0.4)
+    assert rounds_to_decide(within, within, verdict) == math.ceil(min(to_ok, to_regressed))
 
 
 def test_rounds_to_decide_none_when_decided_or_undecidable():

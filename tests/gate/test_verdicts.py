@@ -145,3 +145,47 @@ def test_json_has_numbers_and_the_source():
     (speedup,) = document["speedups"]
     assert speedup["status"] == "regressed" and speedup["judged_high"] < speedup["lower"]
     assert "message" not in speedup
+
+
+NOISY = ProcessSpread(expected=1.5, run_sd=0.03, between_sd=0.015, processes=10, half_width=0.06)
+
+
+def test_a_noisy_host_shows_ok_within_what_it_resolves_and_regressed_stays_at_the_tolerance():
+    expectation = stored(tolerance=0.03, spread=NOISY).speedups["distilled/astronaut"]
+    assert expectation.resolves > 0.03  # this host cannot resolve +-3%
+    clean = row_of(verdicts.evaluate([paired_case(1.5, slowdown=0.02, n=16, noise=0.03)], stored(tolerance=0.03, spread=NOISY)))
+    assert clean.status == "ok" and clean.judged_low < clean.lower  # a 95% interval past the 3% edge, yet ok
+    assert clean.ok_lower == pytest.approx(1.5 * (1 - expectation.resolves))
+    assert clean.ok_low >= clean.ok_lower and clean.resolution == expectation.resolves
+    slow = row_of(verdicts.evaluate([paired_case(1.5, slowdown=0.25, n=16)], stored(tolerance=0.03, spread=NOISY)))
+    assert slow.status == "regressed" and slow.lower == pytest.approx(1.5 * 0.97)
+
+
+def test_a_declared_tolerance_replaces_the_host_s_and_never_narrows_portable_bands():
+    case = paired_case(1.5, slowdown=0.08)
+    case.tolerance = 0.10
+    row = row_of(verdicts.evaluate([case], stored(tolerance=0.03)))
+    assert row.tolerance == 0.10 and row.status == "ok"
+    portable = Expectation("baseline", 1.5, 0.08, SPREAD, floor=True)
+    assert portable.tolerance_for(0.02) == 0.08 and portable.tolerance_for(0.12) == 0.12
+    assert portable.tolerance_for(None) == 0.08
+
+
+def test_rounds_are_advised_only_within_reach():
+    row = verdicts.GateRow("speed-up", "v", "r", "s", "inconclusive", n=16, rounds_needed=40)
+    assert verdicts.advisable_rounds(row) == 40
+    row.rounds_needed = 530
+    assert verdicts.advisable_rounds(row) is None
+    row.status, row.rounds_needed = "ok", 20
+    assert verdicts.advisable_rounds(row) is None
+
+
+def test_resolution_states_the_band_of_most_speed_ups_and_names_the_wider():
+    rows = [verdicts.GateRow("speed-up", f"v{i}", "r", "s", "ok", tolerance=0.03, resolution=band)
+            for i, band in enumerate([0.02, 0.07, 0.08, 0.08, 0.09, 0.09, 0.09, 0.09, 0.11, 0.17])]
+    found = verdicts.resolution(rows + [verdicts.GateRow("memory", "m", "r", "s", "ok", tolerance=0.05)])
+    assert (found.band, found.within, found.total) == (0.09, 8, 10)
+    assert found.wider == [("v8/s", 0.11), ("v9/s", 0.17)]
+    quiet = verdicts.resolution([verdicts.GateRow("speed-up", "v", "r", "s", "ok", tolerance=0.03, resolution=0.02)])
+    assert (quiet.band, quiet.within, quiet.wider) == (0.03, 1, [])
+    assert verdicts.resolution([]) is None

@@ -87,7 +87,7 @@ def _speedup_row(names: dict, ratios: np.ndarray, status: str) -> dict:
         "speed-up", **names, status=status, value=median, low=float(ratios.min()), high=float(ratios.max()),
         judged_low=float(ratios.min()) * 0.97, judged_high=float(ratios.max()) * 1.03, confidence=0.95,
         n=len(ratios), expected=expected, tolerance=0.05, lower=expected * 0.95, upper=expected * 1.05,
-        rounds_needed=40 if status == "inconclusive" else None))
+        rounds_needed=2 * len(ratios) if status == "inconclusive" else None))
 
 
 def _legacy_speedup_row(names: dict, ratios: np.ndarray, status: str) -> dict:
@@ -208,22 +208,23 @@ def test_gate_rows_in_words_from_their_numbers():
         assert row[4] == f"[{numbers['low']:.3f}, {numbers['high']:.3f}]"
         assert row[5] == f"[{numbers['judged_low']:.3f}, {numbers['judged_high']:.3f}]"
         assert row[6] == f"{numbers['expected']:.3f}x" and row[7] == "±5%" and row[8] == numbers["status"]
-    details = {row[8]: row[9] for row in rows.values()}
-    assert "below expected" in details["regressed"] and "above expected" in details["improved"]
-    assert "--perf-rounds 40" in details["inconclusive"]
+    attention = text[text.index('id="attention"'):text.index('id="speedups"')]
+    assert "below expected" in attention and "above expected" in attention  # the regressed and improved rows
+    assert "paired rounds would decide (--perf-rounds" in attention  # an inconclusive row that rounds in reach decide
     assert f"failed: {len(gate)} ratio(s) judged against this host&#39;s calibration cpu-amd-epyc-tiny" in text
     memory = [row for row in _cells(text, "memory-table") if row[4] != "-"]  # the cases with a reference
-    assert len(memory) == len(gate) and all(row[-2] == "ok" and "peak-memory ratio" in row[-1] for row in memory)
+    assert len(memory) == len(gate) and all(row[-1] == "ok" for row in memory)
+    assert text.count('title="peak-memory ratio') == len(gate)  # each verdict's meaning on hover
 
 
 def test_files_written_before_the_gate_kept_numbers_only_still_render():
     text = build_report(run_from_dict(our_run_with_gate(legacy=True), "old.json"))
     rows = _speedup_cells(text)
-    assert len(rows) == 4 and all(row[-1].startswith("speed-up ") for row in rows)
+    assert len(rows) == 4 and text.count('title="speed-up ') == 4  # each saved message, on its verdict
     assert "judged (across processes)" not in text
     assert "gating against expected speed-ups of this machine (baseline key cpu-amd-epyc-tiny)" in text
     memory = [row for row in _cells(text, "memory-table") if row[4] != "-"]
-    assert len(memory) == 4 and all(row[-1] == "peak-memory ratio within tolerance" for row in memory)
+    assert len(memory) == 4 and text.count('title="peak-memory ratio within tolerance"') == 4
 
 
 def test_interval_columns_follow_the_confidence_the_report_was_built_with():
@@ -394,3 +395,17 @@ def test_an_interrupted_run_claims_no_verdict_and_names_what_it_left_out():
     assert "<td>nothing judged: the run was interrupted</td>" in text
     assert ("this run was interrupted: its speed-ups were not judged and the cases it did not reach are missing; "
             "left out, half measured: test_latency[bf16-vase]") in text
+
+
+def test_the_report_leads_with_what_needs_attention_and_keeps_noise_to_one_line():
+    document = our_run_with_gate()
+    rows = document["diffperf"]["speedups"]
+    quiet = next(row for row in rows if row["status"] == "inconclusive")
+    quiet["rounds_needed"] = None  # no rounds in reach decide it: the host's noise
+    text = build_report(run_from_dict(document, "run.json"))
+    attention = text[text.index('id="attention"'):text.index('id="speedups"')]
+    assert "regressed" in attention and quiet["variant"] + "/" + quiet["scenario"] not in attention.split(
+        "within this host")[0]
+    assert "1 speed-up inconclusive within this host&#39;s noise" in attention
+    speedups = text[text.index('id="speedups"'):]
+    assert speedups.index("<img") < speedups.index('id="speedups-table"')  # the chart of each ratio and its band first

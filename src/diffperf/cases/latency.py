@@ -84,7 +84,7 @@ def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenari
                         family=variant.family, best_stack=variant.best_stack,
                         published=published.speedup if published else None,
                         published_on=published.gpu if published else None,
-                        confidence=looks.confidence if looks else None)
+                        confidence=looks.confidence if looks else None, tolerance=declared_tolerance(session, variant))
     yardstick = reference if isinstance(reference, Yardstick) else None
     benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput, yardstick))
     if looks:
@@ -228,6 +228,13 @@ def looked_against(session: PerfSession, variant: Variant, scenario: Scenario,
     return session.expectation(variant.name, scenario.name)
 
 
+def declared_tolerance(session: PerfSession, variant: Variant) -> float | None:
+    """The speed-up band the variant declares, else its family (None: the calibration's)."""
+    if variant.tolerance is not None:
+        return variant.tolerance
+    return session.registry.family_of(variant).tolerance
+
+
 def case_looks(session: PerfSession, variant: Variant, scenario: Scenario, expectation: Expectation | None,
                rounds: PairedRounds, benchmark) -> Looks | None:
     """The case's looks at its speed-up after its first rounds, each judged against ``expectation`` as the gate will
@@ -239,7 +246,8 @@ def case_looks(session: PerfSession, variant: Variant, scenario: Scenario, expec
 
     def judge(count: int, confidence: float) -> GateRow:
         result = CaseResult(variant.name, partner, scenario.name, rounds.variant_times[:count],
-                            rounds.reference_times[:count + 1], None, None)
+                            rounds.reference_times[:count + 1], None, None,
+                            tolerance=declared_tolerance(session, variant))
         return speedup_row(result, expectation, confidence)
 
     return session.policy.decide(len(rounds.variant_times), judge, lambda count: rounds.extend(benchmark, count))

@@ -11,7 +11,8 @@ by every run. Schema 2::
          "speedups": {"bf16/vase": {"reference": "baseline", "expected": 1.12, "tolerance": 0.03,
                                     "run_sd": 0.011, "between_sd": 0.006, "processes": 10,
                                     "host_run_sd": 0.012, "host_between_sd": 0.009,
-                                    "half_width": 0.018, "process_medians": [...]}},
+                                    "half_width": 0.018, "resolves": 0.03,
+                                    "process_medians": [...]}},
          "memory": {"bf16/vase": {"reference": "baseline", "expected": 0.47, "tolerance": 0.05}}}},
      "portable": {                    # bands for hosts without a record of their own
        "cpu-x86_64-2t": {"hosts": [...], "calibrations": [...], "speedups": {...}, "memory": {...}}}}
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffperf.files import write_json_atomic
-from diffperf.stats.ratios import ProcessSpread
+from diffperf.stats.ratios import ProcessSpread, resolvable_tolerance
 from diffperf.measure.host import Host, differences
 
 SCHEMA = 2
@@ -49,6 +50,25 @@ class Expectation:
     expected: float
     tolerance: float
     spread: ProcessSpread | None = None  # speed-ups only: how the ratio varies between processes
+    resolution: float | None = None  # speed-ups only: what the calibration recorded this host resolves
+    # The tolerance is a floor measured (portable bands) or stated (published figures) across hosts, which a band
+    # a variant declares (Variant.tolerance) never narrows; on a host's own record the declared band replaces it.
+    floor: bool = False
+
+    def tolerance_for(self, declared: float | None) -> float:
+        """The band a speed-up is judged in when its variant or family declares ``declared`` (None: nothing)."""
+        if declared is None:
+            return self.tolerance
+        return max(declared, self.tolerance) if self.floor else declared
+
+    @property
+    def resolves(self) -> float | None:
+        """The narrowest band this host shows the speed-up ``ok`` in (:func:`~diffperf.stats.ratios.resolvable_tolerance`):
+        the recorded value, else the one its spread gives (records written before it was recorded); None without a
+        spread."""
+        if self.resolution is not None:
+            return self.resolution
+        return resolvable_tolerance(self.spread) if self.spread is not None else None
 
 
 @dataclass(frozen=True)
@@ -202,12 +222,12 @@ def parse_record(path: Path, key: str, entry, source: str) -> Expectations:
         key=key,
         source=source,
         calibration=latest_calibration(entry),
-        speedups=_entries(path, key, entry.get("speedups", {}), "speed-up"),
-        memory=_entries(path, key, entry.get("memory", {}), "memory ratio"),
+        speedups=_entries(path, key, entry.get("speedups", {}), "speed-up", source == PORTABLE),
+        memory=_entries(path, key, entry.get("memory", {}), "memory ratio", source == PORTABLE),
     )
 
 
-def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
+def _entries(path: Path, key: str, table, what: str, floor: bool) -> dict[str, Expectation]:
     if not isinstance(table, dict):
         raise ExpectationsError(f"{path}: {key} {what}s are not a table")
     entries = {}
@@ -217,6 +237,7 @@ def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
             tolerance = float(entry["tolerance"])
             reference = str(entry.get("reference", ""))
             spread = None
+            resolution = float(entry["resolves"]) if "resolves" in entry else None
             if "run_sd" in entry:
                 spread = ProcessSpread(
                     expected=expected,
@@ -236,7 +257,10 @@ def _entries(path: Path, key: str, table, what: str) -> dict[str, Expectation]:
             )
         if spread is not None:
             _check_spread(f"{path}: {key} {what} {case!r}", spread)
-        entries[case] = Expectation(reference, expected, tolerance, spread)
+        if resolution is not None and not 0 < resolution < 1:
+            raise ExpectationsError(f"{path}: {key} {what} {case!r} has resolves {resolution}: it must be between 0 "
+                                    "and 1")
+        entries[case] = Expectation(reference, expected, tolerance, spread, resolution, floor)
     return entries
 
 

@@ -38,7 +38,7 @@ def published_expectations(results: list[CaseResult], host: Host) -> Expectation
     if not judged:
         return None
     speedups = {case_id(result.variant, result.scenario): Expectation(result.reference, result.published, TOLERANCE,
-                                                                      assumed_spread(result.published))
+                                                                      assumed_spread(result.published), floor=True)
                 for result in judged}
     gpus = sorted({result.published_on for result in judged})
     return Expectations(key=f"published figures ({', '.join(gpus)})", source=PUBLISHED, calibration={},

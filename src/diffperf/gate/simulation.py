@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from diffperf.gate.expectations import Expectation
 from diffperf.gate.rounds import RoundPolicy
@@ -53,10 +54,11 @@ def calibrated(within_sd: float, between_sd: float, rounds: int = 16, processes:
                tolerance: float = 0.03) -> Expectation:
     """The expectation a calibration over ``processes`` processes of ``rounds`` rounds each would store for this
     noise, without its sampling error (true speed-up 1): the median of n normal pairs has variance
-    ``(pi / 2) sd**2 / n``."""
-    run_sd = math.sqrt(between_sd**2 + within_sd**2 * math.pi / 2 / rounds)
+    ``(pi / 2) sd**2 / n``, and its 95% half-width is the normal one."""
+    within = math.sqrt(math.pi / 2 / rounds) * within_sd  # SD of the log median of ``rounds`` pairs
+    run_sd = math.sqrt(between_sd**2 + within**2)
     spread = ProcessSpread(expected=1.0, run_sd=run_sd, between_sd=between_sd, processes=processes,
-                           half_width=0.0)
+                           half_width=math.expm1(stats.norm.ppf(0.975) * within))
     return Expectation("reference", 1.0, tolerance, spread)
 
 

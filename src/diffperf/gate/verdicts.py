@@ -10,6 +10,7 @@ band. Peak-memory ratios are judged without an interval. The result is numbers a
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from diffperf.gate.expectations import Expectation, Expectations, case_id
@@ -46,6 +47,7 @@ class CaseResult:
     published: float | None = None  # a published speed-up for this case (diffperf.models.variants.Published)
     published_on: str | None = None  # the GPU it was published for
     confidence: float | None = None  # the look its rounds stopped at (--perf-min-rounds, --perf-max-rounds); None: the run's
+    tolerance: float | None = None  # the band the variant or its family declares (Variant.tolerance); None: the record's
 
 
 @dataclass
@@ -67,8 +69,11 @@ class GateRow:
     n: int | None = None
     expected: float | None = None
     tolerance: float | None = None
-    lower: float | None = None
+    lower: float | None = None  # regressed below, improved above (expected -+ tolerance)
     upper: float | None = None
+    resolution: float | None = None  # what the host resolves for this ratio (Expectation.resolves)
+    ok_lower: float | None = None  # ok above: expected x (1 - the wider of tolerance and resolution)
+    ok_low: float | None = None  # the low end of the one-sided interval the ok edge is tested with
     rounds_needed: int | None = None  # inconclusive: paired rounds that would likely decide
     min_rounds: int | None = None  # too few rounds: the least that gives an interval
     stored_reference: str | None = None  # reference changed: what the expectation was recorded against
@@ -172,7 +177,10 @@ def _leave_unchecked(rows: list[GateRow], reason: str) -> None:
 
 
 def speedup_row(result: CaseResult, expectation: Expectation | None, confidence: float = CONFIDENCE) -> GateRow:
-    """One speed-up: its within-process estimate, the widened interval, and the verdict on it."""
+    """One speed-up: its within-process estimate, the widened intervals, and the verdict on them
+    (:func:`~diffperf.stats.ratios.judge_speedup`) in the band its variant declares or the expectation's
+    (:meth:`Expectation.tolerance_for`), never narrower for ``ok`` than what the host resolves
+    (:attr:`Expectation.resolves`)."""
     row = GateRow("speed-up", result.variant, result.reference, result.scenario, Status.UNCHECKED, family=result.family,
                   best_stack=result.best_stack, published=result.published, published_on=result.published_on)
     if not ratios.is_paired(len(result.reference_rounds), len(result.variant_rounds)):
@@ -194,12 +202,59 @@ def speedup_row(result: CaseResult, expectation: Expectation | None, confidence:
         row.reason = NO_SPREAD
         return row
     judged = ratios.across_processes(within, expectation.spread)
-    verdict = ratios.judge_speedup(judged, expectation.expected, expectation.tolerance)
+    ok_within = ratios.paired_ratio(result.reference_rounds, result.variant_rounds, ratios.ok_confidence(confidence))
+    ok_judged = ratios.across_processes(ok_within, expectation.spread)
+    verdict = ratios.judge_speedup(judged, expectation.expected, expectation.tolerance_for(result.tolerance), ok_judged,
+                                   expectation.resolves)
     row.status = verdict.status
-    row.judged_low, row.judged_high = judged.low, judged.high
+    row.judged_low, row.judged_high, row.ok_low = judged.low, judged.high, ok_judged.low
     row.expected, row.tolerance, row.lower, row.upper = verdict.expected, verdict.tolerance, verdict.lower, verdict.upper
-    row.rounds_needed = ratios.rounds_to_decide(within, judged, verdict)
+    row.resolution, row.ok_lower = expectation.resolves, verdict.ok_lower
+    row.rounds_needed = ratios.rounds_to_decide(within, judged, verdict, ok_within, ok_judged)
     return row
+
+
+#: Rounds advised for an inconclusive speed-up at most this many times the rounds it ran: more is advice no one
+#: follows (a CPU case of 16 rounds takes about a minute; 500 rounds, half an hour).
+ADVICE_FACTOR = 3
+
+
+def advisable_rounds(row: GateRow) -> int | None:
+    """The paired rounds that would likely decide an inconclusive speed-up, when they are within
+    :data:`ADVICE_FACTOR` times the rounds it ran; None otherwise (it is inconclusive within the host's noise)."""
+    if row.status != Status.INCONCLUSIVE or row.rounds_needed is None or row.n is None:
+        return None
+    return row.rounds_needed if row.rounds_needed <= ADVICE_FACTOR * row.n else None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the host resolves over a run's speed-ups: ``band`` (a fraction) covers ``within`` of ``total`` of them,
+    the rest (``wider``: case, band) need more."""
+
+    band: float
+    tolerance: float
+    within: int
+    total: int
+    wider: list[tuple[str, float]]
+
+
+#: The share of a run's speed-ups the host's resolution is stated for; the rest are named with their own.
+RESOLUTION_SHARE = 0.8
+
+
+def resolution(rows: list[GateRow]) -> Resolution | None:
+    """The band the host resolves (the wider of the tolerance and :attr:`Expectation.resolves`) in at least
+    :data:`RESOLUTION_SHARE` of the judged speed-ups of ``rows``, the widest cases named; None when none was judged
+    against a spread."""
+    bands = sorted((max(row.tolerance, row.resolution), row.case) for row in rows
+                   if row.kind == "speed-up" and row.resolution is not None and row.tolerance is not None)
+    if not bands:
+        return None
+    stated = bands[max(0, math.ceil(RESOLUTION_SHARE * len(bands)) - 1)][0]
+    wider = [(case, band) for band, case in bands if band > stated]
+    tolerance = min(row.tolerance for row in rows if row.kind == "speed-up" and row.tolerance is not None)
+    return Resolution(stated, tolerance, len(bands) - len(wider), len(bands), wider)
 
 
 def undecided(row: GateRow) -> bool:

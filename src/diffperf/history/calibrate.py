@@ -186,7 +186,7 @@ def portable_bands(calibrations: list[HostCalibration], command: str) -> tuple[s
                                       min(case.spread.processes for case in measured), widest.half_width,
                                       _widest(case.spread.host_run_sd for case in measured),
                                       _widest(case.spread.host_between_sd for case in measured))
-        tolerance = max(PORTABLE_FLOOR, _round_up(PORTABLE_FACTOR * (math.exp(distance) - 1)))
+        tolerance = max(PORTABLE_FLOOR, ratios.round_up_percent(PORTABLE_FACTOR * (math.exp(distance) - 1)))
         speedups[name] = {**_speedup_entry(CaseCalibration(measured[0].reference, spread, [], None), tolerance),
                           "host_values": [round(value, 4) for value in values]}
         memories = [case.memory_ratio for case in measured if case.memory_ratio]
@@ -194,7 +194,7 @@ def portable_bands(calibrations: list[HostCalibration], command: str) -> tuple[s
             value = statistics.median(memories)
             spread_memory = max(abs(m / value - 1) for m in memories)
             memory[name] = {"reference": measured[0].reference, "expected": round(value, 4),
-                            "tolerance": max(PORTABLE_MEMORY_FLOOR, _round_up(PORTABLE_FACTOR * spread_memory))}
+                            "tolerance": max(PORTABLE_MEMORY_FLOOR, ratios.round_up_percent(PORTABLE_FACTOR * spread_memory))}
     header = {
         "hosts": sorted(calibration.key for calibration in calibrations),
         "calibration": {
@@ -300,6 +300,7 @@ def _speedup_entry(case: CaseCalibration, tolerance: float) -> dict:
         "between_sd": round(spread.between_sd, 5),
         "processes": spread.processes,
         "half_width": round(spread.half_width, 4),
+        "resolves": ratios.resolvable_tolerance(spread),
     }
     if spread.host_run_sd is not None and spread.host_between_sd is not None:
         entry["host_run_sd"] = round(spread.host_run_sd, 5)
@@ -314,11 +315,6 @@ def _speedup_entry(case: CaseCalibration, tolerance: float) -> dict:
 def _widest(values) -> float | None:
     known = [value for value in values if value is not None]
     return max(known) if known else None
-
-
-def _round_up(fraction: float) -> float:
-    """Up to the next whole percent (0.031 -> 0.04; 0.03 stays 0.03)."""
-    return math.ceil(round(fraction * 100, 6)) / 100
 
 
 def _info(run: Run, key: str):

@@ -70,6 +70,14 @@ class Component:
         return zlib.crc32(f"{family}/{self.name}".encode()) % 2**31
 
 
+def check_tolerance(what: str, tolerance: float | None) -> None:
+    """A declared speed-up band: None, or a fraction between 0 and 1 (0.05 for +-5%)."""
+    if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
+                                  or not 0 < tolerance < 1):
+        raise ValueError(f"{what}: tolerance {tolerance!r}: give a fraction between 0 and 1 (0.05 for a +-5% band) "
+                         "or None")
+
+
 @dataclass(frozen=True)
 class Family:
     """A pipeline class, its components, its scheduler and its workloads."""
@@ -87,6 +95,7 @@ class Family:
     short_scale: Scale = Scale(resolution=None, step_fraction=0.2)  # the short profile: a fifth of the steps
     hub_repo: str | None = None  # the pipeline repository its own components and scheduler come from
     pipeline_kwargs: dict = field(default_factory=dict)  # other constructor arguments (no safety checker, ...)
+    tolerance: float | None = None  # its variants' speed-up band (0.05: +-5%); None: the calibration's
 
     def __post_init__(self):
         names = [component.name for component in self.components]
@@ -96,6 +105,7 @@ class Family:
             if component.derive is not None and component.teacher not in names:
                 raise ValueError(f"family {self.name}: {component.name} derives from unknown component "
                                  f"{component.teacher!r}")
+        check_tolerance(f"family {self.name}", self.tolerance)
         for scenario in self.scenarios:
             if scenario.scheduler not in self.schedulers:
                 raise ValueError(f"family {self.name}: scenario {scenario.name} names scheduler "

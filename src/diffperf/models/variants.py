@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffperf.models.family import YARDSTICK, Family
+from diffperf.models.family import YARDSTICK, Family, check_tolerance
 from diffperf.models.optin import OptIn
 from diffperf.models.speedups import OTHER_MODEL, BuildPlan, SpeedUp
 
@@ -66,6 +66,7 @@ class Variant:
     best_stack: bool = False  # the fastest stack of a device type: its rows come first
     published: tuple[Published, ...] = ()  # figures published for it (shown beside CUDA runs of ``full``)
     tier: int | None = None  # what a time budget keeps first (1) or fits in after (2); None: :attr:`planned_tier`
+    tolerance: float | None = None  # its speed-up's band (0.05: +-5%); None: its family's, else the calibration's
 
     def __post_init__(self):
         object.__setattr__(self, "speedups", tuple(self.speedups))
@@ -84,6 +85,7 @@ class Variant:
         if self.tier not in (None, 1, 2):
             raise ValueError(f"variant {self.name}: tier {self.tier!r}: use 1 (kept first under a time budget), 2 "
                              "or None (from what it is)")
+        check_tolerance(f"variant {self.name}", self.tolerance)
         if self.image_check == AUTO:
             self.fp32_check()  # raises when the speed-ups' effects cannot be combined
 

@@ -66,12 +66,11 @@ def row_line(row: GateRow, context: GateContext) -> str:
     elif row.status == Status.IMPROVED:
         line += f"; recalibrate with `{context.calibrate_hint}`"
     elif row.status == Status.INCONCLUSIVE:
-        if row.rounds_needed:
-            line += f"; the interval straddles the band: about {row.rounds_needed} paired rounds would decide " \
-                    f"(--perf-rounds {row.rounds_needed})"
-        else:
-            line += "; the interval straddles the band and more rounds cannot decide: the between-process " \
-                    "spread alone reaches past the band's edge"
+        rounds = verdicts.advisable_rounds(row)
+        edge = f"{row.ok_lower:.2f}x" if row.ok_lower is not None else "the band"
+        line += f"; its one-sided interval reaches below {edge}" + (
+            f": about {rounds} paired rounds would decide (--perf-rounds {rounds})" if rounds else
+            ", within this host's noise: no rounds in reach decide it")
     return line
 
 
@@ -119,10 +118,11 @@ def source_line(report: GateReport, context: GateContext) -> str:
     shown = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}" if counts else calibration.get("processes")
     processes = f", {shown} processes" if shown else ""
     when = f", {calibration['date']}" if calibration.get("date") else ""
+    resolves = resolution_text(verdicts.resolution(report.rows))
     if found.source == HOST:
-        return f"judged against this host's calibration ({found.key}{processes}{when})"
+        return f"judged against this host's calibration ({found.key}{processes}{when}){resolves}"
     if found.source == FORCED:
-        return f"judged against {found.key} (--perf-baseline-key; this host is {context.host_key})"
+        return f"judged against {found.key} (--perf-baseline-key; this host is {context.host_key}){resolves}"
     if found.source == PUBLISHED:
         tolerance = next(iter(found.speedups.values())).tolerance
         return (f"judged against the {found.key} with a ±{tolerance:.0%} band, stated not measured: this host "
@@ -133,7 +133,20 @@ def source_line(report: GateReport, context: GateContext) -> str:
         shown = differences_text(found.differences[:6])
         more = f" and {len(found.differences) - 6} more" if len(found.differences) > 6 else ""
         line += f"; it differs from {found.closest_host} in {shown}{more}"
-    return line + f"; calibrate it with `{context.calibrate_hint}`"
+    return line + f"{resolves}; calibrate it with `{context.calibrate_hint}`"
+
+
+def resolution_text(found: verdicts.Resolution | None) -> str:
+    """'; this host resolves changes of 9% or more in 13 of 15 speed-ups (baseline/vase 11%, ...)', or ''."""
+    if found is None:
+        return ""
+    if found.band <= found.tolerance and not found.wider:
+        return f"; it resolves the ±{percent(found.tolerance)} band in all {found.total} speed-ups"
+    share = f"all {found.total}" if not found.wider else f"{found.within} of {found.total}"
+    named = ", ".join(f"{case} {percent(band)}" for case, band in found.wider[-3:][::-1])
+    more = f" and {len(found.wider) - 3} more" if len(found.wider) > 3 else ""
+    return (f"; this host resolves changes of {percent(found.band)} or more in {share} speed-ups"
+            + (f" ({named}{more})" if named else ""))
 
 
 def verdict_line(report: GateReport, context: GateContext) -> str:
@@ -174,18 +187,38 @@ def _cells(row: GateRow) -> list[str]:
         measured = f"{row.value:.3f}x"
     across = f"[{row.judged_low:.3f}, {row.judged_high:.3f}]" if row.judged_low is not None else "-"
     expected = "-" if row.expected is None else f"{row.expected:.3f}x ±{row.tolerance:.0%}"
+    if row.ok_lower is not None and row.ok_lower < row.lower:  # ok down to what the host resolves
+        expected += f" (ok to -{1 - row.ok_lower / row.expected:.0%})"
     return [row.kind, f"{row.variant} vs {row.reference}", row.scenario, measured, across, expected, row.status]
 
 
-def _worth_a_line(row: GateRow) -> bool:
-    """Verdicts that need a reader's attention, and ratios that got no verdict for lack of rounds."""
-    return row.status in (*FAILING, Status.IMPROVED, Status.INCONCLUSIVE) or row.reason in (
+def needs_action(row: GateRow) -> bool:
+    """Verdicts a reader can act on: failures, improvements to record, inconclusive speed-ups that rounds in reach
+    would decide (:func:`~diffperf.gate.verdicts.advisable_rounds`), and ratios left without a verdict for a reason
+    a command fixes."""
+    return row.status in (*FAILING, Status.IMPROVED) or verdicts.advisable_rounds(row) is not None or row.reason in (
         verdicts.TOO_FEW_ROUNDS, verdicts.NO_SPREAD)
+
+
+def within_noise(rows: list[GateRow]) -> list[GateRow]:
+    """Inconclusive speed-ups that nothing in reach decides: the host's noise, not a finding."""
+    return [row for row in rows if row.status == Status.INCONCLUSIVE and not needs_action(row)]
+
+
+def noise_line(rows: list[GateRow], where: str = "see --perf-summary") -> str | None:
+    """'2 speed-ups inconclusive within this host's noise (bf16/vase, sdxl/astronaut-xl): see --perf-summary'."""
+    quiet = within_noise(rows)
+    if not quiet:
+        return None
+    cases = ", ".join(row.case for row in quiet[:4]) + (f" and {len(quiet) - 4} more" if len(quiet) > 4 else "")
+    what = "speed-up" if len(quiet) == 1 else "speed-ups"
+    return f"{len(quiet)} {what} inconclusive within this host's noise ({cases}): {where}"
 
 
 def _notes(report: GateReport, context: GateContext) -> list[str]:
     notes = [f"{row.status.upper()}: {row.kind} {row.case}: {row_line(row, context)}"
-             for _, rows in by_family(report.rows) for row in rows if _worth_a_line(row)]
+             for _, rows in by_family(report.rows) for row in rows if needs_action(row)]
+    notes += [line for line in [noise_line(report.rows)] if line]
     notes += [published_line(row) for _, rows in by_family(report.rows) for row in rows if row.published]
     notes += [f"not run, though expected: {', '.join(cases)}: {why}" for why, cases in _not_run_by_reason(report).items()]
     return notes
@@ -260,7 +293,12 @@ def markdown(report: GateReport, context: GateContext) -> str:
         lines.append("|" + "---|" * len(HEADER))
         lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows] + [""]
     details = [f"- **{row.status}** {row.kind} `{row.case}`: {row_line(row, context)}"
-               for _, rows in by_family(report.rows) for row in rows if _worth_a_line(row)]
+               for _, rows in by_family(report.rows) for row in rows if needs_action(row)]
     details += [f"- {published_line(row)}" for _, rows in by_family(report.rows) for row in rows if row.published]
     details += [f"- `{case}` has a stored expectation but did not run ({why})" for case, why in report.not_run.items()]
+    quiet = within_noise(report.rows)
+    if quiet:
+        details += ["", f"<details><summary>{len(quiet)} inconclusive within this host's noise</summary>", ""]
+        details += [f"- `{row.case}`: {row_line(row, context)}" for row in quiet]
+        details += ["", "</details>"]
     return "\n".join(lines + details) + "\n"

@@ -370,17 +370,29 @@ def trend_warnings(trends) -> list[str]:
 # --------------------------------------------------------------------------- the report's gate rows
 
 
+def gate_row_of(row: Mapping) -> GateRow | None:
+    """A row of the gate's JSON as the :class:`GateRow` it was saved from; None for files written before the gate
+    kept its numbers, or a row without them."""
+    if row.get("message"):
+        return None
+    known = {field.name for field in dataclasses.fields(GateRow)}
+    numbers = {name: value for name, value in row.items() if name in known}
+    numbers.setdefault("kind", "speed-up")
+    try:
+        return GateRow(**numbers)
+    except TypeError:
+        return None
+
+
 def gate_detail(row: Mapping) -> str:
     """What a row of the gate's JSON means, from its numbers (its own ``message`` in files that have one)."""
     if row.get("message"):
         return str(row["message"])
-    known = {field.name for field in dataclasses.fields(GateRow)}
-    numbers = {name: value for name, value in row.items() if name in known}
-    numbers.setdefault("kind", "speed-up")
     # A saved run does not say which host or baselines it was judged on: only the command is named.
     context = GateContext(host_key="", portable_key="", path="", calibrate_hint="diffperf calibrate")
+    found = gate_row_of(row)
     try:
-        return row_line(GateRow(**numbers), context)
+        return row_line(found, context) if found is not None else str(row.get("reason") or "")
     except (TypeError, ValueError):  # a row without the numbers its status needs
         return str(row.get("reason") or "")
 

@@ -39,8 +39,8 @@ from diffperf.history.values import (
     CONFIDENCE, Level, gate_level, gate_row, latency_level, positive, speedup_level, throughput_info,
 )
 from diffperf.render import throughput_text
-from diffperf.render.gate_text import by_family
-from diffperf.render.history_text import gate_detail, gate_summary, ungated_detail
+from diffperf.render.gate_text import by_family, needs_action, noise_line
+from diffperf.render.history_text import gate_detail, gate_row_of, gate_summary, ungated_detail
 
 __all__ = ["IMAGE_KINDS", "REPORT_NAME", "SpeedupRow", "build_report", "image_path", "report_path", "speedup_rows",
            "write_report"]
@@ -94,13 +94,27 @@ def build_report(run: Run, images_dir: str | os.PathLike | None = None, confiden
     colors = charts.variant_colors(case.variant for case in cases)
     return pages.render_page(
         "report.html", run=run, gate_line=_gate_line(run.gate), settings=process_settings(run),
-        notices=_notices(run, images_dir), save_data_hint=SAVE_DATA_HINT,
+        notices=_notices(run, images_dir), save_data_hint=SAVE_DATA_HINT, attention=_attention_section(run),
         max_pvalue=changepoints.MAX_PVALUE, min_magnitude=changepoints.MIN_MAGNITUDE,
         speedups=_speedup_section(run, confidence, colors), latency=_latency_section(cases, confidence, colors),
         stages=_stage_section(cases), memory=_memory_section(run, cases, colors),
         throughput=_throughput_section(cases),
         images=_image_section(cases, images_dir), history=_history_section(run, history),
     )
+
+
+# --------------------------------------------------------------------------- what needs attention
+
+
+def _attention_section(run: Run) -> dict:
+    """The verdicts a reader can act on (:func:`~diffperf.render.gate_text.needs_action`), each with its line, and
+    one line for the inconclusive speed-ups within the host's noise."""
+    rows = [(found, raw) for kind in ("speedups", "memory") for raw in run.gate_rows(kind)
+            for found in [gate_row_of(raw)] if found is not None]
+    items = [{"status": str(row.status), "kind": row.kind, "case": row.case, "detail": gate_detail(raw)}
+             for row, raw in rows if needs_action(row)]
+    return {"gated": bool(rows), "actions": items,
+            "noise": noise_line([row for row, _ in rows], "marked inconclusive in the table below")}
 
 
 # --------------------------------------------------------------------------- speed-ups

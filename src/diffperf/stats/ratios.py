@@ -82,15 +82,26 @@ class RatioEstimate:
         return (self.high - self.low) / 2 / self.median
 
 
+#: The share of clean processes whose speed-up a band :func:`resolvable_tolerance` gives is ``ok`` in.
+OK_POWER = 0.8
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """A measurement against its expected value: a status and the band it was judged in."""
+    """A measurement against its expected value: a status and the band it was judged in.
+
+    ``lower`` and ``upper`` are the edges a speed-up is ``regressed`` below and ``improved`` above; ``ok_lower`` is
+    the edge a speed-up is shown to be above when it is ``ok`` (equal to ``lower`` unless the host resolves less
+    than the tolerance: :func:`judge_speedup`).
+    """
 
     status: Status  # REGRESSED | IMPROVED | OK | INCONCLUSIVE
     expected: float
     tolerance: float
     lower: float  # expected * (1 - tolerance)
     upper: float  # expected * (1 + tolerance)
+    resolution: float | None = None  # the host's resolution the ok edge was widened to (None: the tolerance)
+    ok_lower: float | None = None  # expected * (1 - max(tolerance, resolution))
 
 
 @dataclass(frozen=True)
@@ -296,6 +307,43 @@ def between_process_margin(spread: ProcessSpread, confidence: float = 0.95) -> f
     return max(margin, moderated)
 
 
+def ok_confidence(confidence: float) -> float:
+    """The two-sided confidence of the interval whose low end is the one-sided test of an ``ok`` verdict at the
+    level each side of a ``confidence`` interval has (0.90 for 0.95: a one-sided 5% test, as in an equivalence test
+    by two one-sided tests)."""
+    _check_confidence(confidence)
+    return 2 * confidence - 1
+
+
+def resolvable_tolerance(spread: ProcessSpread, confidence: float = 0.95, power: float = OK_POWER) -> float:
+    """The narrowest band below its expected value in which an unchanged speed-up is shown ``ok`` by ``power`` of
+    the next processes (4 of 5), at the gate's ``confidence``: what this host resolves for this ratio.
+
+    A clean process is ``ok`` when the low end of its :func:`ok_confidence` interval, across processes, is above
+    ``expected * (1 - band)``. That end lies ``h`` below its median: the typical within-process half-width the
+    calibration recorded (``spread.half_width``, a 95% interval, scaled to the ok confidence by the normal
+    quantiles) combined with :func:`between_process_margin` as :func:`across_processes` combines them. The median
+    itself lies below the expected value by more than ``z(power) * s`` in ``1 - power`` of processes, where ``s`` is
+    the next process's spread about a value estimated from K processes (:func:`calibrated_run_sd` times
+    ``sqrt(1 + 1/K)``). So ``band = 1 - exp(-(h + z(power) * s))``: the minimal detectable effect of the one-sided
+    test, for this host's noise. Rounded up to a whole percent.
+    """
+    _check_confidence(confidence)
+    if not 0 < power < 1:
+        raise ValueError(f"power must be strictly between 0 and 1, got {power!r}")
+    level = ok_confidence(confidence)
+    within = math.log1p(spread.half_width) * stats.norm.ppf((1 + level) / 2) / stats.norm.ppf(0.975)
+    half = math.hypot(within, between_process_margin(spread, level))
+    run_sd, _ = calibrated_run_sd(spread)
+    reach = half + stats.norm.ppf(power) * run_sd * math.sqrt(1 + 1 / spread.processes)
+    return round_up_percent(-math.expm1(-reach))
+
+
+def round_up_percent(fraction: float) -> float:
+    """Up to the next whole percent (0.031 -> 0.04; 0.03 stays 0.03)."""
+    return math.ceil(round(fraction * 100, 6)) / 100
+
+
 def across_processes(estimate: RatioEstimate, spread: ProcessSpread) -> RatioEstimate:
     """``estimate``'s interval widened by :func:`between_process_margin`, side by side in log units."""
     margin = between_process_margin(spread, estimate.confidence)
@@ -406,52 +454,68 @@ def run_to_run_sd(series: Sequence[Sequence[float]]) -> tuple[float, int] | None
 # --------------------------------------------------------------------------- verdicts
 
 
-def judge_speedup(estimate: RatioEstimate, expected: float, tolerance: float) -> Verdict:
-    """An interval of a speed-up (higher is better) against ``expected`` +- ``tolerance``.
+def judge_speedup(estimate: RatioEstimate, expected: float, tolerance: float, ok_estimate: RatioEstimate | None = None,
+                  resolution: float | None = None) -> Verdict:
+    """An interval of a speed-up (higher is better) against ``expected`` +- ``tolerance``: a decision with an
+    indifference zone between two edges.
 
-    "regressed" when the whole interval lies below ``expected * (1 - tolerance)``, "improved"
-    when it lies wholly above ``expected * (1 + tolerance)``, "ok" when it lies within the band,
-    "inconclusive" when it straddles a bound.
+    "regressed" when the whole ``estimate`` interval lies below ``expected * (1 - tolerance)``, "improved" when it
+    lies wholly above ``expected * (1 + tolerance)``: a change beyond the tolerance, at ``estimate``'s confidence.
+    "ok" when the speed-up is shown to be above ``expected * (1 - band)``, ``band`` being the wider of the tolerance
+    and the host's ``resolution`` (:func:`resolvable_tolerance`): the low end of ``ok_estimate`` (the interval at
+    :func:`ok_confidence`; ``estimate`` when not given) is above that edge, a one-sided test of non-inferiority. A
+    speed-up that may be higher than expected is not in doubt, so the upper side only decides "improved".
+    "inconclusive" otherwise: the speed-up may be lower by more than the band, but not surely by more than the
+    tolerance.
     """
     _check_expectation(expected, tolerance)
-    lower, upper = expected * (1 - tolerance), expected * (1 + tolerance)
+    band = tolerance if resolution is None else max(tolerance, resolution)
+    lower, upper, ok_lower = expected * (1 - tolerance), expected * (1 + tolerance), expected * (1 - band)
+    low = (ok_estimate or estimate).low
     if estimate.high < lower:
         status = Status.REGRESSED
     elif estimate.low > upper:
         status = Status.IMPROVED
-    elif estimate.low >= lower and estimate.high <= upper:
+    elif low >= ok_lower:
         status = Status.OK
     else:
         status = Status.INCONCLUSIVE
-    return Verdict(status, expected, tolerance, lower, upper)
+    return Verdict(status, expected, tolerance, lower, upper,
+                   resolution if resolution is not None and resolution > tolerance else None, ok_lower)
 
 
-def rounds_to_decide(within: RatioEstimate, judged: RatioEstimate, verdict: Verdict) -> int | None:
+def rounds_to_decide(within: RatioEstimate, judged: RatioEstimate, verdict: Verdict,
+                     ok_within: RatioEstimate | None = None, ok_judged: RatioEstimate | None = None) -> int | None:
     """Paired rounds that would likely decide an inconclusive verdict; None when more rounds cannot.
 
-    Only the within-process part of the judged interval shrinks with rounds (as ``1/sqrt(n)``);
-    the between-process part ``judged`` adds does not. For each straddled bound ``b`` at log
-    distance ``d`` from the median, with within half-width ``w`` and added part ``m`` on that
-    side (``judged = sqrt(w**2 + m**2)``), ``n' = n * w**2 / (d**2 - m**2)``. None when the median
-    sits on a bound, when ``m >= d`` (more processes in the calibration, not rounds, would help)
-    or beyond :data:`MAX_ROUNDS`.
+    Only the within-process part of an interval shrinks with rounds (as ``1/sqrt(n)``); the between-process part
+    the judged interval adds does not. A median above the ok edge is decided ``ok`` once the low end of the ok
+    interval (``ok_within`` widened to ``ok_judged``; ``within`` and ``judged`` when not given) rises past that
+    edge; a median below the regression edge is decided ``regressed`` once the high end of ``judged`` falls below
+    it; where both could happen (the host resolves less than the tolerance), the nearer decides. At log distance
+    ``d`` from an edge, with within half-width ``w`` and added part ``m`` on that side (``judged = sqrt(w**2 +
+    m**2)``), ``n' = n * w**2 / (d**2 - m**2)``. None when the median sits on the edges, when ``m >= d`` (more
+    processes in the calibration, not rounds, would help) or beyond :data:`MAX_ROUNDS`.
     """
     if verdict.status != Status.INCONCLUSIVE:
         return None
     log_median = math.log(within.median)
-    needed = within.n + 1  # an interval touching a bound is not yet decisive
-    for bound, straddled in ((verdict.lower, judged.low < verdict.lower), (verdict.upper, judged.high > verdict.upper)):
-        if not straddled:
-            continue
-        distance = abs(log_median - math.log(bound))
-        below = bound < within.median
-        w = log_median - math.log(within.low) if below else math.log(within.high) - log_median
-        j = log_median - math.log(judged.low) if below else math.log(judged.high) - log_median
+    ok_lower = verdict.ok_lower if verdict.ok_lower is not None else verdict.lower
+    sides = []  # (within half-width, judged half-width, distance to the edge) on each side that can decide
+    if within.median > ok_lower:
+        inner, outer = ok_within or within, ok_judged or judged
+        sides.append((log_median - math.log(inner.low), log_median - math.log(outer.low),
+                      log_median - math.log(ok_lower)))
+    if within.median < verdict.lower:
+        sides.append((math.log(within.high) - log_median, math.log(judged.high) - log_median,
+                      math.log(verdict.lower) - log_median))
+    needs = []
+    for w, j, distance in sides:
         added_squared = max(0.0, j**2 - w**2)
-        if distance == 0 or added_squared >= distance**2:
-            return None
-        needed = max(needed, math.ceil(within.n * w**2 / (distance**2 - added_squared)))
-    return needed if needed <= MAX_ROUNDS else None
+        if added_squared < distance**2:
+            needs.append(max(within.n + 1, math.ceil(within.n * w**2 / (distance**2 - added_squared))))
+    needed = min(needs, default=None)
+    return needed if needed is not None and needed <= MAX_ROUNDS else None
 
 
 def judge_memory(measured_ratio: float, expected: float, tolerance: float) -> Verdict:
