@@ -240,8 +240,11 @@ def _cmd_gather(args) -> int:
 def _cmd_store_runs(args) -> int:
     from diffperf.history.store import append_runs
 
-    for entry in append_runs(args.runs, args.repo, args.branch, args.remote):
-        print(f"added {entry.path} to {args.branch} ({entry.commit[:12]})")
+    for entry in append_runs(args.runs, args.repo, args.branch, args.remote, allow_planted=args.allow_planted):
+        if entry.added:
+            print(f"added {entry.path} to {args.branch} ({entry.commit[:12]})")
+        else:
+            print(f"{entry.source}: already in {args.branch} as {entry.path}: not added again")
     return 0
 
 
@@ -305,6 +308,9 @@ def _add_history_commands(commands) -> None:
     stored.add_argument("--repo", default=".", metavar="DIR", help="the git repository (default: .)")
     stored.add_argument("--branch", default="perf-history", help="the history branch (default: perf-history)")
     stored.add_argument("--remote", default=None, help="push to this remote (e.g. origin); default: local only")
+    stored.add_argument("--allow-planted", action="store_true",
+                        help="store runs made with --perf-plant-slowdown or --perf-plant-memory too (refused "
+                             "otherwise: the history holds what the code measures)")
     stored.set_defaults(handler=_history_command(_cmd_store_runs))
 
     gather = commands.add_parser(
