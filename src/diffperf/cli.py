@@ -139,9 +139,11 @@ def _comparisons(args) -> list:
         copies = ", and the other files given hold the same run" if len(args.files) > 1 else ""
         raise HistoryError(f"need at least two different runs, got one ({runs[0].source}{copies}): give another "
                            "run to compare it with")
+    comparisons = compare_many(runs, args.confidence, args.threshold, history,
+                               calibrated_spreads(runs, args.baselines))
     for message in warnings + machine_warnings(runs) + identity_warnings(runs) + planted_warnings(runs):
-        _warn(message)
-    return compare_many(runs, args.confidence, args.threshold, history, calibrated_spreads(runs, args.baselines))
+        _warn(message)  # once the runs could be compared: a refusal is its one line
+    return comparisons
 
 
 def _cmd_compare(args) -> int:

@@ -229,12 +229,17 @@ def _comparable_sides(old_runs: list[Run], new_runs: list[Run]) -> list[identity
                 field_name, first, other = differs[0]
                 raise HistoryError(f"not comparable: the {name} side's runs {runs[0].label} and {run.label} differ in "
                                    f"{field_name} ({first} vs {other}): a side's runs must measure the same thing")
-    differs = old_runs[0].identity.differences(new_runs[0].identity, identity.SETUP)
-    if differs:
-        field_name, old, new = differs[0]
-        raise HistoryError(f"not comparable: {old_runs[0].label} and {new_runs[0].label} differ in {field_name} "
-                           f"({old} vs {new}); compare runs of one {field_name}")
+    _check_one_setup(old_runs[0], new_runs[0])
     return old_runs[0].identity.differences(new_runs[0].identity, identity.SOFTWARE)
+
+
+def _check_one_setup(old: Run, new: Run) -> None:
+    """A :class:`HistoryError` naming the first :data:`~diffperf.history.identity.SETUP` field the runs differ in."""
+    differs = old.identity.differences(new.identity, identity.SETUP)
+    if differs:
+        field_name, old_value, new_value = differs[0]
+        raise HistoryError(f"not comparable: {old.label} and {new.label} differ in {field_name} "
+                           f"({old_value} vs {new_value}); compare runs of one {field_name}")
 
 
 def compare_runs(old: Run, new: Run, confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
@@ -272,7 +277,8 @@ def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: flo
                  calibration: Mapping[str, tuple[float, int]] | None = None) -> list[Comparison]:
     """Each run against the first run of the same profile and hardware.
 
-    :class:`HistoryError` when no two runs share a profile and hardware.
+    :class:`HistoryError` when no two runs share a profile and hardware, or (naming the field) when those that
+    do differ in schema, workload or host.
     """
     history = None if history is None else list(history)
     comparisons = [
@@ -280,6 +286,9 @@ def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: flo
         for members in comparable_groups(runs).values() for other in members[1:]
     ]
     if not comparisons:
+        for members in group_by_machine(runs).values():
+            if len(members) > 1:  # runs of one profile and hardware, each of another schema, workload or host
+                _check_one_setup(members[0], members[1])
         raise HistoryError("nothing to compare: no two runs share a profile and hardware ("
                            + "; ".join(f"{run.label}: {run.machine}" for run in runs) + ")")
     return comparisons
