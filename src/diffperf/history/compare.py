@@ -41,7 +41,7 @@ import numpy as np
 
 from diffperf.stats import ratios
 from diffperf.stats.status import Status
-from diffperf.gate.expectations import HOST, expectations_path, load_file, parse_record
+from diffperf.gate.expectations import HOST, ExpectationsError, expectations_path, load_file, parse_record
 from diffperf.history import identity
 from diffperf.history.changepoints import segments
 from diffperf.history.runs import Case, HistoryError, MachineKey, Run, comparable_groups, group_by_machine, without
@@ -254,7 +254,8 @@ def calibrated_spreads(runs: Iterable[Run], baselines_dir: str | Path) -> dict[s
     come from several hosts, or from one without its own record in ``baselines_dir``.
 
     Only the host's own record counts (its fingerprint is the runs'): portable bands stand for a
-    class of hosts, whose spread is not this host's.
+    class of hosts, whose spread is not this host's. :class:`HistoryError` when the file, or the host's record
+    in it, cannot be read.
     """
     keys = {str((run.machine_info.get("diffperf") or {}).get("host_key")) for run in runs}
     profiles = {run.machine.profile for run in runs}
@@ -264,10 +265,14 @@ def calibrated_spreads(runs: Iterable[Run], baselines_dir: str | Path) -> dict[s
     path = expectations_path(baselines_dir, profile)
     if not path.exists():
         return {}
-    record = load_file(path, profile)["hosts"].get(key)
-    if record is None:
+    try:
+        record = load_file(path, profile)["hosts"].get(key)
+        found = None if record is None else parse_record(path, key, record, HOST)
+    except ExpectationsError as error:
+        raise HistoryError(f"{error}: restore it from git, repair it with diffperf calibrate, or give --baselines a "
+                           "directory whose speedups.json reads") from None
+    if found is None:
         return {}
-    found = parse_record(path, key, record, HOST)
     return {name: ratios.calibrated_run_sd(entry.spread) for name, entry in found.speedups.items()
             if entry.spread is not None}
 
