@@ -210,7 +210,14 @@ def calibrate_hosts(runs: list[Run], min_processes: int = MIN_PROCESSES) -> tupl
     """Saved runs of one profile, from one host or several: their profile and each host's calibration."""
     by_host: dict = {}
     for run in runs:
-        by_host.setdefault(_info(run, "host_key"), []).append(run)
+        by_host.setdefault(_info(run, "host_key") or "no host key", []).append(run)
+    short = [key for key, members in by_host.items() if len(members) < min_processes]
+    if short and len(by_host) > 1:  # one host alone: calibrate_host says how many runs it has
+        counts = ", ".join(f"{key}: {len(members)} run{'s' if len(members) != 1 else ''}"
+                           for key, members in by_host.items())
+        raise CalibrationError(f"the runs come from {len(by_host)} hosts ({counts}): a calibration needs at least "
+                               f"{min_processes} processes of each host; give more runs of {', '.join(short)}, or "
+                               "calibrate without them")
     calibrations = [calibrate_host(members, min_processes) for members in by_host.values()]
     profiles = {calibration.profile for calibration in calibrations}
     if len(profiles) != 1:
