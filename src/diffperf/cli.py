@@ -91,6 +91,19 @@ def _history_command(handler):
     return run
 
 
+def _check_outputs(option: str, paths) -> None:
+    """Before anything is read: each of ``paths`` can be written (one-line HistoryError naming ``option`` and the
+    path, found out as :func:`diffperf.options.check_writable_file` does)."""
+    from diffperf.history.runs import HistoryError
+    from diffperf.options import check_writable_file
+
+    for path in paths:
+        try:
+            check_writable_file(option, str(path))
+        except ValueError as error:
+            raise HistoryError(str(error)) from None
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
@@ -192,6 +205,7 @@ def _cmd_trend(args) -> int:
         if not out.lower().endswith((".png", ".html", ".htm")):
             print(f"diffperf trend: --out {out}: use a .png or .html file name", file=sys.stderr)
             return 2
+    _check_outputs("--out", outputs)
     runs, warnings = load_runs(args.paths)
     trends = build_trends(runs, confidence=args.confidence)
     for message in warnings + trend_warnings(trends) + planted_warnings(runs):
@@ -206,12 +220,13 @@ def _cmd_trend(args) -> int:
 def _cmd_report(args) -> int:
     from pathlib import Path
 
-    from diffperf.render.report import write_report
+    from diffperf.render.report import report_path, write_report
     from diffperf.history.runs import HistoryError
 
     if args.images is not None and not Path(args.images).is_dir():
         raise HistoryError(f"--images {args.images} is not a directory: give the directory of the run's images "
                            "(images/ in its --perf-output) or leave the option out")
+    _check_outputs("--out", [report_path(args.out)])
     history = _load_history(args.history)
     out = write_report(args.run, args.out, images_dir=args.images, confidence=args.confidence, history=history)
     print(f"wrote {out}")
@@ -225,6 +240,7 @@ def _cmd_gather(args) -> int:
     from diffperf.render.history_text import host_matrix_tables, hosts_summary
     from diffperf.render.table import render
 
+    _check_outputs("--summary", [args.summary] if args.summary else [])
     runs, warnings = load_runs(args.runs, distinct=True)
     for message in warnings:
         _warn(message)
