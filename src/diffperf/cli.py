@@ -91,6 +91,19 @@ def _history_command(handler):
     return run
 
 
+def _check_outputs(option: str, paths) -> None:
+    """Before anything is read: each of ``paths`` can be written (one-line HistoryError naming ``option`` and the
+    path, found out as :func:`diffperf.options.check_writable_file` does)."""
+    from diffperf.history.runs import HistoryError
+    from diffperf.options import check_writable_file
+
+    for path in paths:
+        try:
+            check_writable_file(option, str(path))
+        except ValueError as error:
+            raise HistoryError(str(error)) from None
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
@@ -139,9 +152,11 @@ def _comparisons(args) -> list:
         copies = ", and the other files given hold the same run" if len(args.files) > 1 else ""
         raise HistoryError(f"need at least two different runs, got one ({runs[0].source}{copies}): give another "
                            "run to compare it with")
+    comparisons = compare_many(runs, args.confidence, args.threshold, history,
+                               calibrated_spreads(runs, args.baselines))
     for message in warnings + machine_warnings(runs) + identity_warnings(runs) + planted_warnings(runs):
-        _warn(message)
-    return compare_many(runs, args.confidence, args.threshold, history, calibrated_spreads(runs, args.baselines))
+        _warn(message)  # once the runs could be compared: a refusal is its one line
+    return comparisons
 
 
 def _cmd_compare(args) -> int:
@@ -190,6 +205,7 @@ def _cmd_trend(args) -> int:
         if not out.lower().endswith((".png", ".html", ".htm")):
             print(f"diffperf trend: --out {out}: use a .png or .html file name", file=sys.stderr)
             return 2
+    _check_outputs("--out", outputs)
     runs, warnings = load_runs(args.paths)
     trends = build_trends(runs, confidence=args.confidence)
     for message in warnings + trend_warnings(trends) + planted_warnings(runs):
@@ -204,12 +220,13 @@ def _cmd_trend(args) -> int:
 def _cmd_report(args) -> int:
     from pathlib import Path
 
-    from diffperf.render.report import write_report
+    from diffperf.render.report import report_path, write_report
     from diffperf.history.runs import HistoryError
 
     if args.images is not None and not Path(args.images).is_dir():
         raise HistoryError(f"--images {args.images} is not a directory: give the directory of the run's images "
                            "(images/ in its --perf-output) or leave the option out")
+    _check_outputs("--out", [report_path(args.out)])
     history = _load_history(args.history)
     out = write_report(args.run, args.out, images_dir=args.images, confidence=args.confidence, history=history)
     print(f"wrote {out}")
@@ -223,6 +240,7 @@ def _cmd_gather(args) -> int:
     from diffperf.render.history_text import host_matrix_tables, hosts_summary
     from diffperf.render.table import render
 
+    _check_outputs("--summary", [args.summary] if args.summary else [])
     runs, warnings = load_runs(args.runs, distinct=True)
     for message in warnings:
         _warn(message)
@@ -240,8 +258,11 @@ def _cmd_gather(args) -> int:
 def _cmd_store_runs(args) -> int:
     from diffperf.history.store import append_runs
 
-    for entry in append_runs(args.runs, args.repo, args.branch, args.remote):
-        print(f"added {entry.path} to {args.branch} ({entry.commit[:12]})")
+    for entry in append_runs(args.runs, args.repo, args.branch, args.remote, allow_planted=args.allow_planted):
+        if entry.added:
+            print(f"added {entry.path} to {args.branch} ({entry.commit[:12]})")
+        else:
+            print(f"{entry.source}: already in {args.branch} as {entry.path}: not added again")
     return 0
 
 
@@ -305,6 +326,9 @@ def _add_history_commands(commands) -> None:
     stored.add_argument("--repo", default=".", metavar="DIR", help="the git repository (default: .)")
     stored.add_argument("--branch", default="perf-history", help="the history branch (default: perf-history)")
     stored.add_argument("--remote", default=None, help="push to this remote (e.g. origin); default: local only")
+    stored.add_argument("--allow-planted", action="store_true",
+                        help="store runs made with --perf-plant-slowdown or --perf-plant-memory too (refused "
+                             "otherwise: the history holds what the code measures)")
     stored.set_defaults(handler=_history_command(_cmd_store_runs))
 
     gather = commands.add_parser(

@@ -309,3 +309,34 @@ def test_calibrate_and_record_moves_an_unreadable_file_aside_and_says_so(tmp_pat
     (kept,) = path.parent.glob("speedups.json.unreadable-*")
     assert kept.read_text() == "{truncated" and entry.key in json.loads(path.read_text())["hosts"]
     assert len(warnings) == 1 and warnings[0].endswith(f": moved it to {kept} and started a new file")
+
+
+def test_calibrate_refuses_to_keep_a_record_the_gate_could_not_read(tmp_path, capsys):
+    from diffperf import cli
+    from diffperf.gate import expectations
+
+    files = saved_runs(tmp_path / "runs")  # distilled/astronaut only
+    baselines = tmp_path / "baselines"
+    target = baselines / "tiny" / "speedups.json"
+    target.parent.mkdir(parents=True)
+    nan = {"reference": "baseline", "expected": 1.1, "tolerance": 0.03, "run_sd": float("nan"), "between_sd": 0.01,
+           "processes": 5}
+    target.write_text(json.dumps({"schema": 2, "profile": "tiny", "portable": {},
+                                  "hosts": {HOST.key: {"speedups": {"bf16/vase": nan}}}}))  # not measured again
+    content = target.read_text()
+    assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(baselines)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{HOST.key} speed-up 'bf16/vase' has run_sd nan" in error
+    assert error.endswith("calibrate again; nothing recorded\n") and target.read_text() == content
+    # The same entry measured again is replaced: the file the gate reads afterwards.
+    target.write_text(content.replace("bf16/vase", "distilled/astronaut"))
+    assert cli.main(["calibrate", "--from-runs", *files, "--baselines", str(baselines)]) == 0
+    assert expectations.lookup(baselines, "tiny", HOST).speedups["distilled/astronaut"].spread.processes == 5
+
+
+def test_too_few_runs_of_one_host_among_several_name_each_host_and_its_runs():
+    with pytest.raises(CalibrationError) as caught:
+        calibrate.calibrate_hosts(runs(processes=5) + runs(host=AVX2, processes=1))
+    assert str(caught.value) == (f"the runs come from 2 hosts ({HOST.key}: 5 runs, {AVX2.key}: 1 run): a "
+                                 f"calibration needs at least 5 processes of each host; give more runs of {AVX2.key}, "
+                                 "or calibrate without them")

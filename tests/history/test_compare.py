@@ -329,6 +329,29 @@ def test_cli_bad_input_is_one_line_exit_2(sides, tmp_path, capsys, content, mess
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize("content, message", [
+    ('{"schema": 2, "hosts": {', "is not valid JSON"),
+    (json.dumps({"schema": 2, "profile": "tiny", "portable": {}, "hosts": {"cpu-amd-epyc-2t-55e82777": {"speedups": {
+        "distilled/astronaut": {"reference": "baseline", "expected": 1.5, "tolerance": 0.03, "run_sd": float("nan"),
+                                "between_sd": 0.01, "processes": 5}}}}}), "has run_sd nan"),
+])
+def test_cli_an_unreadable_calibration_is_one_line_exit_2(tmp_path, capsys, content, message):
+    files = []
+    for seed in (0, 1):
+        document = hd.standard_run(seed=seed)
+        document["machine_info"]["diffperf"]["host_key"] = "cpu-amd-epyc-2t-55e82777"  # calibrated_spreads reads it
+        files.append(str(hd.write(tmp_path / f"run{seed}.json", document)))
+    target = tmp_path / "baselines" / "tiny" / "speedups.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(content)
+    assert main(["compare", *files, "--baselines", str(tmp_path / "baselines")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and str(target) in err and "Traceback" not in err
+    assert err.rstrip().endswith("restore it from git, repair it with diffperf calibrate, or give --baselines "
+                                 "a directory whose speedups.json reads")
+    assert target.read_text() == content  # only read
+
+
 def test_cli_no_variant_in_common_and_mixed_profiles(tmp_path, capsys):
     a = hd.write(tmp_path / "a.json", hd.run([hd.benchmark("alpha", "s", hd.rounds(0.1))]))
     b = hd.write(tmp_path / "b.json", hd.run([hd.benchmark("beta", "s", hd.rounds(0.1))]))

@@ -58,3 +58,14 @@ def test_the_command_writes_the_summary_and_fails_when_a_host_failed(tmp_path, c
     text = summary.read_text()
     assert text.startswith("## diffperf: speed-ups by host") and "| fp16 vs baseline/astronaut | 1.50x ok |" in text
     assert "the gate failed on cuda-a100-x1-bbbb" in capsys.readouterr().err
+
+
+def test_the_command_refuses_a_summary_it_cannot_write_before_reading_the_runs(tmp_path, capsys):
+    run = hd.write(tmp_path / "h100.json", host_run("cuda-h100-x1-aaaa", [gate_row("fp16", 1.5, "ok")]))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory would be")
+    summary = blocker / "summary.md"
+    assert main(["gather", str(run), "--summary", str(summary)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1  # no table: refused before the work
+    assert captured.err.startswith(f"diffperf gather: --summary {summary}: ") and ".tmp" not in captured.err

@@ -49,6 +49,18 @@ def test_runs_of_another_setup_are_not_compared_and_the_field_is_named():
                         "compared only among themselves"]
 
 
+def test_runs_of_one_hardware_but_another_schema_say_that_the_schema_differs(tmp_path, capsys):
+    old, new = run(hd.standard_run(seed=0), "old.json"), run(with_schema(hd.standard_run(seed=1)), "new.json")
+    with pytest.raises(HistoryError, match=r"^not comparable: old.json and new.json differ in schema \(legacy vs 1\); "
+                                           r"compare runs of one schema$"):
+        compare.compare_many([old, new])
+    files = [hd.write(tmp_path / "old.json", hd.standard_run(seed=0)),
+             hd.write(tmp_path / "new.json", with_schema(hd.standard_run(seed=1)))]
+    assert main(["compare", *map(str, files), "--baselines", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "differ in schema (legacy vs 1)" in error and "share a profile" not in error
+
+
 def test_software_may_differ_between_the_sides_but_not_within_one():
     old = run(with_schema(hd.standard_run(seed=0)), "old.json")
     upgraded = run(with_schema(hd.standard_run(seed=1), torch="2.14.1+cpu"), "new.json")

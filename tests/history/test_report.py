@@ -377,6 +377,16 @@ def test_the_speedup_table_lists_the_best_stacks_first_as_the_terminal_does():
     assert [row[0] for row in _speedup_cells(text)] == [rows[-1]["variant"]] + [row["variant"] for row in rows[:-1]]
 
 
+def test_cli_report_refuses_an_out_it_cannot_write_before_reading_the_run(tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory would be")
+    out = blocker / "report.html"
+    assert main(["report", str(hd.REAL_RUN), "--out", str(out), "--history", str(hd.REAL_RUN)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"diffperf report: --out {out}: ") and ".tmp" not in captured.err
+
+
 def test_cli_report_refuses_a_run_without_benchmarks(tmp_path, capsys):
     document = json.loads(hd.REAL_RUN.read_text())
     document["benchmarks"] = []

@@ -130,6 +130,41 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
     assert message in text and str(path) in text and "\n" not in text
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda info: "tiny", "machine_info.diffperf is 'tiny', not an object"),
+    (lambda info: {**info, "threads": "two"}, "machine_info.diffperf.threads is 'two', not a whole number"),
+    (lambda info: {**info, "device_count": 1.5}, "machine_info.diffperf.device_count is 1.5, not a whole number"),
+])
+def test_a_run_whose_diffperf_machine_info_is_malformed_is_one_line_naming_the_file(tmp_path, capsys, change,
+                                                                                    message):
+    from diffperf.cli import main
+
+    document = hd.standard_run(seed=1)
+    document["machine_info"]["diffperf"] = change(document["machine_info"]["diffperf"])
+    bad = hd.write(tmp_path / "bad.json", document)
+    with pytest.raises(HistoryError) as caught:
+        load_run(bad)
+    assert str(caught.value).startswith(f"{bad}: {message}") and "\n" not in str(caught.value)
+    assert main(["compare", str(hd.write(tmp_path / "good.json", hd.standard_run())), str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error
+
+
+@pytest.mark.parametrize("where", ["datetime", "commit_info.time"])
+def test_a_run_whose_date_cannot_be_read_is_refused_naming_the_file(tmp_path, where):
+    document = hd.standard_run()
+    if where == "datetime":
+        document["datetime"] = "yesterday"
+    else:
+        document["commit_info"]["time"] = "yesterday"
+        del document["datetime"]
+    bad = hd.write(tmp_path / "bad.json", document)
+    with pytest.raises(HistoryError) as caught:
+        load_runs([bad, hd.write(tmp_path / "good.json", hd.standard_run(seed=1))])
+    assert str(caught.value) == (f"{bad}: {where} 'yesterday' is not a date and time: write it as pytest-benchmark "
+                                 "does (ISO 8601, e.g. 2026-11-01T10:00:00+00:00) or remove it")
+
+
 def test_missing_paths_and_empty_directories(tmp_path):
     with pytest.raises(HistoryError, match="no such file"):
         load_runs([tmp_path / "missing.json"])

@@ -110,3 +110,14 @@ def test_html_escapes_what_it_shows():
     page = trend_html(trends, png=b"png")
     assert "<script>" not in page and "&lt;script&gt;" in page and "x&lt;y&gt;.json" in page
     assert "&lt;b&gt;base&lt;/b&gt;" in page
+
+
+def test_cli_trend_refuses_an_out_it_cannot_write_before_reading_the_runs(files, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory would be")
+    out = blocker / "trend.html"
+    assert main(["trend", str(files["main"]), "--out", str(tmp_path / "fine.png"), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1  # nothing done before the refusal
+    assert captured.err.startswith(f"diffperf trend: --out {out}: ") and ".tmp" not in captured.err
+    assert not (tmp_path / "fine.png").exists()

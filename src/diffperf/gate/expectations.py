@@ -158,16 +158,29 @@ def known_keys(baselines_dir: str | Path, profile: str) -> list[str]:
 
 def record(baselines_dir: str | Path, profile: str, table: str, key: str, header: dict, speedups: dict,
            memory: dict) -> Path:
-    """Merge calibrated cases into record ``key`` of ``table`` ("hosts" or "portable"), atomically.
+    """Merge calibrated cases into record ``key`` of ``table`` ("hosts" or "portable"), atomically
+    (:func:`merged_file`)."""
+    path, data = merged_file(baselines_dir, profile, table, key, header, speedups, memory)
+    write_json_atomic(path, data)
+    return path
+
+
+def merged_file(baselines_dir: str | Path, profile: str, table: str, key: str, header: dict, speedups: dict,
+                memory: dict) -> tuple[Path, dict]:
+    """The file :func:`record` would write, and where: nothing is written.
 
     Cases are merged one by one: a calibration of some cases keeps every other case of the record.
     ``header`` (fingerprint, label, ...) replaces the record's header fields, except its
     ``calibration`` notes (command, processes, date), which join the record's ``calibrations``
     with the cases they measured, so that every case keeps the command that measured it.
+    :class:`ExpectationsError` when the merged record would not read back, as the gate reads it (a case
+    kept from before holding a number no calibration writes, such as NaN).
     """
     path = expectations_path(baselines_dir, profile)
     data = load_file(path, profile)
     entry = data[table].setdefault(key, {})
+    if not isinstance(entry, dict):
+        raise ExpectationsError(f"{path}: record {key!r} is not a table")
     header = dict(header)
     notes = header.pop("calibration", None)
     entry.update(header)
@@ -176,8 +189,8 @@ def record(baselines_dir: str | Path, profile: str, table: str, key: str, header
     entry["speedups"] = {**entry.get("speedups", {}), **speedups}
     entry["memory"] = {**entry.get("memory", {}), **memory}
     data["profile"] = profile
-    write_json_atomic(path, data)
-    return path
+    parse_record(path, key, entry, HOST if table == "hosts" else PORTABLE)
+    return path, data
 
 
 def _calibrations(entry: dict, latest: dict) -> list[dict]:

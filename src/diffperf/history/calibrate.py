@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from diffperf.stats import ratios
-from diffperf.gate.expectations import (HOST, case_id, expectations_path, load_file, move_aside_if_unreadable,
-                                        parse_record, record)
+from diffperf.gate.expectations import (HOST, ExpectationsError, case_id, expectations_path, load_file,
+                                        merged_file, move_aside_if_unreadable, parse_record, record)
 from diffperf.history.runs import Run, planted_text
 from diffperf.measure.host import Host
 
@@ -210,7 +210,14 @@ def calibrate_hosts(runs: list[Run], min_processes: int = MIN_PROCESSES) -> tupl
     """Saved runs of one profile, from one host or several: their profile and each host's calibration."""
     by_host: dict = {}
     for run in runs:
-        by_host.setdefault(_info(run, "host_key"), []).append(run)
+        by_host.setdefault(_info(run, "host_key") or "no host key", []).append(run)
+    short = [key for key, members in by_host.items() if len(members) < min_processes]
+    if short and len(by_host) > 1:  # one host alone: calibrate_host says how many runs it has
+        counts = ", ".join(f"{key}: {len(members)} run{'s' if len(members) != 1 else ''}"
+                           for key, members in by_host.items())
+        raise CalibrationError(f"the runs come from {len(by_host)} hosts ({counts}): a calibration needs at least "
+                               f"{min_processes} processes of each host; give more runs of {', '.join(short)}, or "
+                               "calibrate without them")
     calibrations = [calibrate_host(members, min_processes) for members in by_host.values()]
     profiles = {calibration.profile for calibration in calibrations}
     if len(profiles) != 1:
@@ -226,8 +233,9 @@ def calibrate_and_record(runs: list[Run], baselines_dir: str | Path, command: st
     ``portable``, also the portable bands of each class of hosts measured, from every host of that class
     recorded (the hosts just recorded included). Returns the records written, in order.
 
-    A file that cannot be read is moved aside first (``warn`` gets the one line saying so). With ``portable``,
-    every recorded host must be readable before anything is written. ``progress`` gets each record as it is
+    A file that cannot be read is moved aside first (``warn`` gets the one line saying so). Each host's record,
+    merged with its new cases, must read back as the gate reads it (a case kept from before may hold a NaN),
+    and with ``portable`` every recorded host must be readable, before anything is written. ``progress`` gets each record as it is
     written. Raises :class:`CalibrationError` or :class:`~diffperf.gate.expectations.ExpectationsError`.
     """
     profile, calibrations = calibrate_hosts(runs, min_processes)
@@ -235,6 +243,13 @@ def calibrate_and_record(runs: list[Run], baselines_dir: str | Path, command: st
     moved = move_aside_if_unreadable(path, profile)
     if moved is not None and warn is not None:
         warn(moved)
+    records = [(calibration, *host_record(calibration, command)) for calibration in calibrations]
+    for calibration, header, speedups, memory in records:  # each must read back before anything is written
+        try:
+            merged_file(baselines_dir, profile, "hosts", calibration.key, header, speedups, memory)
+        except ExpectationsError as error:
+            raise CalibrationError(f"{error}: correct or remove that entry (or restore the file from git), then "
+                                   "calibrate again") from None
     if portable:  # the bands read every host record: each must be readable before anything is written
         recorded_calibrations(path, profile, load_file(path, profile)["hosts"])
     written = []
@@ -244,8 +259,7 @@ def calibrate_and_record(runs: list[Run], baselines_dir: str | Path, command: st
         if progress is not None:
             progress(entry)
 
-    for calibration in calibrations:
-        header, speedups, memory = host_record(calibration, command)
+    for calibration, header, speedups, memory in records:
         path = record(baselines_dir, profile, "hosts", calibration.key, header, speedups, memory)
         written_now(Recorded("hosts", calibration.key, path, len(speedups), len(memory),
                              processes=calibration.processes))

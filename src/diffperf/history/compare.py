@@ -41,7 +41,7 @@ import numpy as np
 
 from diffperf.stats import ratios
 from diffperf.stats.status import Status
-from diffperf.gate.expectations import HOST, expectations_path, load_file, parse_record
+from diffperf.gate.expectations import HOST, ExpectationsError, expectations_path, load_file, parse_record
 from diffperf.history import identity
 from diffperf.history.changepoints import segments
 from diffperf.history.runs import Case, HistoryError, MachineKey, Run, comparable_groups, group_by_machine, without
@@ -229,12 +229,17 @@ def _comparable_sides(old_runs: list[Run], new_runs: list[Run]) -> list[identity
                 field_name, first, other = differs[0]
                 raise HistoryError(f"not comparable: the {name} side's runs {runs[0].label} and {run.label} differ in "
                                    f"{field_name} ({first} vs {other}): a side's runs must measure the same thing")
-    differs = old_runs[0].identity.differences(new_runs[0].identity, identity.SETUP)
-    if differs:
-        field_name, old, new = differs[0]
-        raise HistoryError(f"not comparable: {old_runs[0].label} and {new_runs[0].label} differ in {field_name} "
-                           f"({old} vs {new}); compare runs of one {field_name}")
+    _check_one_setup(old_runs[0], new_runs[0])
     return old_runs[0].identity.differences(new_runs[0].identity, identity.SOFTWARE)
+
+
+def _check_one_setup(old: Run, new: Run) -> None:
+    """A :class:`HistoryError` naming the first :data:`~diffperf.history.identity.SETUP` field the runs differ in."""
+    differs = old.identity.differences(new.identity, identity.SETUP)
+    if differs:
+        field_name, old_value, new_value = differs[0]
+        raise HistoryError(f"not comparable: {old.label} and {new.label} differ in {field_name} "
+                           f"({old_value} vs {new_value}); compare runs of one {field_name}")
 
 
 def compare_runs(old: Run, new: Run, confidence: float = CONFIDENCE, threshold: float = THRESHOLD,
@@ -249,7 +254,8 @@ def calibrated_spreads(runs: Iterable[Run], baselines_dir: str | Path) -> dict[s
     come from several hosts, or from one without its own record in ``baselines_dir``.
 
     Only the host's own record counts (its fingerprint is the runs'): portable bands stand for a
-    class of hosts, whose spread is not this host's.
+    class of hosts, whose spread is not this host's. :class:`HistoryError` when the file, or the host's record
+    in it, cannot be read.
     """
     keys = {str((run.machine_info.get("diffperf") or {}).get("host_key")) for run in runs}
     profiles = {run.machine.profile for run in runs}
@@ -259,10 +265,14 @@ def calibrated_spreads(runs: Iterable[Run], baselines_dir: str | Path) -> dict[s
     path = expectations_path(baselines_dir, profile)
     if not path.exists():
         return {}
-    record = load_file(path, profile)["hosts"].get(key)
-    if record is None:
+    try:
+        record = load_file(path, profile)["hosts"].get(key)
+        found = None if record is None else parse_record(path, key, record, HOST)
+    except ExpectationsError as error:
+        raise HistoryError(f"{error}: restore it from git, repair it with diffperf calibrate, or give --baselines a "
+                           "directory whose speedups.json reads") from None
+    if found is None:
         return {}
-    found = parse_record(path, key, record, HOST)
     return {name: ratios.calibrated_run_sd(entry.spread) for name, entry in found.speedups.items()
             if entry.spread is not None}
 
@@ -272,7 +282,8 @@ def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: flo
                  calibration: Mapping[str, tuple[float, int]] | None = None) -> list[Comparison]:
     """Each run against the first run of the same profile and hardware.
 
-    :class:`HistoryError` when no two runs share a profile and hardware.
+    :class:`HistoryError` when no two runs share a profile and hardware, or (naming the field) when those that
+    do differ in schema, workload or host.
     """
     history = None if history is None else list(history)
     comparisons = [
@@ -280,6 +291,9 @@ def compare_many(runs: list[Run], confidence: float = CONFIDENCE, threshold: flo
         for members in comparable_groups(runs).values() for other in members[1:]
     ]
     if not comparisons:
+        for members in group_by_machine(runs).values():
+            if len(members) > 1:  # runs of one profile and hardware, each of another schema, workload or host
+                _check_one_setup(members[0], members[1])
         raise HistoryError("nothing to compare: no two runs share a profile and hardware ("
                            + "; ".join(f"{run.label}: {run.machine}" for run in runs) + ")")
     return comparisons

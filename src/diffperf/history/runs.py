@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
@@ -46,6 +47,7 @@ __all__ = [
 
 SAVE_DATA_HINT = "save runs with --benchmark-json FILE or --benchmark-autosave --benchmark-save-data"
 GIT_SHA = re.compile(r"[0-9a-f]{8,64}")  # only a full or long hex commit id is shortened
+COUNTS = ("device_count", "threads", "rounds", "min_rounds", "warmup")  # machine_info["diffperf"]'s whole numbers
 
 
 class HistoryError(ValueError):
@@ -236,6 +238,7 @@ def run_from_dict(data, source: str = "<run>", label: str | None = None) -> Run:
         raise HistoryError(f"{where}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
     machine_info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
     commit_info = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
+    _check_diffperf_info(machine_info, where)
 
     cases: list[Case] = []
     seen: dict[tuple[str, str], int] = {}
@@ -252,7 +255,7 @@ def run_from_dict(data, source: str = "<run>", label: str | None = None) -> Run:
     return Run(
         source=source,
         label=label or Path(source).name,
-        when=_when(data, commit_info),
+        when=_when(data, commit_info, where),
         commit=str(commit_info["id"]) if commit_info.get("id") else None,
         branch=str(commit_info["branch"]) if commit_info.get("branch") else None,
         dirty=bool(commit_info.get("dirty")),
@@ -443,15 +446,37 @@ def _cpu_brand(machine_info: Mapping) -> str | None:
     return str(machine_info["processor"]) if machine_info.get("processor") else None
 
 
-def _when(data: Mapping, commit_info: Mapping) -> datetime | None:
-    for value in (data.get("datetime"), commit_info.get("time")):
-        if isinstance(value, str):
-            try:
-                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+def _when(data: Mapping, commit_info: Mapping, where: str) -> datetime | None:
+    """The run's date: its ``datetime``, else its commit's; :class:`HistoryError` for one that is not a date."""
+    for name, value in (("datetime", data.get("datetime")), ("commit_info.time", commit_info.get("time"))):
+        if value is None:
+            continue
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+        except ValueError:
+            when = None
+        if when is None:
+            raise HistoryError(f"{where}: {name} {reprlib.repr(value)} is not a date and time: write it as "
+                               "pytest-benchmark does (ISO 8601, e.g. 2026-11-01T10:00:00+00:00) or remove it")
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     return None
+
+
+def _check_diffperf_info(machine_info: Mapping, where: str) -> None:
+    """:class:`HistoryError` for a ``machine_info["diffperf"]`` diffperf did not write: not an object, or one of
+    its :data:`COUNTS` not a whole number."""
+    info = machine_info.get("diffperf")
+    if info is None:
+        return
+    if not isinstance(info, Mapping):
+        raise HistoryError(f"{where}: machine_info.diffperf is {reprlib.repr(info)}, not an object: diffperf writes "
+                           "the run's profile, hardware and host there; save the run again, or remove the key to "
+                           "read it as a plain pytest-benchmark file")
+    for key in COUNTS:
+        value = info.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise HistoryError(f"{where}: machine_info.diffperf.{key} is {reprlib.repr(value)}, not a whole number: "
+                               "correct it (diffperf writes a count there) or save the run again")
 
 
 def _identity(run: Run) -> str:
