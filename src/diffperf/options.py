@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_profile_name
+from diffperf.models.workloads import RESOLUTION_MULTIPLE, is_resolution
 
 # The early look judges as the gate does, at 95%: the fewest paired rounds with such an interval of the median
 # (diffperf.stats.ratios.min_pairs), a number here so that reading the options imports no statistics.
 MIN_LOOK_ROUNDS = 6
 
 DEVICE_TYPES = ("cpu", "cuda")
-# The VAE's 8x downsampling and the UNet's 3 downsamplings of the latent: 64 pixels is an 8x8 latent.
-RESOLUTION_MULTIPLE = 64
 # The hub profile's older options, each a --perf-hub key; refused on another profile, which would ignore them.
 HUB_MODEL_OPTIONS = {"--perf-model": "sd1", "--perf-distilled-model": "sd1.bk-sdm-small",
                      "--perf-taesd-model": "sd1.taesd"}
@@ -226,8 +225,7 @@ class PerfOptions:
             raise ValueError(f"--perf-warmup must be 0 or more, got {self.warmup}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--perf-steps must be at least 1, got {self.steps}")
-        if self.resolution is not None and (self.resolution < RESOLUTION_MULTIPLE
-                                            or self.resolution % RESOLUTION_MULTIPLE):
+        if self.resolution is not None and not is_resolution(self.resolution):
             raise ValueError(f"--perf-resolution must be a positive multiple of {RESOLUTION_MULTIPLE} pixels "
                              f"(an 8x8 latent at least), got {self.resolution}")
         if self.update_baselines and self.workload_overrides:  # they would replace the profile's own images
