@@ -339,6 +339,17 @@ def check_directory(option: str, value: str) -> None:
                          "give a directory you can read") from None
 
 
+def check_suite(suite: str) -> None:
+    """One line unless ``suite`` is what pytest loads declarations from: a directory (its conftest.py files) or a
+    Python file (a conftest.py, or a test module beside one). Imports nothing: said before a suite is collected."""
+    path = Path(suite)
+    if not path.exists():
+        raise ValueError(f"suite {suite} does not exist: give the directory of its conftest.py")
+    if not (path.is_dir() or path.suffix == ".py"):
+        raise ValueError(f"suite {suite} is neither a directory nor a Python file: give the directory of its "
+                         "conftest.py")
+
+
 def check_writable_directory(option: str, value: str) -> None:
     """One line unless a file can be written in ``value``, found out by making the missing directories and
     a temporary file in it, then removing all of them."""
