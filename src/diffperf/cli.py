@@ -43,6 +43,16 @@ def _cmd_record_baselines(args) -> int:
 def _cmd_variants(args) -> int:
     from pathlib import Path
 
+    from diffperf.options import check_suite
+
+    suite = args.suite if args.suite is not None else ("perf" if Path("perf").is_dir() else None)
+    if suite:
+        try:
+            check_suite(suite)  # at once: loading a suite imports torch and diffusers first
+        except ValueError as error:
+            print(f"diffperf: {error}", file=sys.stderr)
+            return 2
+
     from diffperf.cases.declarations import suite_registry
     from diffperf.models.catalogue import variants_table
     import torch
@@ -51,7 +61,6 @@ def _cmd_variants(args) -> int:
     from diffperf.options import PerfOptions, check_device_name
     from diffperf.render.variants_text import variants_lines
 
-    suite = args.suite if args.suite is not None else ("perf" if Path("perf").is_dir() else None)
     try:
         registry = suite_registry(suite or None)
         # A device type named is judged for as it is, present or not: a GPU job is planned from a laptop.

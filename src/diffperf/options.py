@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_profile_name
+from diffperf.models.workloads import RESOLUTION_MULTIPLE, is_resolution
 
 # The early look judges as the gate does, at 95%: the fewest paired rounds with such an interval of the median
 # (diffperf.stats.ratios.min_pairs), a number here so that reading the options imports no statistics.
 MIN_LOOK_ROUNDS = 6
 
 DEVICE_TYPES = ("cpu", "cuda")
-# The VAE's 8x downsampling and the UNet's 3 downsamplings of the latent: 64 pixels is an 8x8 latent.
-RESOLUTION_MULTIPLE = 64
 # The hub profile's older options, each a --perf-hub key; refused on another profile, which would ignore them.
 HUB_MODEL_OPTIONS = {"--perf-model": "sd1", "--perf-distilled-model": "sd1.bk-sdm-small",
                      "--perf-taesd-model": "sd1.taesd"}
@@ -226,8 +225,7 @@ class PerfOptions:
             raise ValueError(f"--perf-warmup must be 0 or more, got {self.warmup}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--perf-steps must be at least 1, got {self.steps}")
-        if self.resolution is not None and (self.resolution < RESOLUTION_MULTIPLE
-                                            or self.resolution % RESOLUTION_MULTIPLE):
+        if self.resolution is not None and not is_resolution(self.resolution):
             raise ValueError(f"--perf-resolution must be a positive multiple of {RESOLUTION_MULTIPLE} pixels "
                              f"(an 8x8 latent at least), got {self.resolution}")
         if self.update_baselines and self.workload_overrides:  # they would replace the profile's own images
@@ -339,6 +337,17 @@ def check_directory(option: str, value: str) -> None:
     except OSError as error:
         raise ValueError(f"{option} {value} cannot be read ({error.strerror or error}): "
                          "give a directory you can read") from None
+
+
+def check_suite(suite: str) -> None:
+    """One line unless ``suite`` is what pytest loads declarations from: a directory (its conftest.py files) or a
+    Python file (a conftest.py, or a test module beside one). Imports nothing: said before a suite is collected."""
+    path = Path(suite)
+    if not path.exists():
+        raise ValueError(f"suite {suite} does not exist: give the directory of its conftest.py")
+    if not (path.is_dir() or path.suffix == ".py"):
+        raise ValueError(f"suite {suite} is neither a directory nor a Python file: give the directory of its "
+                         "conftest.py")
 
 
 def check_writable_directory(option: str, value: str) -> None:

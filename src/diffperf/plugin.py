@@ -151,6 +151,7 @@ class DiffperfPlugin:
         """Parametrize diffperf's cases: every test using ``perf_session`` with ``variant`` and ``scenario``
         arguments gets one case per declared variant and scenario of its family, variant by variant."""
         from diffperf.measure.ordering import is_perf_case
+        from diffperf.models.names import case_name
 
         if not is_perf_case(metafunc) or self.declaration_error:
             return
@@ -159,7 +160,7 @@ class DiffperfPlugin:
         except (ValueError, TypeError) as error:  # a declaration that cannot work: said once collection ends
             self.declaration_error = f"diffperf: {error}"
             return
-        ids = [f"{variant}-{scenario}" for variant, scenario in cases]
+        ids = [case_name(variant, scenario) for variant, scenario in cases]
         metafunc.parametrize(("variant", "scenario"), cases, ids=ids)
 
     def pytest_collection_modifyitems(self, items: list) -> None:

@@ -1,7 +1,10 @@
 """A suite's declarations (diffperf.cases.declarations): the registry a ``pytest SUITE`` run would know."""
 
+import re
+
 import pytest
 
+from diffperf import cli
 from diffperf.cases.declarations import suite_registry
 from diffperf.models.builtin import builtin_registry
 
@@ -45,3 +48,29 @@ def test_a_suite_that_cannot_be_collected_says_how_pytest_ended(tmp_path, suite_
     path = suite(tmp_path, conftest="raise ImportError('no such thing')\n")
     with pytest.raises(ValueError, match=rf"^collecting {path} failed \(pytest exit \d+\): \S"):
         suite_registry(path)
+
+
+def test_speedups_given_as_a_string_are_one_line(tmp_path, suite_imports):
+    path = suite(tmp_path, conftest=DECLARE.replace('(Attention("classic"),)', '"sdpa"').replace("REFERENCE",
+                                                                                                  "'baseline'"))
+    with pytest.raises(ValueError) as error:
+        suite_registry(path)
+    assert str(error.value) == (f"{path}: variant mine: speedups 'sdpa' is a str, not a list of speed-ups: give "
+                                "SpeedUp objects, e.g. [Attention('sdpa')]")
+
+
+def test_a_suite_that_does_not_exist_is_refused_before_collecting(tmp_path, capsys):
+    missing = str(tmp_path / "nonexistent")
+    line = f"suite {missing} does not exist: give the directory of its conftest.py"
+    with pytest.raises(ValueError, match=rf"^{re.escape(line)}$"):
+        suite_registry(missing)
+    assert cli.main(["variants", "--suite", missing]) == 2
+    assert capsys.readouterr() == ("", f"diffperf: {line}\n")
+
+
+def test_a_suite_that_is_a_plain_file_is_refused_before_collecting(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a suite\n")
+    with pytest.raises(ValueError, match=rf"^suite {re.escape(str(notes))} is neither a directory nor a Python file: "
+                                         r"give the directory of its conftest\.py$"):
+        suite_registry(str(notes))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import importlib.util
+import re
 import weakref
 
 import pytest
@@ -17,6 +18,8 @@ from diffperf.models import sd1, zoo
 from diffperf.models import speedups as speedups_module
 from diffperf.models.bksdm import derive_student
 from diffperf.models.builtin import builtin_registry
+from diffperf.models.family import Family
+from diffperf.models.registry import Registry
 from diffperf.models.speedups import (
     ATTENTION,
     DTYPES,
@@ -24,6 +27,7 @@ from diffperf.models.speedups import (
     BuildPlan,
     DeepCache,
     Int8Dynamic,
+    SpeedUp,
     ToMe,
     attention_processor,
     dtype_supported,
@@ -164,6 +168,140 @@ def test_get_variant_unknown_lists_names():
     assert "\n" not in message
     for name in ALL_NAMES:
         assert name in message
+
+
+ASTRONAUT = sd1.FAMILY.scenario("astronaut")
+
+
+def family_with(**changes) -> Family:
+    """SD v1's family under another name, changed (a declaration of one's own)."""
+    return dataclasses.replace(sd1.FAMILY, name="mine", **changes)
+
+
+def test_case_ids_that_collide_are_refused():
+    """q on astronaut-b and q-astronaut on b would both be case q-astronaut-b: one image baseline would overwrite
+    the other."""
+    registry = Registry()
+    scenarios = (dataclasses.replace(ASTRONAUT, name="astronaut-b"), dataclasses.replace(ASTRONAUT, name="b"))
+    registry.add(family_with(scenarios=scenarios), Variant("q", "mine"))
+    with pytest.raises(ValueError, match=r"^variant q-astronaut on scenario b and variant q on scenario astronaut-b "
+                                         r"share the case id q-astronaut-b: rename one of them"):
+        registry.add(Variant("q-astronaut", "mine", (Attention("classic"),), "q"))
+    assert list(registry.variants) == ["q"]
+
+
+def test_a_family_cannot_repeat_a_scenario_name():
+    with pytest.raises(ValueError, match=r"^family mine: scenario names repeat \(astronaut, astronaut\)"):
+        family_with(scenarios=(ASTRONAUT, ASTRONAUT))
+
+
+NAMES_REFUSED = ["", "*", "a=b", "x\ny", "..", ".", ".x", "my scen/x", "a b", "a/b", "a[1]", "-x", "caf\u00e9"]
+NAMES_TAKEN = ["a", "tome-0.5", "my_variant.v2", "X-1", "_x", "1"]
+
+
+@pytest.mark.parametrize("name", NAMES_REFUSED)
+def test_a_variant_name_outside_the_rule_is_refused(name):
+    with pytest.raises(ValueError, match=r"^variant name .*: use letters, digits, '-', '\.' and '_'") as error:
+        Variant(name, "sd1")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", NAMES_REFUSED)
+def test_a_scenario_name_outside_the_rule_is_refused(name):
+    with pytest.raises(ValueError, match=r"^scenario name .*: use letters, digits, '-', '\.' and '_'") as error:
+        dataclasses.replace(ASTRONAUT, name=name)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", NAMES_TAKEN)
+def test_names_inside_the_rule_are_taken(name):
+    assert Variant(name, "sd1").name == dataclasses.replace(ASTRONAUT, name=name).name == name
+
+
+def test_a_family_missing_a_component_its_pipeline_needs_is_refused():
+    without_vae = tuple(component for component in sd1.FAMILY.components if component.name != "vae")
+    with pytest.raises(ValueError, match=r"^family mine: StableDiffusionPipeline needs vae, which no component "
+                                         r"fills: declare a Component named after each$"):
+        family_with(components=without_vae)
+
+
+def test_a_family_missing_an_optional_pipeline_argument_is_told_it_may_be_none():
+    with pytest.raises(ValueError, match=r"^family mine: StableDiffusionPipeline needs safety_checker, "
+                                         r"feature_extractor, which no component fills: declare a Component named "
+                                         r"after each, or None for the optional ones: pipeline_kwargs="
+                                         r"\{'safety_checker': None, 'feature_extractor': None\}$"):
+        family_with(pipeline_kwargs={"requires_safety_checker": False})
+
+
+def test_a_family_component_its_pipeline_does_not_take_is_refused():
+    student = dataclasses.replace(sd1.FAMILY.component("bk-sdm-small"), slot=None)
+    components = tuple(student if component.name == "bk-sdm-small" else component
+                       for component in sd1.FAMILY.components)
+    with pytest.raises(ValueError, match=r"^family mine: StableDiffusionPipeline takes no argument bk-sdm-small: its "
+                                         r"arguments are vae, text_encoder, .*; name a component after one of them, "
+                                         r"or give the slot it fills"):
+        family_with(components=components)
+    with pytest.raises(ValueError, match=r"^family mine: StableDiffusionPipeline takes no argument watermark: "):
+        family_with(pipeline_kwargs={**sd1.FAMILY.pipeline_kwargs, "watermark": False})
+
+
+def test_speedups_given_as_a_string_are_refused():
+    with pytest.raises(ValueError, match=r"^variant mine: speedups 'sdpa' is a str, not a list of speed-ups: "
+                                         r"give SpeedUp objects, e\.g\. \[Attention\('sdpa'\)\]"):
+        Variant("mine", "sd1", "sdpa", "baseline")
+
+
+def test_one_speedup_alone_is_a_list_of_one():
+    assert Variant("mine", "sd1", Attention("classic"), "baseline").speedups == (Attention("classic"),)
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("sdpa", r"'sdpa' is a str, not a SpeedUp"),
+    (None, r"None is a NoneType, not a SpeedUp"),
+    (Attention, r"Attention is a SpeedUp class: give an object of it, Attention\(\.\.\.\)"),
+])
+def test_a_speedup_that_is_not_one_is_refused(given, message):
+    with pytest.raises(ValueError, match=rf"^variant mine: {message}"):
+        Variant("mine", "sd1", [Attention("classic"), given], "baseline")
+    if given is not None:  # alone, not in a list
+        with pytest.raises(ValueError, match=r"^variant mine: "):
+            Variant("mine", "sd1", given, "baseline")
+
+
+class Nameless(SpeedUp):
+    description = "a speed-up of one's own that forgot its name"
+
+
+def test_a_speedup_without_a_name_is_refused():
+    with pytest.raises(ValueError, match=r"^variant mine: speed-up Nameless has no name: give it one "):
+        Variant("mine", "sd1", [Nameless()], "baseline")
+
+
+class Answering(SpeedUp):
+    """A speed-up whose ``unavailable`` answers what it is given, on every device or on one device type."""
+
+    name = "answering"
+
+    def __init__(self, answer, device_type: str | None = None):
+        self.answer, self.device_type = answer, device_type
+
+    def unavailable(self, device):
+        return self.answer if self.device_type in (None, device.type) else None
+
+
+@pytest.mark.parametrize("answer", [True, False, "", "two\nlines", 1])
+def test_unavailable_answering_other_than_none_or_a_line_is_refused(answer):
+    with pytest.raises(ValueError, match=rf"^variant mine: speed-up answering: unavailable\(cpu\) returned "
+                                         rf"{re.escape(repr(answer))}: return None where it runs"):
+        Variant("mine", "sd1", [Answering(answer)], "baseline")
+
+
+def test_unavailable_answering_true_on_another_device_is_refused_when_asked():
+    declared = Variant("mine", "sd1", [Answering(True, "cuda")], "baseline")  # asked for the CPU when declared
+    assert declared.unavailable(CPU) is None
+    with pytest.raises(ValueError, match=r"^variant mine: speed-up answering: unavailable\(cuda\) returned True: "):
+        declared.unavailable(CUDA)
+    assert Variant("mine", "sd1", [Answering("needs a lamp")], "baseline").unavailable(CPU) == "mine needs a lamp"
 
 
 # --------------------------------------------------------------------------- skip reasons

@@ -212,6 +212,31 @@ def test_tiny_profile_scales_workloads():
     assert full.scheduler_config(FAMILY) == tiny_source.scheduler_config(FAMILY) == sd1.SCHEDULER
 
 
+@pytest.mark.parametrize(("field", "value", "wanted"), [
+    ("images", 0, "a whole number of at least 1"),
+    ("images", 1.5, "a whole number of at least 1"),
+    ("steps", 0, "a whole number of at least 1"),
+    ("steps", True, "a whole number of at least 1"),
+    ("resolution", -512, "a positive multiple of 64 pixels"),
+    ("resolution", 500, "a positive multiple of 64 pixels"),
+])
+def test_a_scenario_number_that_cannot_run_is_refused(field, value, wanted):
+    with pytest.raises(ValueError, match=rf"^scenario astronaut: {field}={value!r}: give {wanted}"):
+        dataclasses.replace(FAMILY.scenario("astronaut"), **{field: value})
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"resolution": 0}, r"resolution=0: give a positive multiple of 64 pixels, or None"),
+    ({"resolution": 100}, r"resolution=100: give a positive multiple of 64 pixels, or None"),
+    ({"step_fraction": 0}, r"step_fraction=0: give a fraction of the steps above 0 and at most 1"),
+    ({"step_fraction": 1.5}, r"step_fraction=1.5: give a fraction of the steps above 0 and at most 1"),
+])
+def test_a_scale_that_cannot_run_is_refused(changes, message):
+    with pytest.raises(ValueError, match=rf"^Scale {message}"):
+        dataclasses.replace(Scale(resolution=128, step_fraction=0.1), **changes)
+    assert Scale(resolution=None, step_fraction=1).step_fraction == 1
+
+
 def test_tiny_unet_runs_on_text_encoder_output(tiny_components):
     unet, text_encoder = tiny_components["unet"], tiny_components["text_encoder"]
     ids = zoo.offline_clip_tokenizer()("a photo", padding="max_length", max_length=77, return_tensors="pt").input_ids

@@ -14,6 +14,7 @@ import pytest
 
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.registry import Registry
+from diffperf.options import check_suite
 
 # The name diffperf.plugin registers its plugin object under (its PLUGIN_NAME: the plugin sits above this layer).
 PLUGIN_NAME = "diffperf-run"
@@ -39,9 +40,11 @@ def suite_registry(suite: str | None) -> Registry:
     """The families and variants a ``pytest SUITE`` run would know (its conftest.py declarations included),
     or the built-in ones alone when ``suite`` is None. Collects the suite; builds nothing.
 
-    A one-line ValueError when a declaration cannot work or the suite cannot be collected."""
+    A one-line ValueError when the suite is not a directory or a Python file (before collecting anything), when a
+    declaration cannot work or the suite cannot be collected."""
     if suite is None:
         return builtin_registry()
+    check_suite(suite)
     grab = _Grab()
     output = io.StringIO()
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
@@ -52,3 +55,4 @@ def suite_registry(suite: str | None) -> Registry:
         lines = [line for line in output.getvalue().splitlines() if line.strip()]
         raise ValueError(f"collecting {suite} failed (pytest exit {int(code)}): {lines[-1] if lines else 'no output'}")
     return grab.registry
+

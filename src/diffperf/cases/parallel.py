@@ -34,6 +34,7 @@ from xdist.scheduler import LoadScopeScheduling
 from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.host import Host
 from diffperf.measure.placement import Placement, PlacementError, available_cpus, check_room, pin, place
+from diffperf.models.names import case_name
 from diffperf.options import PerfOptions
 
 WORKER_JSON = "diffperf_json"  # workerinput: where a worker writes its part of the benchmark JSON
@@ -71,7 +72,7 @@ def case_groups(registry) -> Callable[[str], str | None]:
     """A function from a node id to its variant's scope (``diffperf-<variant>``), None for anything but a
     diffperf case of ``registry`` (cases are parametrized ``[VARIANT-SCENARIO]``; the registry tells
     variant from scenario where both hold hyphens)."""
-    variants = {f"{variant}-{scenario}": variant for variant, scenario in registry.cases()}
+    variants = {case_name(variant, scenario): variant for variant, scenario in registry.cases()}
 
     def group(node_id: str) -> str | None:
         start, end = node_id.find("["), node_id.rfind("]")

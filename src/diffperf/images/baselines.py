@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from diffperf.files import atomic_path, write_json_atomic
+from diffperf.models.names import case_name
 
 RECORD_HINT = "pytest perf --perf-update-baselines"
 """The command that records baselines, quoted in the one-line errors."""
@@ -109,7 +110,7 @@ class ImageBaselines:
 
     @staticmethod
     def key(variant: str, scenario: str) -> str:
-        return f"{variant}-{scenario}"
+        return case_name(variant, scenario)
 
     def data_path(self, variant: str, scenario: str) -> Path:
         return self.directory / f"{self.key(variant, scenario)}.npz"

@@ -10,6 +10,7 @@ by code (BK-SDM, SSD-1B) and tiny autoencoders. docs/extending.md shows how to d
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -101,6 +102,10 @@ class Family:
         names = [component.name for component in self.components]
         if len(set(names)) != len(names):
             raise ValueError(f"family {self.name}: component names repeat ({', '.join(names)})")
+        scenarios = [scenario.name for scenario in self.scenarios]
+        if len(set(scenarios)) != len(scenarios):
+            raise ValueError(f"family {self.name}: scenario names repeat ({', '.join(scenarios)})")
+        self._check_pipeline_arguments()
         for component in self.components:
             if component.derive is not None and component.teacher not in names:
                 raise ValueError(f"family {self.name}: {component.name} derives from unknown component "
@@ -110,6 +115,29 @@ class Family:
             if scenario.scheduler not in self.schedulers:
                 raise ValueError(f"family {self.name}: scenario {scenario.name} names scheduler "
                                  f"{scenario.scheduler!r}; declared: {', '.join(self.schedulers)}")
+
+    def _check_pipeline_arguments(self) -> None:
+        """Every argument the pipeline's constructor needs (those without a default, as diffusers'
+        ``DiffusionPipeline._get_signature_keys`` reads them) is a component, the scheduler or in ``pipeline_kwargs``,
+        and it takes every one of those; one-line ValueError otherwise."""
+        parameters = inspect.signature(self.pipeline.__init__).parameters
+        arguments = [name for name, parameter in parameters.items() if name != "self"
+                     and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
+        pipeline = self.pipeline.__name__
+        given = [*self.slots, *self.pipeline_kwargs]
+        missing = [name for name in arguments
+                   if parameters[name].default is parameters[name].empty and name not in {*given, "scheduler"}]
+        if missing:
+            optional = [name for name in missing if name in getattr(self.pipeline, "_optional_components", ())]
+            none = f", or None for the optional ones: pipeline_kwargs={dict.fromkeys(optional)}" if optional else ""
+            raise ValueError(f"family {self.name}: {pipeline} needs {', '.join(missing)}, which no component fills: "
+                             f"declare a Component named after each{none}")
+        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
+            unknown = [name for name in given if name not in arguments]
+            if unknown:
+                raise ValueError(f"family {self.name}: {pipeline} takes no argument {', '.join(unknown)}: its "
+                                 f"arguments are {', '.join(arguments)}; name a component after one of them, or give "
+                                 "the slot it fills (slot=\"unet\")")
 
     @property
     def slots(self) -> tuple[str, ...]:

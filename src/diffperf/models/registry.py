@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from diffperf.models.family import Family
+from diffperf.models.names import case_name
 from diffperf.models.variants import Variant
 
 
@@ -46,6 +47,13 @@ class Registry:
                              f"and {variant.family})")
         family = self.family(variant.family)
         variant.plan(family)  # an unknown component fails here, with its name
+        taken = {case_name(*case): case for case in self.cases()}
+        for scenario in family.scenarios:
+            other = taken.get(case_name(variant.name, scenario.name))
+            if other is not None:
+                raise ValueError(f"variant {variant.name} on scenario {scenario.name} and variant {other[0]} on "
+                                 f"scenario {other[1]} share the case id {case_name(*other)}: rename one of them (the "
+                                 "id names the case's image baselines)")
         self.variants[variant.name] = variant
 
     def check(self) -> None:

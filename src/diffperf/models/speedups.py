@@ -80,9 +80,10 @@ class BuildContext:
 
 
 class SpeedUp:
-    """Base of every speed-up: override the stages it changes (this module's docstring)."""
+    """Base of every speed-up: override the stages it changes (this module's docstring); a subclass gives its
+    ``name``."""
 
-    name: str = "speed-up"
+    name: str = ""
     description: str = ""
     image_effect: str | None = None
     own_check: str = "same"
@@ -111,6 +112,35 @@ class SpeedUp:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+def check_speedup(speedup) -> None:
+    """One-line ValueError unless ``speedup`` is a SpeedUp object with a name whose ``unavailable`` answers None or
+    one line (asked for the CPU, which every machine has, when a variant is declared)."""
+    if isinstance(speedup, type) and issubclass(speedup, SpeedUp):
+        raise ValueError(f"{speedup.__name__} is a SpeedUp class: give an object of it, {speedup.__name__}(...)")
+    if not isinstance(speedup, SpeedUp):
+        raise ValueError(f"{speedup!r} is a {type(speedup).__name__}, not a SpeedUp: give objects of diffperf.api's "
+                         "speed-ups (Attention('sdpa'), Precision('float16'), ...) or of a SpeedUp subclass")
+    if not is_line(speedup.name):
+        raise ValueError(f"speed-up {type(speedup).__name__} has no name: give it one (name = \"my-speed-up\"): "
+                         "diffperf variants and the reports show it")
+    unavailable_reason(speedup, torch.device("cpu"))
+
+
+def unavailable_reason(speedup: SpeedUp, device: torch.device) -> str | None:
+    """``speedup.unavailable(device)``, checked: None, or one line saying why it cannot run there (one-line
+    ValueError for any other answer)."""
+    reason = speedup.unavailable(device)
+    if reason is not None and not is_line(reason):
+        raise ValueError(f"speed-up {speedup.name}: unavailable({device.type}) returned {reason!r}: return None where "
+                         "it runs, else one line saying why not")
+    return reason
+
+
+def is_line(text) -> bool:
+    """Whether ``text`` is one line of text, not blank."""
+    return isinstance(text, str) and bool(text.strip()) and "\n" not in text
 
 
 def missing_package(module: str) -> str | None:

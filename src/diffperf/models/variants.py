@@ -9,13 +9,15 @@ with (docs/extending.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 
 from diffperf.models.family import YARDSTICK, Family, check_tolerance
+from diffperf.models.names import check_name
 from diffperf.models.optin import OptIn
-from diffperf.models.speedups import OTHER_MODEL, BuildPlan, SpeedUp
+from diffperf.models.speedups import OTHER_MODEL, BuildPlan, SpeedUp, check_speedup, unavailable_reason
 
 AUTO = "auto"
 """``Variant.image_check`` default: the check follows from the speed-ups (:meth:`Variant.fp32_check`)."""
@@ -69,11 +71,9 @@ class Variant:
     tolerance: float | None = None  # its speed-up's band (0.05: +-5%); None: its family's, else the calibration's
 
     def __post_init__(self):
-        object.__setattr__(self, "speedups", tuple(self.speedups))
+        check_name("variant", self.name)
+        object.__setattr__(self, "speedups", self._checked_speedups())
         object.__setattr__(self, "published", tuple(self.published))
-        if not self.name or any(char in self.name for char in "/[], ") or self.name.startswith("-"):
-            raise ValueError(f"variant name {self.name!r}: use letters, digits, '-', '.' and '_' "
-                             "(it names the case, its baseline files and its expectation)")
         if self.name == YARDSTICK:
             raise ValueError(f"variant name {YARDSTICK!r} is the fp32 baseline's partner's: choose another name")
         if self.reference is None and self.speedups:
@@ -88,6 +88,22 @@ class Variant:
         check_tolerance(f"variant {self.name}", self.tolerance)
         if self.image_check == AUTO:
             self.fp32_check()  # raises when the speed-ups' effects cannot be combined
+
+    def _checked_speedups(self) -> tuple[SpeedUp, ...]:
+        """Its speed-ups as a tuple (one SpeedUp alone is a tuple of one); one-line ValueError for anything else."""
+        speedups = self.speedups
+        if isinstance(speedups, (SpeedUp, type)):  # one speed-up, or a class given for one (said below)
+            speedups = (speedups,)
+        elif isinstance(speedups, (str, bytes)) or not isinstance(speedups, Iterable):
+            raise ValueError(f"variant {self.name}: speedups {speedups!r} is a {type(speedups).__name__}, not a list "
+                             "of speed-ups: give SpeedUp objects, e.g. [Attention('sdpa')]")
+        speedups = tuple(speedups)
+        for speedup in speedups:
+            try:
+                check_speedup(speedup)
+            except ValueError as error:
+                raise ValueError(f"variant {self.name}: {error}") from None
+        return speedups
 
     def describe(self) -> str:
         """What it changes: its description, else its speed-ups' descriptions."""
@@ -151,7 +167,10 @@ class Variant:
         if device.type not in self.devices:
             return f"{self.name} is meant for {' and '.join(self.devices)} (running on {device.type})"
         for speedup in self.speedups:
-            reason = speedup.unavailable(device)
+            try:
+                reason = unavailable_reason(speedup, device)
+            except ValueError as error:
+                raise ValueError(f"variant {self.name}: {error}") from None
             if reason:
                 return f"{self.name} {reason}"
         return None

@@ -5,7 +5,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from diffperf.models.names import check_name
 from diffperf.models.optin import OptIn
+
+RESOLUTION_MULTIPLE = 64
+"""Image widths and heights are multiples of this: the VAE's 8x downsampling and the UNet's 3 downsamplings of the
+latent make 64 pixels an 8x8 latent."""
+
+
+def is_resolution(pixels) -> bool:
+    """Whether ``pixels`` is an image width and height a pipeline can make: a positive multiple of 64."""
+    return is_count(pixels) and pixels % RESOLUTION_MULTIPLE == 0
+
+
+def is_count(value) -> bool:
+    """Whether ``value`` is a whole number of at least 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)
@@ -15,6 +30,14 @@ class Scale:
 
     resolution: int | None
     step_fraction: float
+
+    def __post_init__(self):
+        if self.resolution is not None and not is_resolution(self.resolution):
+            raise ValueError(f"Scale resolution={self.resolution!r}: give a positive multiple of "
+                             f"{RESOLUTION_MULTIPLE} pixels, or None for the scenario's own")
+        fraction = self.step_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"Scale step_fraction={fraction!r}: give a fraction of the steps above 0 and at most 1")
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,16 @@ class Scenario:
     seed: int
     resolution: int = 512
     opt_in: OptIn | None = None  # a scenario left out by default on some devices
+
+    def __post_init__(self):
+        check_name("scenario", self.name)
+        for field in ("images", "steps"):
+            if not is_count(getattr(self, field)):
+                raise ValueError(f"scenario {self.name}: {field}={getattr(self, field)!r}: give a whole number of at "
+                                 "least 1")
+        if not is_resolution(self.resolution):
+            raise ValueError(f"scenario {self.name}: resolution={self.resolution!r}: give a positive multiple of "
+                             f"{RESOLUTION_MULTIPLE} pixels (an 8x8 latent at least)")
 
     def scaled(self, scale: Scale | None, steps: int | None = None, resolution: int | None = None) -> "Scenario":
         """The scenario as a profile runs it (``scale``: fewer pixels and steps on small profiles).
