@@ -26,9 +26,12 @@ def test_extra_rounds_decide_cases_that_fixed_rounds_leave_inconclusive():
     # (the one-sided ok test leaves a fifth of fixed cases inconclusive here: 317 of 1500, spending 270)
     assert spending.inconclusive < 0.9 * fixed.inconclusive and 16 < spending.mean_rounds
     assert spending.false_alarms <= fixed.false_alarms + 3
-    # the between-process spread alone reaching past the band: no rounds could decide, none are added
+    # the between-process spread alone reaching past the tolerance: ok is judged in the band the host resolves,
+    # where 4 of 5 clean processes are ok by construction; the extra rounds decide some of the rest, falsely none
     wide = calibrated(within_sd=0.10, between_sd=0.03, rounds=16, tolerance=0.05)
-    assert simulate(SequentialPlan.for_rounds(16, 32), wide, 0.10, 200, seed=3).mean_rounds < 16.5  # a rare median far out
+    assert wide.resolves > 0.05
+    noisy = simulate(SequentialPlan.for_rounds(16, 32), wide, 0.10, 200, seed=3)
+    assert noisy.false_alarms == 0 and noisy.inconclusive < 0.25 * noisy.trials
 
 
 def test_the_early_look_saves_rounds_without_raising_false_alarms_or_losing_catches():
