@@ -64,8 +64,10 @@ def _configure_xdist(options: PerfOptions, config: pytest.Config) -> None:
     if parallel.is_worker(config):
         config.option.benchmark_json = parallel.worker_json(config)
         return
+    workers = parallel.worker_count(config)
     try:
-        parallel.check_options(options, config, parallel.worker_count(config))
+        parallel.check_options(options, config, workers)
+        parallel.check_room_for(options, workers)  # before any worker starts, imports torch and collects
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
 
@@ -108,7 +110,6 @@ class DiffperfPlugin:
         self.placement = None  # a worker's device (diffperf.measure.placement.Placement), once placed
         self.worker_parts = {}  # the controller's: each worker's diffperf.cases.parallel.WorkerPart, by worker
         self.parts_dir = None  # the controller's: where the workers write their parts of the JSON
-        self.room_checked = False
         self._case_group = None  # the controller's: node id -> its variant's scheduling scope (diffperf.cases.parallel)
         self.parallel_error = None  # the controller's: why the workers' parts could not be judged as one run
         self.budgeted = None  # --perf-budget: what it chose (diffperf.cases.budget.BudgetedRun), once collected
@@ -237,19 +238,6 @@ class DiffperfPlugin:
             except (ValueError, TypeError):  # a declaration that cannot work: the workers say so, in one line
                 self._case_group = lambda node_id: None
         return self._case_group(node_id)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
-        """pytest-xdist's controller, before any case runs: refuse workers that would share a device."""
-        from diffperf.cases import parallel
-
-        if self.room_checked or not any(self.case_group(node_id) for node_id in ids):
-            return
-        self.room_checked = True
-        try:
-            parallel.check_room_for(self.options, parallel.worker_count(self.config))
-        except ValueError as error:
-            pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:

@@ -1,8 +1,8 @@
 """``pytest perf -n N`` (pytest-xdist): one worker per device, one run made of their parts.
 
 * **Placement.** Each worker measures on a device of its own (:mod:`diffperf.measure.placement`):
-  ``cuda:I`` for worker ``gwI``, or its own share of the CPU cores. The controller refuses, before
-  any case runs, a run whose workers would share a device.
+  ``cuda:I`` for worker ``gwI``, or its own share of the CPU cores. The controller refuses, as
+  pytest starts and before any worker does, a run whose workers would share a device.
 * **Grouping.** Under ``-n`` (xdist's ``--dist load``) the controller schedules with
   :class:`VariantScheduling`: xdist's load-by-scope, where a diffperf case's scope is its variant,
   so every case of a variant, latency and image alike, runs on one worker: the variant is built
