@@ -24,7 +24,7 @@ REGISTRY = builtin_registry()
 
 def test_defaults_pass_the_check():
     PerfOptions().check()
-    PerfOptions(profile="full", variants=("baseline", "fp16"), rounds=1, warmup=0).check()
+    PerfOptions(profile="full", variants=("baseline", "fp16"), rounds=6, warmup=0).check()
 
 
 def test_unknown_profile_message():
@@ -272,9 +272,10 @@ def test_hub_model_options_without_the_hub_profile_are_refused(pytester):
     line = usage_error_line(pytester.runpytest("--perf-profile", "tiny", "--perf-taesd-model", "me/taesd"))
     assert line.startswith("ERROR: --perf-taesd-model me/taesd: only the hub profile loads weights, "
                            "and this run's is tiny")
+    pytester.mkdir("sd15")
     pytester.runpytest("--perf-profile", "hub", "--perf-model", "./sd15").assert_outcomes(passed=1)
     # --perf-hub is taken on any profile: the GPU workflow passes its DIFFPERF_HUB entries to every run.
-    pytester.runpytest("--perf-profile", "full", "--perf-hub", "sd1=./sd15").assert_outcomes(passed=1)
+    pytester.runpytest("--perf-profile", "full", "--perf-hub", "sd1=./nope").assert_outcomes(passed=1)  # not loaded
 
 
 def test_output_paths_resolve_against_the_invocation_directory(pytester):
@@ -289,7 +290,7 @@ def test_output_paths_resolve_against_the_invocation_directory(pytester):
 
 def test_options_do_not_disturb_other_tests(pytester):
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("--perf-variants", "baseline", "--perf-rounds", "3")
+    result = pytester.runpytest("--perf-variants", "baseline", "--perf-rounds", "6")
     result.assert_outcomes(passed=1)
 
 
@@ -395,3 +396,57 @@ def test_a_budget_that_cannot_hold_tier_1_is_refused_before_anything_runs(pytest
     result.stderr.fnmatch_lines(["ERROR: diffperf: --perf-budget 10 s cannot hold tier 1 (11 cases, up to * on cpu): "
                                  "give at least *, or select fewer cases with -k"])
     assert "Traceback" not in result.stderr.str()
+
+
+# --------------------------------------------------------------------------- refused before anything runs
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_rounds_that_give_no_interval_are_refused_unless_nothing_is_judged(rounds):
+    with pytest.raises(ValueError, match=rf"^--perf-rounds {rounds}: fewer than 6 paired rounds give no 95% interval, "
+                                         r"so no speed-up could be judged: give --perf-rounds 6 or more \(or "
+                                         r"--perf-no-gate to measure without judging\)$"):
+        PerfOptions(rounds=rounds).check()
+    PerfOptions(rounds=rounds, no_gate=True).check()  # measured, never judged
+    PerfOptions(rounds=rounds, benchmarks_disabled=True).check()  # nothing timed
+    PerfOptions(rounds=6).check()
+
+
+def test_rounds_that_give_no_interval_are_a_usage_error_before_anything_runs(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    line = usage_error_line(pytester.runpytest("--perf-rounds", "3"))
+    assert line.startswith("ERROR: --perf-rounds 3: fewer than 6 paired rounds give no 95% interval")
+    pytester.runpytest("--perf-rounds", "3", "--benchmark-disable").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(device="cpu", max_rounds=-1),
+     "--perf-max-rounds -1 is fewer than the tiny profile's 16 rounds: give at least 16"),
+    (dict(profile="full", max_rounds=8),
+     "--perf-max-rounds 8 is fewer than the full profile's 10 rounds: give at least 10"),
+    (dict(rounds=8, max_rounds=6), "--perf-max-rounds 6 is fewer than --perf-rounds 8: give at least 8"),
+])
+def test_max_rounds_below_the_rounds_names_the_rounds_a_case_gets(options, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        PerfOptions(**options).check()
+
+
+@pytest.mark.parametrize("text", [",", "baseline,,distilled", " , "])
+def test_empty_variant_names_are_refused(pytester, text):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    line = usage_error_line(pytester.runpytest("--perf-variants", text))
+    assert line == (f"ERROR: --perf-variants {text!r} has an empty name: write variant names separated by commas, "
+                    "e.g. baseline,distilled (leave the option out to run them all)")
+
+
+def test_a_hub_directory_that_does_not_exist_is_refused_up_front(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    for given in ("/nonexistent", "./sd15", "~/no-such-diffperf-dir", "a/b/c"):
+        line = usage_error_line(pytester.runpytest("--perf-profile", "hub", "--perf-hub", f"sd1={given}"))
+        assert line == (f"ERROR: --perf-hub sd1={given}: no such directory, and not a hub id (OWNER/NAME): give a "
+                        "directory saved with save_pretrained, or a hub id"), line
+    line = usage_error_line(pytester.runpytest("--perf-profile", "hub", "--perf-model", "./sd15"))
+    assert line.startswith("ERROR: --perf-hub sd1=./sd15: no such directory")
+    pytester.mkdir("sd15")
+    for given in ("./sd15", "sd15", "runwayml/stable-diffusion-v1-5"):  # a directory, or a hub id: loaded later
+        pytester.runpytest("--perf-profile", "hub", "--perf-hub", f"sd1={given}").assert_outcomes(passed=1)

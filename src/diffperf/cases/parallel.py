@@ -34,7 +34,7 @@ from xdist.scheduler import LoadScopeScheduling
 from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.host import Host
 from diffperf.measure.placement import Placement, PlacementError, available_cpus, check_room, pin, place
-from diffperf.options import PerfOptions
+from diffperf.options import PerfOptions, benchmarks_disabled
 
 WORKER_JSON = "diffperf_json"  # workerinput: where a worker writes its part of the benchmark JSON
 WORKER_OUTPUT = "diffperf"  # workeroutput: the worker's WorkerPart, as plain data
@@ -133,7 +133,7 @@ def enable_benchmarks(config: pytest.Config) -> None:
     """Switch pytest-benchmark back on in a worker (it switches itself off under xdist), unless the user
     disabled it: the worker measures on a device of its own (:func:`place_worker`)."""
     session = getattr(config, "_benchmarksession", None)
-    if session is None or (config.getoption("benchmark_disable") and not config.getoption("benchmark_enable")):
+    if session is None or benchmarks_disabled(config):
         return
     session.disabled = False
     session.xdist_warning = session.xdist_benchmark_found = False  # its "disabled under xdist" warning
