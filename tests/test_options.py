@@ -450,3 +450,91 @@ def test_a_hub_directory_that_does_not_exist_is_refused_up_front(pytester):
     pytester.mkdir("sd15")
     for given in ("./sd15", "sd15", "runwayml/stable-diffusion-v1-5"):  # a directory, or a hub id: loaded later
         pytester.runpytest("--perf-profile", "hub", "--perf-hub", f"sd1={given}").assert_outcomes(passed=1)
+
+
+# --------------------------------------------------------------- refused once collected, before anything is measured
+
+
+@pytest.fixture
+def latency_calls(monkeypatch):
+    """The latency cases a run of the suite got to, each standing in for a measured one: nothing is built or timed."""
+    import diffperf.suite
+    from diffperf.gate.verdicts import CaseResult
+
+    calls = []
+
+    def measured(benchmark, session, variant, scenario):
+        calls.append(f"{variant}-{scenario}")
+        rounds = session.policy.rounds
+        result = CaseResult(variant, "baseline", scenario, [0.1] * rounds, [0.2] * (rounds + 1), None, None)
+        session.results.append(result)
+        return result
+
+    monkeypatch.setattr(diffperf.suite, "run_latency_case", measured)
+    return calls
+
+
+def stop_line(result, fragment: str) -> str:
+    """The one line, without pytest's ``!`` frame, that a run stopped before any test ran says ``fragment`` in; no
+    traceback."""
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not {"passed", "failed", "skipped"} & set(result.parseoutcomes()), result.stdout.str()
+    lines = [line for line in result.outlines + result.errlines if fragment in line]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0].strip("! ").removeprefix("_pytest.outcomes.Exit: ")
+
+
+@pytest.mark.parametrize("key, status", [((), pytest.ExitCode.TESTS_FAILED),
+                                         (("--perf-baseline-key", "cpu-x"), pytest.ExitCode.USAGE_ERROR)])
+def test_unreadable_expectations_stop_the_run_before_anything_is_measured(pytester, latency_calls, key, status):
+    """Said as the gate says it, with the status docs/verdicts.md gives (4 where the run names a record in it)."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    path = pytester.path / "baselines" / "tiny" / "speedups.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"schema": 2, "hosts": {')
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", "-k", "baseline-astronaut",
+                                "--perf-baselines", str(pytester.path / "baselines"), *key)
+    assert result.ret == status
+    assert latency_calls == []
+    line = stop_line(result, "could not be read")
+    assert line.startswith(f"diffperf: expected speed-ups could not be read: {path} is not valid JSON ("), line
+    assert line.endswith(f"restore it from git or run `diffperf calibrate --profile tiny --baselines "
+                         f"{pytester.path / 'baselines'}`"), line
+    assert path.read_text() == '{"schema": 2, "hosts": {'
+
+
+def test_a_named_variant_that_does_not_run_here_is_refused_before_anything_runs(pytester, latency_calls):
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", "--perf-variants", "compile")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert latency_calls == []
+    assert stop_line(result, "--perf-variants") == ("diffperf: --perf-variants names compile, which does not run here: "
+                                                    "compile is opt-in (slow to build): pass --perf-compile")
+
+
+@pytest.mark.parametrize("args, why", [
+    (("--perf-plant-slowdown", "fp16=0.5"),
+     "fp16 is opt-in on cpu (slower than fp32 on CPUs; time budget): pass --perf-speedups"),
+    (("--perf-variants", "baseline", "--perf-plant-memory", "distilled=0.1"), "distilled is not in --perf-variants"),
+    (("-k", "baseline-astronaut", "--perf-plant-perturbation", "bf16=0.001"),
+     "no selected case runs bf16 or measures against it (-k or --perf-budget left them out)"),
+])
+def test_a_change_planted_in_a_variant_that_does_not_run_is_refused_before_anything_runs(pytester, latency_calls,
+                                                                                        args, why):
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert latency_calls == []
+    option, planted = args[-2:]
+    assert stop_line(result, option) == (f"diffperf: {option} {planted}: {planted.split('=')[0]} does not run in this "
+                                         f"run, so nothing would be planted: {why}")
+
+
+def test_a_change_planted_in_the_reference_of_a_case_is_planted(pytester, latency_calls):
+    """The reference runs beside its variant's cases, not selected itself."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", "--perf-variants", "distilled",
+                                "-k", "distilled-astronaut", "--perf-plant-slowdown", "baseline=0.1,*=0.1",
+                                "--perf-no-gate")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert latency_calls == ["distilled-astronaut"]

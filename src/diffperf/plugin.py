@@ -94,7 +94,8 @@ def perf_session(request: pytest.FixtureRequest):
 
 
 class DiffperfPlugin:
-    """One ``pytest perf`` run: its options, its session (built on first use) and the gate's outcome."""
+    """One ``pytest perf`` run: its options, its session (built once its cases are collected) and the gate's
+    outcome."""
 
     def __init__(self, options: PerfOptions, config: pytest.Config):
         self.options = options
@@ -115,8 +116,11 @@ class DiffperfPlugin:
         self.budgeted = None  # --perf-budget: what it chose (diffperf.cases.budget.BudgetedRun), once collected
 
     def start_session(self):
-        """The run's PerfSession, built on first use (the ``perf_session`` fixture)."""
+        """The run's PerfSession, built once the cases are collected and checked before anything is measured
+        (PerfSession.check_run); on a pytest-xdist worker built on first use (the ``perf_session`` fixture), unchecked:
+        xdist reports a worker's stop as a crash, so what the checks find there is left to the controller's gate."""
         if self.session is None:
+            from diffperf.gate.expectations import ExpectationsError
             from diffperf.session import PerfSession
 
             try:
@@ -127,11 +131,22 @@ class DiffperfPlugin:
                     options, self.placement = parallel.place_worker(options, self.config)
                 if self.budgeted is not None:
                     options = self.budgeted.options_for_session(options)
-                self.session = PerfSession(options, self.registry(), self.plan)
-                if self.budgeted is not None:
-                    self.budgeted.bind(self.session)
+                session = PerfSession(options, self.registry(), self.plan)
             except ValueError as error:
                 pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+            try:
+                if not self.worker:
+                    session.check_run()
+            except ExpectationsError as error:  # in the gate's words, with its exit status
+                from diffperf.cases.outcome import unreadable_expectations
+
+                line, status = unreadable_expectations(str(error), session.profile_name, options)
+                pytest.exit(f"diffperf: {line}", returncode=status)
+            except ValueError as error:
+                pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+            if self.budgeted is not None:
+                self.budgeted.bind(session)
+            self.session = session
         return self.session
 
     def registry(self):
@@ -202,6 +217,8 @@ class DiffperfPlugin:
             from diffperf.cases import parallel
 
             parallel.enable_benchmarks(self.config)
+        elif any(self.plan) and not self.config.option.collectonly:  # what cannot work stops the run here
+            self.start_session()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:

@@ -105,8 +105,7 @@ def source_line(report: GateReport, context: GateContext) -> str:
     """Where the expectations came from (or why there are none)."""
     found = report.expectations
     if context.error:
-        return f"expected speed-ups could not be read: {context.error}: restore it from git or run " \
-               f"`{context.calibrate_hint}`"
+        return unreadable_line(context.error, context.calibrate_hint)
     if context.workload_overridden:
         return "nothing gated: --perf-steps or --perf-resolution changed the workload the expectations were calibrated on"
     if found is None:
@@ -134,6 +133,11 @@ def source_line(report: GateReport, context: GateContext) -> str:
         more = f" and {len(found.differences) - 6} more" if len(found.differences) > 6 else ""
         line += f"; it differs from {found.closest_host} in {shown}{more}"
     return line + f"; calibrate it with `{context.calibrate_hint}`"
+
+
+def unreadable_line(error: str, calibrate_hint: str) -> str:
+    """What to do about a ``speedups.json`` that cannot be used (``error`` names it and what is wrong)."""
+    return f"expected speed-ups could not be read: {error}: restore it from git or run `{calibrate_hint}`"
 
 
 def verdict_line(report: GateReport, context: GateContext) -> str:
