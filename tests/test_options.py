@@ -24,7 +24,7 @@ REGISTRY = builtin_registry()
 
 def test_defaults_pass_the_check():
     PerfOptions().check()
-    PerfOptions(profile="full", variants=("baseline", "fp16"), rounds=1, warmup=0).check()
+    PerfOptions(profile="full", variants=("baseline", "fp16"), rounds=6, warmup=0).check()
 
 
 def test_unknown_profile_message():
@@ -272,9 +272,10 @@ def test_hub_model_options_without_the_hub_profile_are_refused(pytester):
     line = usage_error_line(pytester.runpytest("--perf-profile", "tiny", "--perf-taesd-model", "me/taesd"))
     assert line.startswith("ERROR: --perf-taesd-model me/taesd: only the hub profile loads weights, "
                            "and this run's is tiny")
+    pytester.mkdir("sd15")
     pytester.runpytest("--perf-profile", "hub", "--perf-model", "./sd15").assert_outcomes(passed=1)
     # --perf-hub is taken on any profile: the GPU workflow passes its DIFFPERF_HUB entries to every run.
-    pytester.runpytest("--perf-profile", "full", "--perf-hub", "sd1=./sd15").assert_outcomes(passed=1)
+    pytester.runpytest("--perf-profile", "full", "--perf-hub", "sd1=./nope").assert_outcomes(passed=1)  # not loaded
 
 
 def test_output_paths_resolve_against_the_invocation_directory(pytester):
@@ -289,7 +290,7 @@ def test_output_paths_resolve_against_the_invocation_directory(pytester):
 
 def test_options_do_not_disturb_other_tests(pytester):
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("--perf-variants", "baseline", "--perf-rounds", "3")
+    result = pytester.runpytest("--perf-variants", "baseline", "--perf-rounds", "6")
     result.assert_outcomes(passed=1)
 
 
@@ -395,3 +396,145 @@ def test_a_budget_that_cannot_hold_tier_1_is_refused_before_anything_runs(pytest
     result.stderr.fnmatch_lines(["ERROR: diffperf: --perf-budget 10 s cannot hold tier 1 (11 cases, up to * on cpu): "
                                  "give at least *, or select fewer cases with -k"])
     assert "Traceback" not in result.stderr.str()
+
+
+# --------------------------------------------------------------------------- refused before anything runs
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_rounds_that_give_no_interval_are_refused_unless_nothing_is_judged(rounds):
+    with pytest.raises(ValueError, match=rf"^--perf-rounds {rounds}: fewer than 6 paired rounds give no 95% interval, "
+                                         r"so no speed-up could be judged: give --perf-rounds 6 or more \(or "
+                                         r"--perf-no-gate to measure without judging\)$"):
+        PerfOptions(rounds=rounds).check()
+    PerfOptions(rounds=rounds, no_gate=True).check()  # measured, never judged
+    PerfOptions(rounds=rounds, benchmarks_disabled=True).check()  # nothing timed
+    PerfOptions(rounds=6).check()
+
+
+def test_rounds_that_give_no_interval_are_a_usage_error_before_anything_runs(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    line = usage_error_line(pytester.runpytest("--perf-rounds", "3"))
+    assert line.startswith("ERROR: --perf-rounds 3: fewer than 6 paired rounds give no 95% interval")
+    pytester.runpytest("--perf-rounds", "3", "--benchmark-disable").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(device="cpu", max_rounds=-1),
+     "--perf-max-rounds -1 is fewer than the tiny profile's 16 rounds: give at least 16"),
+    (dict(profile="full", max_rounds=8),
+     "--perf-max-rounds 8 is fewer than the full profile's 10 rounds: give at least 10"),
+    (dict(rounds=8, max_rounds=6), "--perf-max-rounds 6 is fewer than --perf-rounds 8: give at least 8"),
+])
+def test_max_rounds_below_the_rounds_names_the_rounds_a_case_gets(options, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        PerfOptions(**options).check()
+
+
+@pytest.mark.parametrize("text", [",", "baseline,,distilled", " , "])
+def test_empty_variant_names_are_refused(pytester, text):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    line = usage_error_line(pytester.runpytest("--perf-variants", text))
+    assert line == (f"ERROR: --perf-variants {text!r} has an empty name: write variant names separated by commas, "
+                    "e.g. baseline,distilled (leave the option out to run them all)")
+
+
+def test_a_hub_directory_that_does_not_exist_is_refused_up_front(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    for given in ("/nonexistent", "./sd15", "~/no-such-diffperf-dir", "a/b/c"):
+        line = usage_error_line(pytester.runpytest("--perf-profile", "hub", "--perf-hub", f"sd1={given}"))
+        assert line == (f"ERROR: --perf-hub sd1={given}: no such directory, and not a hub id (OWNER/NAME): give a "
+                        "directory saved with save_pretrained, or a hub id"), line
+    line = usage_error_line(pytester.runpytest("--perf-profile", "hub", "--perf-model", "./sd15"))
+    assert line.startswith("ERROR: --perf-hub sd1=./sd15: no such directory")
+    pytester.mkdir("sd15")
+    for given in ("./sd15", "sd15", "runwayml/stable-diffusion-v1-5"):  # a directory, or a hub id: loaded later
+        pytester.runpytest("--perf-profile", "hub", "--perf-hub", f"sd1={given}").assert_outcomes(passed=1)
+
+
+# --------------------------------------------------------------- refused once collected, before anything is measured
+
+
+@pytest.fixture
+def latency_calls(monkeypatch):
+    """The latency cases a run of the suite got to, each standing in for a measured one: nothing is built or timed."""
+    import diffperf.suite
+    from diffperf.gate.verdicts import CaseResult
+
+    calls = []
+
+    def measured(benchmark, session, variant, scenario):
+        calls.append(f"{variant}-{scenario}")
+        rounds = session.policy.rounds
+        result = CaseResult(variant, "baseline", scenario, [0.1] * rounds, [0.2] * (rounds + 1), None, None)
+        session.results.append(result)
+        return result
+
+    monkeypatch.setattr(diffperf.suite, "run_latency_case", measured)
+    return calls
+
+
+def stop_line(result, fragment: str) -> str:
+    """The one line, without pytest's ``!`` frame, that a run stopped before any test ran says ``fragment`` in; no
+    traceback."""
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not {"passed", "failed", "skipped"} & set(result.parseoutcomes()), result.stdout.str()
+    lines = [line for line in result.outlines + result.errlines if fragment in line]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0].strip("! ").removeprefix("_pytest.outcomes.Exit: ")
+
+
+@pytest.mark.parametrize("key, status", [((), pytest.ExitCode.TESTS_FAILED),
+                                         (("--perf-baseline-key", "cpu-x"), pytest.ExitCode.USAGE_ERROR)])
+def test_unreadable_expectations_stop_the_run_before_anything_is_measured(pytester, latency_calls, key, status):
+    """Said as the gate says it, with the status docs/verdicts.md gives (4 where the run names a record in it)."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    path = pytester.path / "baselines" / "tiny" / "speedups.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"schema": 2, "hosts": {')
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", "-k", "baseline-astronaut",
+                                "--perf-baselines", str(pytester.path / "baselines"), *key)
+    assert result.ret == status
+    assert latency_calls == []
+    line = stop_line(result, "could not be read")
+    assert line.startswith(f"diffperf: expected speed-ups could not be read: {path} is not valid JSON ("), line
+    assert line.endswith(f"restore it from git or run `diffperf calibrate --profile tiny --baselines "
+                         f"{pytester.path / 'baselines'}`"), line
+    assert path.read_text() == '{"schema": 2, "hosts": {'
+
+
+def test_a_named_variant_that_does_not_run_here_is_refused_before_anything_runs(pytester, latency_calls):
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", "--perf-variants", "compile")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert latency_calls == []
+    assert stop_line(result, "--perf-variants") == ("diffperf: --perf-variants names compile, which does not run here: "
+                                                    "compile is opt-in (slow to build): pass --perf-compile")
+
+
+@pytest.mark.parametrize("args, why", [
+    (("--perf-plant-slowdown", "fp16=0.5"),
+     "fp16 is opt-in on cpu (slower than fp32 on CPUs; time budget): pass --perf-speedups"),
+    (("--perf-variants", "baseline", "--perf-plant-memory", "distilled=0.1"), "distilled is not in --perf-variants"),
+    (("-k", "baseline-astronaut", "--perf-plant-perturbation", "bf16=0.001"),
+     "no selected case runs bf16 or measures against it (-k or --perf-budget left them out)"),
+])
+def test_a_change_planted_in_a_variant_that_does_not_run_is_refused_before_anything_runs(pytester, latency_calls,
+                                                                                        args, why):
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert latency_calls == []
+    option, planted = args[-2:]
+    assert stop_line(result, option) == (f"diffperf: {option} {planted}: {planted.split('=')[0]} does not run in this "
+                                         f"run, so nothing would be planted: {why}")
+
+
+def test_a_change_planted_in_the_reference_of_a_case_is_planted(pytester, latency_calls):
+    """The reference runs beside its variant's cases, not selected itself."""
+    pytester.makepyfile(test_latency=LATENCY_SUITE.read_text())
+    result = pytester.runpytest("--perf-device", "cpu", "--perf-profile", "tiny", "--perf-variants", "distilled",
+                                "-k", "distilled-astronaut", "--perf-plant-slowdown", "baseline=0.1,*=0.1",
+                                "--perf-no-gate")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert latency_calls == ["distilled-astronaut"]

@@ -15,8 +15,8 @@ from pathlib import Path
 from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_profile_name
 from diffperf.models.workloads import RESOLUTION_MULTIPLE, is_resolution
 
-# The early look judges as the gate does, at 95%: the fewest paired rounds with such an interval of the median
-# (diffperf.stats.ratios.min_pairs), a number here so that reading the options imports no statistics.
+# The gate judges at 95%, and the early look as it does: the fewest paired rounds with such an interval of the
+# median (diffperf.stats.ratios.min_pairs), a number here so that reading the options imports no statistics.
 MIN_LOOK_ROUNDS = 6
 
 DEVICE_TYPES = ("cpu", "cuda")
@@ -129,6 +129,7 @@ class PerfOptions:
     planted_perturbations: dict[str, float] = field(default_factory=dict)  # variant -> relative weight noise
     planted_memory: dict[str, float] = field(default_factory=dict)  # variant -> extra bytes, a fraction of the UNet's
     baselines_given: bool = False  # --perf-baselines was passed: hints repeat it
+    benchmarks_disabled: bool = False  # --benchmark-disable: nothing is timed, so nothing needs rounds
     # --perf-output was passed: probed up front (the default is not: every pytest run loads the plugin, and a
     # run that writes nothing there must not need a writable working directory)
     output_given: bool = False
@@ -166,7 +167,7 @@ class PerfOptions:
             max_rounds=config.getoption("--perf-max-rounds"),
             extra_time=config.getoption("--perf-extra-time"),
             budget=parse_duration("--perf-budget", config.getoption("--perf-budget")),
-            variants=tuple(name.strip() for name in config.getoption("--perf-variants").split(",") if name.strip()),
+            variants=parse_variants(config.getoption("--perf-variants")),
             steps=config.getoption("--perf-steps"),
             resolution=config.getoption("--perf-resolution"),
             enabled=frozenset(flag for flag in ("--perf-compile", "--perf-speedups")
@@ -185,6 +186,7 @@ class PerfOptions:
                                                 config.getoption("--perf-plant-perturbation")),
             planted_memory=parse_planted("--perf-plant-memory", config.getoption("--perf-plant-memory")),
             baselines_given=baselines is not None,
+            benchmarks_disabled=benchmarks_disabled(config),
             output_given=output is not None,
         )
         options.check()
@@ -210,15 +212,23 @@ class PerfOptions:
                              "are not its own; record baselines without it")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"--perf-rounds must be at least 1, got {self.rounds}")
+        if self.rounds is not None and self.rounds < MIN_LOOK_ROUNDS and not (self.no_gate or self.benchmarks_disabled):
+            raise ValueError(f"--perf-rounds {self.rounds}: fewer than {MIN_LOOK_ROUNDS} paired rounds give no 95% "
+                             f"interval, so no speed-up could be judged: give --perf-rounds {MIN_LOOK_ROUNDS} or more "
+                             "(or --perf-no-gate to measure without judging)")
         if self.min_rounds is not None and self.min_rounds < MIN_LOOK_ROUNDS:
             raise ValueError(f"--perf-min-rounds must be at least {MIN_LOOK_ROUNDS} (the fewest rounds with a 95% "
                              f"interval), got {self.min_rounds}")
         if self.min_rounds is not None and self.rounds is not None and self.min_rounds > self.rounds:
             raise ValueError(f"--perf-min-rounds {self.min_rounds} is more than --perf-rounds {self.rounds}: the early "
                              "look comes before the last round")
-        if self.max_rounds is not None and self.max_rounds < max(self.rounds or 1, 1):
-            raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than --perf-rounds ({self.rounds or 1}): "
-                             "give at least that many")
+        if self.max_rounds is not None and self.rounds is not None and self.max_rounds < self.rounds:
+            raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than --perf-rounds {self.rounds}: give at "
+                             f"least {self.rounds}")
+        if self.max_rounds is not None and self.rounds is None:  # the profile's rounds, which name themselves
+            from diffperf.gate.rounds import RoundPolicy  # statistics: only with --perf-max-rounds
+
+            RoundPolicy.for_profile(self.resolved_profile(self.resolved_device()), max_rounds=self.max_rounds)
         if self.extra_time is not None and (self.max_rounds is None or not self.extra_time > 0):
             raise ValueError("--perf-extra-time needs --perf-max-rounds and a positive number of seconds")
         if self.warmup is not None and self.warmup < 0:
@@ -233,6 +243,9 @@ class PerfOptions:
             raise ValueError(f"--perf-update-baselines with {given}: the image baselines hold the profile's own "
                              "workload, and every run reads them; record them without --perf-steps and "
                              "--perf-resolution")
+        if self.profile == "hub":  # only the hub profile loads from them
+            for key, source in self.hub_models.items():
+                check_hub_source(key, source)
         if self.summary_path:
             check_writable_file("--perf-summary", self.summary_path)
         if os.environ.get("GITHUB_STEP_SUMMARY"):  # appended to where it is, as GitHub's actions do
@@ -299,6 +312,21 @@ def check_device_name(name: str) -> str:
     if kind not in DEVICE_TYPES or (index and not (kind == "cuda" and index.isdigit())):
         raise ValueError(f"--perf-device {name}: diffperf runs on cpu or cuda[:N]; use one of those")
     return name
+
+
+def check_hub_source(key: str, source: str) -> None:
+    """One line unless ``source`` (of ``--perf-hub KEY=SOURCE``) is a directory or shaped like a hub id, which is
+    looked up only when its model is loaded (diffperf.models.family.is_local)."""
+    from diffperf.models.family import is_local
+
+    if is_local(source) and not Path(os.path.expanduser(source)).is_dir():
+        raise ValueError(f"--perf-hub {key}={source}: no such directory, and not a hub id (OWNER/NAME): give a "
+                         "directory saved with save_pretrained, or a hub id")
+
+
+def benchmarks_disabled(config) -> bool:
+    """Whether pytest-benchmark times nothing in this run (``--benchmark-disable`` without ``--benchmark-enable``)."""
+    return bool(config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False))
 
 
 def check_writable_file(option: str, value: str, append: bool = False) -> None:
@@ -403,6 +431,18 @@ def parse_duration(option: str, text: str | None) -> float | None:
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"{option} {text}: a duration must be positive and finite")
     return seconds
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    """``"baseline,distilled"`` -> ``("baseline", "distilled")``; ``""`` (the option left out) -> ``()``, every variant;
+    a one-line ValueError for an empty name (``","``, ``"a,,b"``), which would otherwise select them all."""
+    if not text:
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise ValueError(f"--perf-variants {text!r} has an empty name: write variant names separated by commas, "
+                         "e.g. baseline,distilled (leave the option out to run them all)")
+    return names
 
 
 def parse_hub_models(items: list[str]) -> dict[str, str]:

@@ -64,8 +64,10 @@ def _configure_xdist(options: PerfOptions, config: pytest.Config) -> None:
     if parallel.is_worker(config):
         config.option.benchmark_json = parallel.worker_json(config)
         return
+    workers = parallel.worker_count(config)
     try:
-        parallel.check_options(options, config, parallel.worker_count(config))
+        parallel.check_options(options, config, workers)
+        parallel.check_room_for(options, workers)  # before any worker starts, imports torch and collects
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
 
@@ -92,7 +94,8 @@ def perf_session(request: pytest.FixtureRequest):
 
 
 class DiffperfPlugin:
-    """One ``pytest perf`` run: its options, its session (built on first use) and the gate's outcome."""
+    """One ``pytest perf`` run: its options, its session (built once its cases are collected) and the gate's
+    outcome."""
 
     def __init__(self, options: PerfOptions, config: pytest.Config):
         self.options = options
@@ -108,14 +111,16 @@ class DiffperfPlugin:
         self.placement = None  # a worker's device (diffperf.measure.placement.Placement), once placed
         self.worker_parts = {}  # the controller's: each worker's diffperf.cases.parallel.WorkerPart, by worker
         self.parts_dir = None  # the controller's: where the workers write their parts of the JSON
-        self.room_checked = False
         self._case_group = None  # the controller's: node id -> its variant's scheduling scope (diffperf.cases.parallel)
         self.parallel_error = None  # the controller's: why the workers' parts could not be judged as one run
         self.budgeted = None  # --perf-budget: what it chose (diffperf.cases.budget.BudgetedRun), once collected
 
     def start_session(self):
-        """The run's PerfSession, built on first use (the ``perf_session`` fixture)."""
+        """The run's PerfSession, built once the cases are collected and checked before anything is measured
+        (PerfSession.check_run); on a pytest-xdist worker built on first use (the ``perf_session`` fixture), unchecked:
+        xdist reports a worker's stop as a crash, so what the checks find there is left to the controller's gate."""
         if self.session is None:
+            from diffperf.gate.expectations import ExpectationsError
             from diffperf.session import PerfSession
 
             try:
@@ -126,11 +131,22 @@ class DiffperfPlugin:
                     options, self.placement = parallel.place_worker(options, self.config)
                 if self.budgeted is not None:
                     options = self.budgeted.options_for_session(options)
-                self.session = PerfSession(options, self.registry(), self.plan)
-                if self.budgeted is not None:
-                    self.budgeted.bind(self.session)
+                session = PerfSession(options, self.registry(), self.plan)
             except ValueError as error:
                 pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+            try:
+                if not self.worker:
+                    session.check_run()
+            except ExpectationsError as error:  # in the gate's words, with its exit status
+                from diffperf.cases.outcome import unreadable_expectations
+
+                line, status = unreadable_expectations(str(error), session.profile_name, options)
+                pytest.exit(f"diffperf: {line}", returncode=status)
+            except ValueError as error:
+                pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+            if self.budgeted is not None:
+                self.budgeted.bind(session)
+            self.session = session
         return self.session
 
     def registry(self):
@@ -202,6 +218,8 @@ class DiffperfPlugin:
             from diffperf.cases import parallel
 
             parallel.enable_benchmarks(self.config)
+        elif any(self.plan) and not self.config.option.collectonly:  # what cannot work stops the run here
+            self.start_session()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
@@ -238,19 +256,6 @@ class DiffperfPlugin:
             except (ValueError, TypeError):  # a declaration that cannot work: the workers say so, in one line
                 self._case_group = lambda node_id: None
         return self._case_group(node_id)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
-        """pytest-xdist's controller, before any case runs: refuse workers that would share a device."""
-        from diffperf.cases import parallel
-
-        if self.room_checked or not any(self.case_group(node_id) for node_id in ids):
-            return
-        self.room_checked = True
-        try:
-            parallel.check_room_for(self.options, parallel.worker_count(self.config))
-        except ValueError as error:
-            pytest.exit(f"diffperf: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:

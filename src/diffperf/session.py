@@ -22,7 +22,7 @@ from diffperf.measure.yardstick import FOLLOWED_CONFIG, Yardstick, shape_of
 from diffperf.models import zoo
 from diffperf.models.profiles import PUBLISHED_WORKLOADS
 from diffperf.models.registry import Registry
-from diffperf.models.store import PipelineStore
+from diffperf.models.store import EVERY_VARIANT, PipelineStore
 from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
@@ -46,8 +46,6 @@ class PerfSession:
         self._expectations: Expectations | None | bool = False  # False: not looked up yet
         self.instrument = make_instrument(self.device)
         self.host = this_host(self.device)
-        if options.baseline_key is not None and not options.no_gate:  # --perf-no-gate reads no speedups.json
-            check_forced_key(options.baselines_dir, self.profile_name, options.baseline_key)
         self.store = PipelineStore(
             registry,
             zoo.make_source(self.profile_name, self.device, options.hub_models),
@@ -69,6 +67,39 @@ class PerfSession:
         self.case_most_seconds: dict[tuple[str, str], float] = {}
         self.left_out_by_budget: list[str] = []  # the cases over_budget left out, named at the end of the run
         self.budget_pace: list[float] = []  # each budgeted case's wall time over its most predicted seconds
+
+    def check_run(self) -> None:
+        """Before anything is measured, what the run's cases (``plan``) would otherwise find out late, or never: a
+        variant named in --perf-variants that does not run here, a change planted in a variant no case builds, a
+        --perf-baseline-key that names no record, and stored expectations that cannot be read.
+
+        A one-line ValueError; :class:`diffperf.gate.expectations.ExpectationsError` for the expectations (the
+        gate's own line says what to do about it, with its exit status: diffperf.cases.outcome)."""
+        for name in self.options.variants:
+            reason = self.skip_reason(self.registry.variant(name))
+            if reason is not None:
+                raise ValueError(f"--perf-variants names {name}, which does not run here: {reason}")
+        built = self.built_variants()
+        for option, planted in (("--perf-plant-slowdown", self.options.planted_slowdowns),
+                                ("--perf-plant-memory", self.options.planted_memory),
+                                ("--perf-plant-perturbation", self.options.planted_perturbations)):
+            for name, value in planted.items():
+                if name != EVERY_VARIANT and name not in built:
+                    why = self.skip_reason(self.registry.variant(name)) or (
+                        f"no selected case runs {name} or measures against it (-k or --perf-budget left them out)")
+                    raise ValueError(f"{option} {name}={value:g}: {name} does not run in this run, so nothing would be "
+                                     f"planted: {why}")
+        if not self.options.no_gate:  # --perf-no-gate reads no speedups.json
+            if self.options.baseline_key is not None:
+                check_forced_key(self.options.baselines_dir, self.profile_name, self.options.baseline_key)
+            self.read_expectations()
+
+    def built_variants(self) -> set[str]:
+        """The variants this run's cases (``plan``) build: the variant of each case that runs here, and the variants
+        it is measured against."""
+        return {name for variant in dict.fromkeys(filter(None, self.plan))
+                if self.skip_reason(self.registry.variant(variant)) is None
+                for name in self.registry.reference_chain(variant)}
 
     def case_ran(self, variant_name: str, scenario_name: str, seconds: float) -> None:
         """A latency case's wall time, beside its prediction under --perf-budget (:meth:`over_budget` reads it)."""
@@ -130,15 +161,23 @@ class PerfSession:
         return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
                          settings=lambda: self.store.during_calls(variant))
 
+    def read_expectations(self) -> None:
+        """Look up the stored expectations the gate will judge this run against
+        (:func:`diffperf.gate.expectations.lookup`), kept for :meth:`expectation` unless --perf-steps or
+        --perf-resolution changed the workload; ExpectationsError when ``speedups.json`` cannot be used."""
+        self._expectations = None
+        found = lookup(self.options.baselines_dir, self.profile_name, self.host, self.options.baseline_key)
+        if not self.options.workload_overrides:
+            self._expectations = found
+
     def expectation(self, variant_name: str, scenario_name: str) -> Expectation | None:
         """The stored expectation of a case's speed-up, as the gate will judge it; None when there is none, the
         file cannot be read (the gate says so at the end) or the run is not gated."""
         if self._expectations is False:
             self._expectations = None
-            if not self.options.no_gate and not self.options.workload_overrides:
+            if not self.options.no_gate:
                 try:
-                    self._expectations = lookup(self.options.baselines_dir, self.profile_name, self.host,
-                                                self.options.baseline_key)
+                    self.read_expectations()
                 except ExpectationsError:
                     pass
         found = self._expectations
@@ -220,11 +259,9 @@ class PerfSession:
 
 
 def check_forced_key(baselines_dir: str, profile: str, key: str) -> None:
-    """Before anything is measured: --perf-baseline-key must name a stored record (one-line ValueError)."""
-    try:
-        known = known_keys(baselines_dir, profile)
-    except ExpectationsError as error:
-        raise ValueError(str(error)) from None
+    """Before anything is measured: --perf-baseline-key must name a stored record (one-line ValueError);
+    ExpectationsError when ``speedups.json`` cannot be read."""
+    known = known_keys(baselines_dir, profile)
     if key not in known:
         raise ValueError(f"--perf-baseline-key {key}: no such record for profile {profile} in {baselines_dir} "
                          f"(recorded: {', '.join(known) or 'none'})")

@@ -143,3 +143,14 @@ def test_two_workers_each_pinned_to_its_own_core_make_one_run(pytester, tmp_path
     refused = pytester.runpytest_subprocess(*[str(too_many) if arg == "2" else arg for arg in args])
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     assert f"use -n {too_many - 1} or fewer" in refused.stdout.str() + refused.stderr.str()
+
+
+def test_more_workers_than_cores_are_refused_when_pytest_starts(pytester):
+    """Before any worker starts (each would import torch and collect the suite first)."""
+    pytester.makepyfile(test_latency=SUITE.read_text())
+    too_many = len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
+    result = pytester.runpytest("-n", str(too_many), "--perf-device", "cpu", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.errlines if line.strip()]
+    assert lines == [f"ERROR: -n {too_many} asks for more workers than this process has CPU cores ({too_many - 1}): "
+                     f"workers sharing a core steal time from each other; use -n {too_many - 1} or fewer"]

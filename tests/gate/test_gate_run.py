@@ -65,9 +65,9 @@ def test_a_gate_that_can_judge_nothing_says_so_and_fails_on_the_users_options(py
     pytester.makepyfile(test_latency=SUITE.read_text())
     args = ["-k", "distilled-astronaut", "--perf-profile", "tiny", "--perf-device", "cpu", "--perf-warmup", "0",
             "--perf-baselines", str(tmp_path / "baselines"), "-p", "no:cacheprovider"]
-    few = pytester.runpytest(*args, "--perf-rounds", "3")
+    few = pytester.runpytest(*args, "--perf-rounds", "3")  # refused before anything runs
     assert few.ret == pytest.ExitCode.USAGE_ERROR
-    few.stdout.fnmatch_lines(["speed-up gate: nothing judged (3 rounds give no 95% interval, at least 6 needed)"])
+    few.stderr.fnmatch_lines(["ERROR: --perf-rounds 3: fewer than 6 paired rounds give no 95% interval*"])
     missing_key = pytester.runpytest(*args, "--perf-rounds", "6", "--perf-baseline-key", "nope")
     assert missing_key.ret == pytest.ExitCode.USAGE_ERROR
     assert "--perf-baseline-key nope: no such record" in missing_key.stdout.str() + missing_key.stderr.str()

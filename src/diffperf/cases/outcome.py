@@ -33,6 +33,12 @@ def calibrate_hint(profile: str, options: PerfOptions) -> str:
     return hint
 
 
+def unreadable_expectations(error: str, profile: str, options: PerfOptions) -> tuple[str, pytest.ExitCode]:
+    """A ``speedups.json`` that cannot be used (``error``), found before anything is measured: the gate's line for it
+    and the run's exit status."""
+    return gate_text.unreadable_line(error, calibrate_hint(profile, options)), _unreadable_exit_code(options)
+
+
 def judge_session(session, interrupted: bool = False) -> GateOutcome:
     """The speed-up gate over the cases ``session`` (a diffperf.session.PerfSession) ran so far; nothing judged if
     ``interrupted``."""
@@ -86,7 +92,7 @@ def _exit_code(report: GateReport, options: PerfOptions, error: str | None) -> p
     if report.interrupted:  # pytest's own exit status (interrupted) stands
         return None
     if error is not None:
-        return pytest.ExitCode.USAGE_ERROR if options.baseline_key else pytest.ExitCode.TESTS_FAILED
+        return _unreadable_exit_code(options)
     if options.no_gate:
         return None
     if report.failed:
@@ -95,6 +101,11 @@ def _exit_code(report: GateReport, options: PerfOptions, error: str | None) -> p
     if options.rounds is not None and too_few and not report.judged:
         return pytest.ExitCode.USAGE_ERROR
     return None
+
+
+def _unreadable_exit_code(options: PerfOptions) -> pytest.ExitCode:
+    """An unusable speedups.json fails the run; a usage error where the user named a record in it."""
+    return pytest.ExitCode.USAGE_ERROR if options.baseline_key else pytest.ExitCode.TESTS_FAILED
 
 
 def drop_unfinished_cases(output_json: dict) -> list[str]:

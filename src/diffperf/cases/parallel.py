@@ -1,8 +1,8 @@
 """``pytest perf -n N`` (pytest-xdist): one worker per device, one run made of their parts.
 
 * **Placement.** Each worker measures on a device of its own (:mod:`diffperf.measure.placement`):
-  ``cuda:I`` for worker ``gwI``, or its own share of the CPU cores. The controller refuses, before
-  any case runs, a run whose workers would share a device.
+  ``cuda:I`` for worker ``gwI``, or its own share of the CPU cores. The controller refuses, as
+  pytest starts and before any worker does, a run whose workers would share a device.
 * **Grouping.** Under ``-n`` (xdist's ``--dist load``) the controller schedules with
   :class:`VariantScheduling`: xdist's load-by-scope, where a diffperf case's scope is its variant,
   so every case of a variant, latency and image alike, runs on one worker: the variant is built
@@ -35,7 +35,7 @@ from diffperf.gate.verdicts import CaseResult
 from diffperf.measure.host import Host
 from diffperf.measure.placement import Placement, PlacementError, available_cpus, check_room, pin, place
 from diffperf.models.names import case_name
-from diffperf.options import PerfOptions
+from diffperf.options import PerfOptions, benchmarks_disabled
 
 WORKER_JSON = "diffperf_json"  # workerinput: where a worker writes its part of the benchmark JSON
 WORKER_OUTPUT = "diffperf"  # workeroutput: the worker's WorkerPart, as plain data
@@ -134,7 +134,7 @@ def enable_benchmarks(config: pytest.Config) -> None:
     """Switch pytest-benchmark back on in a worker (it switches itself off under xdist), unless the user
     disabled it: the worker measures on a device of its own (:func:`place_worker`)."""
     session = getattr(config, "_benchmarksession", None)
-    if session is None or (config.getoption("benchmark_disable") and not config.getoption("benchmark_enable")):
+    if session is None or benchmarks_disabled(config):
         return
     session.disabled = False
     session.xdist_warning = session.xdist_benchmark_found = False  # its "disabled under xdist" warning

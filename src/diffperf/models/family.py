@@ -11,8 +11,10 @@ by code (BK-SDM, SSD-1B) and tiny autoencoders. docs/extending.md shows how to d
 from __future__ import annotations
 
 import inspect
+import re
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from diffperf.models.profiles import SYNTHETIC, architecture
@@ -22,6 +24,16 @@ YARDSTICK = "yardstick"
 """The partner of a family's fp32 baseline (its variant without a reference): a fixed sequence of torch calls at
 its UNet's shapes (diffperf.measure.yardstick), so that "baseline vs yardstick" shows a change that makes every
 pipeline of the family slower. No variant may take the name."""
+
+
+# A Hugging Face hub repository id: ``NAME`` or ``OWNER/NAME``, of letters, digits, ``-``, ``_`` and ``.``.
+HUB_ID_SHAPE = re.compile(r"[\w.-]+(/[\w.-]+)?")
+
+
+def is_local(repo: str) -> bool:
+    """Whether ``repo`` (a hub id or a directory) names a local directory: one that exists, a path (``./sd15``,
+    ``/models/sd15``, ``~/sd15``), or anything not shaped like a hub id."""
+    return repo.startswith((".", "/", "~")) or HUB_ID_SHAPE.fullmatch(repo) is None or Path(repo).is_dir()
 
 
 @dataclass(frozen=True)

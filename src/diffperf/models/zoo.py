@@ -16,7 +16,7 @@ import torch
 from transformers import CLIPTokenizer, PreTrainedModel
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from diffperf.models.family import Component, Family, HubId
+from diffperf.models.family import Component, Family, HubId, is_local
 from diffperf.models.profiles import PROFILE_NAMES, SYNTHETIC, architecture
 
 
@@ -136,7 +136,7 @@ def _load(loader, hub: HubId, what: str):
     """
     repo, subfolder = hub.repo, hub.subfolder
     directory = Path(repo).expanduser()
-    local = directory.is_dir() or repo.startswith((".", "/", "~"))
+    local = is_local(repo)
     if local:
         _check_directory(directory, repo, subfolder)
     kwargs = {"subfolder": subfolder} if subfolder else {}

@@ -104,8 +104,7 @@ def source_line(report: GateReport, context: GateContext) -> str:
     """Where the expectations came from (or why there are none)."""
     found = report.expectations
     if context.error:
-        return f"expected speed-ups could not be read: {context.error}: restore it from git or run " \
-               f"`{context.calibrate_hint}`"
+        return unreadable_line(context.error, context.calibrate_hint)
     if context.workload_overridden:
         return "nothing gated: --perf-steps or --perf-resolution changed the workload the expectations were calibrated on"
     if found is None:
@@ -147,6 +146,11 @@ def resolution_text(found: verdicts.Resolution | None) -> str:
     more = f" and {len(found.wider) - 3} more" if len(found.wider) > 3 else ""
     return (f"; this host resolves changes of {percent(found.band)} or more in {share} speed-ups"
             + (f" ({named}{more})" if named else ""))
+
+
+def unreadable_line(error: str, calibrate_hint: str) -> str:
+    """What to do about a ``speedups.json`` that cannot be used (``error`` names it and what is wrong)."""
+    return f"expected speed-ups could not be read: {error}: restore it from git or run `{calibrate_hint}`"
 
 
 def verdict_line(report: GateReport, context: GateContext) -> str:
