@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from diffperf.models.noise import ignore_known_warnings, quiet_known_log_lines
 from diffperf.models.profiles import PROFILE_NAMES
 
 
@@ -649,6 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ignore_known_warnings()  # before diffusers and transformers are imported: their known, harmless lines
+    quiet_known_log_lines()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from diffperf.models.noise import warning_filter_lines, quiet_known_log_lines
 from diffperf.options import PerfOptions, add_options
 
 PLUGIN_NAME = "diffperf-run"
@@ -48,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     _narrow_benchmark_tables(config)
+    for line in warning_filter_lines():  # the libraries' known, harmless warnings (diffperf.models.noise)
+        config.addinivalue_line("filterwarnings", line)
+    quiet_known_log_lines()
     if options.report_dir and not config.getoption("benchmark_json", None):
         Path(options.report_dir).mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = Path(options.report_dir) / "run.json"
