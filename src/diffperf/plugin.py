@@ -320,7 +320,8 @@ class DiffperfPlugin:
         write_report(output_json, directory / "report.html", images_dir=Path(self.options.output_dir) / "images")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Record image baselines of a completed run; judge the speed-ups, write summaries, fail on a regression.
+        """Write the image baselines the passing cases recorded; judge the speed-ups, write summaries, fail on a
+        regression.
 
         A pytest-xdist worker sends what it measured to the controller instead, which judges every worker's
         cases at once and writes the run's one JSON."""
