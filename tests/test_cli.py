@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -249,3 +252,13 @@ def test_plan_refuses_a_budget_that_cannot_hold_tier_1_in_one_line(capsys):
 def test_plan_names_an_unknown_device_class(capsys):
     assert cli.main(["plan", "--gpu", "tpu", *BUILTIN]) == 2
     assert "unknown device class 'tpu': choose one of a100, h100, h200, cpu" in capsys.readouterr().err
+
+
+def test_variants_writes_nothing_to_stderr():
+    """A fresh process, as a user runs it: the libraries' known import-time lines (torchao's kernels, transformers'
+    image processors) stay out of the command's output."""
+    source = str(Path(cli.__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-m", "diffperf.cli", "variants", "--profile", "tiny", "--device", "cpu",
+                             *BUILTIN], capture_output=True, text=True, check=False, env={"PYTHONPATH": source})
+    assert result.returncode == 0 and result.stdout.startswith("profile tiny: ")
+    assert result.stderr == ""

@@ -1,105 +1,102 @@
-"""A speed-up and a variant of the user's own, declared in a test directory's conftest.py, get everything
-the built-in variants get: paired latency with stages, memory and FLOPs, image baselines, calibration,
-the gate (which catches a planted slowdown), saved-run comparison and ``diffperf variants``."""
+"""docs/extending.md's path, run as the page gives it: its perf/conftest.py (a speed-up and a variant of the
+user's own) and its perf/test_diffperf.py, taken from the page. The new variant gets everything the built-in
+variants get: paired latency with stages, memory and FLOPs, image baselines, ``diffperf calibrate`` (which finds
+the suite), the gate (which catches a planted slowdown), saved-run comparison and ``diffperf variants``."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from diffusers.models.attention_processor import SlicedAttnProcessor
 
 import diffperf.cases.latency  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
 from diffperf import cli
+from diffperf.measure import workers
 
 pytest_plugins = ["pytester"]
 
-SUITE = Path(__file__).resolve().parents[1] / "perf"
-
-# What a user writes: an attention processor of their own, as a speed-up, and a variant using it.
-CONFTEST = '''
-from pathlib import Path
-
-from diffusers.models.attention_processor import AttnProcessor2_0
-
-from diffperf.api import SpeedUp, Variant
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "perf"
+GUIDE = ROOT / "docs" / "extending.md"
 
 
-class CountingProcessor(AttnProcessor2_0):
-    """SDPA attention that counts its calls."""
-
-    calls = 0
-
-    def __call__(self, *args, **kwargs):
-        CountingProcessor.calls += 1
-        return super().__call__(*args, **kwargs)
-
-
-class CountingAttention(SpeedUp):
-    name = "counting-attention"
-    description = "SDPA through a processor of our own"
-
-    def apply(self, models, context):
-        models["unet"].set_attn_processor(CountingProcessor())
-
-
-def pytest_diffperf_declare(registry):
-    registry.add(Variant("counting-sdpa", "sd1", [CountingAttention()], reference="baseline"))
-
-
-def pytest_sessionfinish(session):
-    Path(session.config.rootpath, "attention-calls.txt").write_text(str(CountingProcessor.calls))
-'''
+def documented_file(path: str) -> str:
+    """The file ``path`` as docs/extending.md gives it: the Python block whose first line is ``# PATH``."""
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
+    (block,) = [block for block in blocks if block.startswith(f"# {path}\n")]
+    return block
 
 
 @pytest.mark.slow
-def test_a_speedup_declared_in_a_conftest_gets_what_the_built_in_ones_get(pytester, tmp_path, capsys):
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_my_latency=(SUITE / "test_latency.py").read_text(),
-                        test_my_similarity=(SUITE / "test_similarity.py").read_text())
+def test_the_documented_suite_gets_what_the_built_in_variants_get(pytester, tmp_path, capsys, monkeypatch):
+    for path in ("perf/conftest.py", "perf/test_diffperf.py"):
+        (pytester.path / path).parent.mkdir(exist_ok=True)
+        (pytester.path / path).write_text(documented_file(path))
+    calls = []
+    attention = SlicedAttnProcessor.__call__
+    monkeypatch.setattr(SlicedAttnProcessor, "__call__",  # counts the user's processor's calls
+                        lambda self, *args, **kwargs: calls.append(1) or attention(self, *args, **kwargs))
     baselines = tmp_path / "baselines"
     astronaut = "astronaut and not xl"
-    args = ["--perf-variants", "baseline,counting-sdpa", "--perf-profile", "tiny",
+    args = ["--perf-variants", "baseline,sliced", "--perf-profile", "tiny",
             "--perf-device", "cpu", "--perf-rounds", "6", "--perf-warmup", "0", "--perf-baselines", str(baselines),
             "--perf-output", str(tmp_path / "output"), "-p", "no:cacheprovider"]
 
-    recorded = pytester.runpytest(*args, "-k", astronaut, "--perf-update-baselines",
+    # The page's `pytest perf -k sliced --perf-update-baselines`: the fp32 baseline's image, which the variant's
+    # check compares with, is recorded beside the variant's own.
+    recorded = pytester.runpytest("perf", *args, "-k", f"sliced and {astronaut}", "--perf-update-baselines",
                                   "--benchmark-json", str(tmp_path / "first.json"))
-    assert recorded.parseoutcomes()["passed"] == 4  # latency and image of baseline and counting-sdpa, on astronaut
-    assert int((pytester.path / "attention-calls.txt").read_text()) > 0  # the user's processor ran
+    assert recorded.parseoutcomes()["passed"] == 2, recorded.stdout.str()  # latency and image of sliced, on astronaut
+    assert calls  # the user's processor ran
     index = json.loads((baselines / "tiny" / "cpu" / "images" / "index.json").read_text())
-    assert any(key.startswith("counting-sdpa-astronaut") for key in json.dumps(index).split('"'))
+    assert set(index["images"]) == {"baseline-astronaut", "sliced-astronaut"}
     case = next(bench["extra_info"] for bench in json.loads((tmp_path / "first.json").read_text())["benchmarks"]
-                if bench["extra_info"]["variant"] == "counting-sdpa")
-    assert (case["family"], case["reference"], case["speedups"]) == ("sd1", "baseline", ["counting-attention"])
+                if bench["extra_info"]["variant"] == "sliced")
+    assert (case["family"], case["reference"], case["speedups"]) == ("sd1", "baseline", ["sliced-attention"])
     assert case["stages"]["denoising"] > 0 and case["peak_memory"] > 0 and case["flops"]["total"] > 0
     assert len(case["reference_rounds"]) == 7
 
     # Its image is checked against its own baseline and, being numerically SDPA, against fp32's.
-    checked = pytester.runpytest(*args, "-k", f"{astronaut} and similarity", "--junitxml", str(tmp_path / "junit.xml"))
+    checked = pytester.runpytest("perf", *args, "-k", f"{astronaut} and similarity",
+                                 "--junitxml", str(tmp_path / "junit.xml"))
     assert checked.parseoutcomes()["passed"] == 2
     junit = (tmp_path / "junit.xml").read_text()
     assert 'name="similarity_own"' in junit and 'name="similarity_fp32"' in junit
 
-    runs = [tmp_path / f"run-{index}.json" for index in range(5)]
-    for path in runs:  # in-process runs stand in for processes here; `diffperf calibrate` measures fresh ones
-        assert pytester.runpytest(*args, "-k", f"{astronaut} and latency", f"--benchmark-json={path}",
-                                  "--perf-no-gate").ret == 0
-    assert cli.main(["calibrate", "--from-runs", *map(str, runs), "--baselines", str(baselines)]) == 0
-    (host,) = json.loads((baselines / "tiny" / "speedups.json").read_text())["hosts"].values()
-    assert host["speedups"]["counting-sdpa/astronaut"]["reference"] == "baseline"
+    # `diffperf calibrate` finds the suite, perf/test_diffperf.py, and runs its latency cases in five processes:
+    # here each worker's own command runs in this process, standing in for a fresh one.
+    def in_this_process(measured, processes, out, progress=None):
+        (worker,) = measured.values()
+        worker.check()
+        paths = [Path(out).resolve() / f"run-{index:02d}.json" for index in range(processes)]
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            command = worker.command(path)
+            assert command[3] == "perf/test_diffperf.py::test_latency"
+            assert pytester.runpytest(*command[3:]).ret == 0
+        return {"run": paths}
 
-    judged = pytester.runpytest(*args, "-k", f"{astronaut} and latency")
+    monkeypatch.setattr(workers, "run_alternating", in_this_process)
+    assert cli.main(["calibrate", "--processes", "5", "--out", str(tmp_path / "runs"), "--baselines", str(baselines),
+                     "--", *args, "-k", f"{astronaut} and latency"]) == 0
+    assert "diffperf calibrate: 5 processes of perf/test_diffperf.py" in capsys.readouterr().out
+    (host,) = json.loads((baselines / "tiny" / "speedups.json").read_text())["hosts"].values()
+    assert host["speedups"]["sliced/astronaut"]["reference"] == "baseline"
+
+    judged = pytester.runpytest("perf", *args, "-k", f"{astronaut} and latency")
     assert judged.ret == 0, judged.stdout.str()
     judged.stdout.fnmatch_lines(["*judged against this host's calibration*", "speed-up gate: passed*"])
-    slowed = pytester.runpytest(*args, "-k", f"{astronaut} and latency", "--perf-plant-slowdown", "counting-sdpa=1.0")
+    slowed = pytester.runpytest("perf", *args, "-k", f"{astronaut} and latency", "--perf-plant-slowdown", "sliced=1.0")
     assert slowed.ret == pytest.ExitCode.TESTS_FAILED
-    slowed.stdout.fnmatch_lines(["*REGRESSED: speed-up counting-sdpa/astronaut*", "speed-up gate: FAILED*"])
+    slowed.stdout.fnmatch_lines(["*REGRESSED: speed-up sliced/astronaut*", "speed-up gate: FAILED*"])
 
-    capsys.readouterr()
+    runs = sorted((tmp_path / "runs").glob("run-*.json"))
     assert cli.main(["compare", str(runs[0]), str(runs[1])]) == 0
-    assert "counting-sdpa" in capsys.readouterr().out
-    assert cli.main(["variants", "--profile", "tiny", "--device", "cpu", "--suite", str(pytester.path), "--json"]) == 0
+    assert "sliced" in capsys.readouterr().out
+    assert cli.main(["variants", "--profile", "tiny", "--device", "cpu", "--suite", "perf", "--json"]) == 0
     rows = {row["variant"]: row for row in json.loads(capsys.readouterr().out)["variants"]}
-    assert rows["counting-sdpa"]["speedups"] == ["counting-attention"] and rows["counting-sdpa"]["runs_here"]
+    assert rows["sliced"]["speedups"] == ["sliced-attention"] and rows["sliced"]["runs_here"]
     assert "ssd-1b" in rows  # the built-in families are declared beside it
 
 

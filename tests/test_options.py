@@ -294,6 +294,28 @@ def test_options_do_not_disturb_other_tests(pytester):
     result.assert_outcomes(passed=1)
 
 
+def test_known_library_deprecation_warnings_stay_out_of_the_summary(pytester):
+    """diffusers' schedulers call numpy in a way numpy 2 deprecates (nothing a user can change): the plugin filters
+    that warning, by module and message, and no other: a test's own deprecation is still reported."""
+    pytester.makepyfile("""
+import warnings
+
+from diffusers import EulerDiscreteScheduler
+
+
+def test_scheduler():
+    EulerDiscreteScheduler().set_timesteps(2)  # what every SDXL case does
+
+
+def test_own_deprecation():
+    warnings.warn("an API of our own", DeprecationWarning)
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, warnings=1)
+    summary = result.stdout.str()
+    assert "an API of our own" in summary and "__array__" not in summary and "diffusers" not in summary
+
+
 @pytest.mark.slow
 def test_latency_suite_baseline_only(pytester):
     """The real latency suite, baseline only, astronaut only, tiny profile on the CPU: a few seconds."""

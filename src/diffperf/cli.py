@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from diffperf.models.noise import ignore_known_warnings, quiet_known_log_lines
 from diffperf.models.profiles import PROFILE_NAMES
 
 
@@ -370,12 +371,10 @@ def _plan(profile: str | None, device_class: str | None, suite: str | None, roun
     return plan_of_run(options, registry, device=named_class(device_class) if device_class is not None else None)
 
 
-def _budget_cases(budget: str | None, processes: int, profile: str | None, suite_dir: str, pytest_args,
+def _budget_cases(budget: str | None, processes: int, profile: str | None, suite: str, pytest_args,
                   whole_first_tier: bool, command: str) -> tuple[str, ...]:
-    """With ``--budget``: the case ids each of ``processes`` processes runs so that all fit it (one line printed
-    naming what is left out); empty without a budget."""
-    from pathlib import Path
-
+    """With ``--budget``: the case ids each of ``processes`` processes of ``suite`` (the latency suite's test file)
+    runs so that all fit it (one line printed naming what is left out); empty without a budget."""
     from diffperf.options import parse_duration
     from diffperf.plan.schedule import fit_budget
     from diffperf.render.plan_text import budget_line
@@ -384,7 +383,7 @@ def _budget_cases(budget: str | None, processes: int, profile: str | None, suite
     if seconds is None:
         return ()
     rounds = _rounds_given(pytest_args)
-    plan = _plan(profile, None, str(Path(suite_dir) / "perf"), rounds, _opt_ins_given(pytest_args))
+    plan = _plan(profile, None, suite, rounds, _opt_ins_given(pytest_args))
     selection = fit_budget(plan, seconds / processes, whole_first_tier)
     print(f"diffperf {command}: each of {processes} processes: {budget_line(selection, plan.device.name)}", flush=True)
     return tuple(case.case_id for case in selection.chosen)
@@ -468,7 +467,8 @@ def _cmd_calibrate(args) -> int:
     from diffperf.gate.expectations import ExpectationsError
     from diffperf.history.calibrate import CalibrationError, calibrate_and_record
     from diffperf.history.runs import HistoryError, load_runs
-    from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
+    from diffperf.measure.workers import (Worker, WorkerFailed, default_out_dir, find_latency_suite, run_alternating,
+                                          worker_pytest_args)
     from diffperf.options import check_writable_directory
     from diffperf.plan.schedule import BudgetError
     from diffperf.render.history_text import calibration_line
@@ -486,12 +486,13 @@ def _cmd_calibrate(args) -> int:
             for message in warnings:
                 _warn(message)
         else:
-            cases = _budget_cases(args.budget, args.processes, args.profile, ".", args.pytest_args, True, "calibrate")
-            worker = Worker(pytest_args=tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines)),
-                            cases=cases)
+            suite = find_latency_suite(".", args.suite)
+            cases = _budget_cases(args.budget, args.processes, args.profile, suite, args.pytest_args, True, "calibrate")
+            worker = Worker(suite=suite, cases=cases,
+                            pytest_args=tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines)))
             out = default_out_dir(args.out, "calibration")
             check_writable_directory("--out", str(out))
-            print(f"diffperf calibrate: {args.processes} processes of {worker.suite}, runs in {out}", flush=True)
+            print(f"diffperf calibrate: {args.processes} processes of {suite}, runs in {out}", flush=True)
             paths = run_alternating({"run": worker}, args.processes, out,
                                     progress=lambda label, index, path: print(f"  process {index + 1} done: {path}",
                                                                               flush=True))["run"]
@@ -515,9 +516,12 @@ AB_MIN_PROCESSES = 2
 
 
 def _cmd_ab(args) -> int:
+    from pathlib import Path
+
     from diffperf.history.compare import calibrated_spreads, compare_sides
     from diffperf.history.runs import load_runs
-    from diffperf.measure.workers import Worker, WorkerFailed, default_out_dir, run_alternating, worker_pytest_args
+    from diffperf.measure.workers import (Worker, WorkerFailed, default_out_dir, find_latency_suite, run_alternating,
+                                          worker_pytest_args)
     from diffperf.options import check_directory, check_writable_directory, check_writable_file
     from diffperf.plan.schedule import BudgetError
     from diffperf.render.history_text import ab_summary, comparison_tables, regression_lines
@@ -532,12 +536,13 @@ def _cmd_ab(args) -> int:
     extra = tuple(worker_pytest_args(args.pytest_args, args.profile, args.baselines))
     out = default_out_dir(args.out, "ab")
     try:
-        cases = _budget_cases(args.budget, 2 * args.processes, args.profile, args.head_dir, args.pytest_args, False,
-                              "ab")
-        workers = {
-            "base": Worker(python=args.base_python, directory=args.base_dir, pytest_args=extra, cases=cases),
-            "head": Worker(python=args.head_python, directory=args.head_dir, pytest_args=extra, cases=cases),
-        }
+        sides = {"base": (args.base_python, args.base_dir), "head": (args.head_python, args.head_dir)}
+        suites = {label: find_latency_suite(directory, args.suite) for label, (_, directory) in sides.items()}
+        cases = _budget_cases(args.budget, 2 * args.processes, args.profile, str(Path(args.head_dir) / suites["head"]),
+                              args.pytest_args, False, "ab")
+        workers = {label: Worker(python=python, directory=directory, suite=suites[label], pytest_args=extra,
+                                 cases=cases)
+                   for label, (python, directory) in sides.items()}
         check_directory("--baselines", args.baselines)  # every path before anything is measured
         check_writable_directory("--out", str(out))
         if args.summary:
@@ -584,6 +589,9 @@ def _add_measurement_commands(commands) -> None:
     calibrate.add_argument("--budget", default=None, metavar="DURATION",
                            help="fit the calibration into DURATION (e.g. 75m): each process runs what its share holds, "
                                 "tier 1 whole (diffperf plan)")
+    calibrate.add_argument("--suite", default=None, metavar="PATH",
+                           help="the latency suite: its test file, or a directory to search for the test file that "
+                                "imports diffperf's test_latency (default: perf/)")
     calibrate.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     calibrate.set_defaults(handler=_cmd_calibrate)
 
@@ -592,7 +600,8 @@ def _add_measurement_commands(commands) -> None:
         description="Measure two environments on this machine, alternating processes (base, head, base, ...), "
                     "and judge the change of every latency and speed-up between them, as asv continuous does. "
                     "Each side is a Python interpreter (say a virtual environment with one git revision or one "
-                    "diffusers version installed) and a checkout holding perf/. Arguments after -- go to pytest.")
+                    "diffusers version installed) and a checkout holding the suite (perf/, or --suite). Arguments "
+                    "after -- go to pytest.")
     ab.add_argument("--base-python", default=sys.executable, help="the base side's Python (default: this one)")
     ab.add_argument("--base-dir", default=".", help="the base side's checkout (default: .)")
     ab.add_argument("--head-python", default=sys.executable, help="the head side's Python (default: this one)")
@@ -611,6 +620,9 @@ def _add_measurement_commands(commands) -> None:
     ab.add_argument("--budget", default=None, metavar="DURATION",
                     help="fit both sides' processes into DURATION (e.g. 8m): each runs what its share holds, in tier "
                          "order (diffperf plan); what is left out is named")
+    ab.add_argument("--suite", default=None, metavar="PATH",
+                    help="the latency suite in each checkout: its test file, or a directory to search for the test "
+                         "file that imports diffperf's test_latency (default: perf/)")
     ab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
     ab.set_defaults(handler=_history_command(_cmd_ab))
 
@@ -671,6 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ignore_known_warnings()  # before diffusers and transformers are imported: their known, harmless lines
+    quiet_known_log_lines()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from diffperf.models.noise import warning_filter_lines, quiet_known_log_lines
 from diffperf.options import PerfOptions, add_options
 
 PLUGIN_NAME = "diffperf-run"
@@ -48,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     _narrow_benchmark_tables(config)
+    for line in warning_filter_lines():  # the libraries' known, harmless warnings (diffperf.models.noise)
+        config.addinivalue_line("filterwarnings", line)
+    quiet_known_log_lines()
     if options.report_dir and not config.getoption("benchmark_json", None):
         Path(options.report_dir).mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = Path(options.report_dir) / "run.json"
@@ -322,7 +326,8 @@ class DiffperfPlugin:
         write_report(output_json, directory / "report.html", images_dir=Path(self.options.output_dir) / "images")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Record image baselines of a completed run; judge the speed-ups, write summaries, fail on a regression.
+        """Write the image baselines the passing cases recorded; judge the speed-ups, write summaries, fail on a
+        regression.
 
         A pytest-xdist worker sends what it measured to the controller instead, which judges every worker's
         cases at once and writes the run's one JSON."""

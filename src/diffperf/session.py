@@ -221,15 +221,18 @@ class PerfSession:
         self.store.keep_only(name for name in self.plan[index + 1 :] if name)
 
     def commit_image_baselines(self, completed: bool) -> str | None:
-        """Write the image baselines this run recorded if it completed, else nothing; one line saying which."""
+        """Write the image baselines this run recorded; one line saying how many and where.
+
+        A similarity case stages its image only once its checks passed (diffperf.cases.similarity), so a run that
+        did not complete (``completed`` False: a case failed, or the run was stopped) still writes what its passing
+        cases recorded: a failed neighbour discards nothing."""
         staged = self.image_baselines.staged if self.image_baselines is not None else {}
         if not staged:
             return None
+        line = f"image baselines: recorded {self.image_baselines.commit()} in {self.image_baselines.directory}"
         if not completed:
-            count = len(staged)
-            staged.clear()
-            return f"image baselines: none recorded: the run failed or was interrupted ({count} discarded)"
-        return f"image baselines: recorded {self.image_baselines.commit()} in {self.image_baselines.directory}"
+            line += " (the run failed or was interrupted: the cases that failed or did not run recorded nothing)"
+        return line
 
     def describe(self) -> dict:
         """Profile, device, host fingerprint, process settings and software, for the JSON's machine_info."""

@@ -112,6 +112,42 @@ def test_case_records_then_passes_and_never_writes_otherwise(configure, tmp_path
     }
 
 
+def test_recording_a_variant_records_the_fp32_images_its_check_needs(configure, tmp_path):
+    """`pytest perf -k "attn-classic" --perf-update-baselines`: the fp32 baseline's image, which its check compares
+    with, is made and recorded too, when it is missing or cannot be used."""
+    session = configure(update_baselines=True)
+    recorded = run_similarity_case(session, "attn-classic", "astronaut")
+    assert set(recorded) == {"fp32"} and recorded["fp32"].passed
+    assert session.commit_image_baselines(completed=True).startswith("image baselines: recorded 2 in ")
+    store = store_of(session)
+    assert {os.path.basename(path) for path in files_under(tmp_path / "baselines")} == {
+        "index.json", "baseline-astronaut.npz", "baseline-astronaut.png",
+        "attn-classic-astronaut.npz", "attn-classic-astronaut.png",
+    }
+    fp32 = store.load(*CASE).raw
+    store.data_path(*CASE).write_bytes(b"not a numpy archive")  # unreadable: recorded again
+    session = configure(update_baselines=True)
+    assert run_similarity_case(session, "attn-classic", "astronaut")["fp32"].passed
+    session.commit_image_baselines(completed=True)
+    assert np.array_equal(store.load(*CASE).raw, fp32)
+
+
+def test_a_case_that_fails_while_recording_records_nothing_and_discards_no_other(configure, tmp_path, monkeypatch):
+    session = configure(update_baselines=True)
+    run_similarity_case(session, *CASE)
+    made = checks.variant_output
+    monkeypatch.setattr(checks, "variant_output",  # attn-classic drifts from fp32 (healthy, but 5 % dimmer)
+                        lambda session, variant, scenario: made(session, variant, scenario) *
+                        (0.95 if variant.name == "attn-classic" else 1.0))
+    assert fail_message(lambda: run_similarity_case(session, "attn-classic", "astronaut")).startswith(
+        "attn-classic-astronaut vs baseline (fp32) baseline")
+    line = session.commit_image_baselines(completed=False)
+    assert line.startswith("image baselines: recorded 1 in ")
+    assert {os.path.basename(path) for path in files_under(tmp_path / "baselines")} == {
+        "index.json", "baseline-astronaut.npz", "baseline-astronaut.png",
+    }
+
+
 def test_case_fails_with_paths_and_metrics(configure, tmp_path):
     session = configure(update_baselines=True)
     run_similarity_case(session, *CASE)

@@ -23,7 +23,7 @@ def test_latency(benchmark):
 def checkout(tmp_path, name, sleep=0.002, fail=False):
     directory = tmp_path / name
     (directory / "perf").mkdir(parents=True)
-    body = SUITE.replace("SLEEP", str(sleep)) + ("\n\ndef test_broken():\n    assert False\n" if fail else "")
+    body = SUITE.replace("SLEEP", "None" if fail else str(sleep))  # time.sleep(None): a TypeError
     (directory / "perf" / "test_latency.py").write_text(body)
     return directory
 
@@ -48,8 +48,10 @@ def test_a_failing_worker_stops_everything_and_names_its_log(tmp_path):
 
 
 def test_a_missing_suite_or_python_is_one_line(tmp_path):
-    with pytest.raises(ValueError, match="no latency suite at"):
+    with pytest.raises(ValueError, match="no latency suite: .* is not a directory"):
         Worker(directory=str(tmp_path)).check()
+    with pytest.raises(ValueError, match="no latency suite at .*gone.py: run from the project's root or name it"):
+        Worker(directory=str(tmp_path), suite="gone.py").check()
     with pytest.raises(ValueError, match="no Python interpreter at /nope/python"):
         Worker(python="/nope/python", directory=str(checkout(tmp_path, "x"))).check()
 
@@ -106,7 +108,7 @@ def test_default_out_dir_is_the_given_one_or_a_dated_one_under_perf_output():
 @pytest.mark.parametrize("command", ["calibrate", "ab"])
 def test_workers_get_the_commands_profile_and_baselines(tmp_path, monkeypatch, command):
     """The commands hand their --profile, --baselines (absolute) and the arguments after -- to every worker."""
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(checkout(tmp_path, "x"))
     given = []
 
     def measure(measured, processes, out, progress=None):  # stands in for the processes
@@ -115,7 +117,8 @@ def test_workers_get_the_commands_profile_and_baselines(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(workers, "run_alternating", measure)
     assert cli.main([command, "--profile", "tiny", "--baselines", "b", "--out", "out", "--", "-k", "x"]) == 2
-    assert given and set(given) == {("-k", "x", "--perf-profile", "tiny", "--perf-baselines", str(tmp_path / "b"))}
+    baselines = str(tmp_path / "x" / "b")
+    assert given and set(given) == {("-k", "x", "--perf-profile", "tiny", "--perf-baselines", baselines)}
 
 
 @pytest.mark.parametrize("processes", ["0", "1"])
@@ -143,8 +146,93 @@ def test_ab_refuses_paths_it_cannot_write_before_measuring(tmp_path, capsys):
 
 
 def test_a_worker_runs_the_cases_a_budget_chose_as_node_ids(tmp_path):
-    worker = Worker(directory=str(tmp_path), cases=("baseline-astronaut", "distilled-vase"))
+    directory = str(checkout(tmp_path, "x"))
+    worker = Worker(directory=directory, cases=("baseline-astronaut", "distilled-vase"))
     command = worker.command(tmp_path / "run.json")
     assert "perf/test_latency.py::test_latency[baseline-astronaut]" in command
-    assert "perf/test_latency.py::test_latency[distilled-vase]" in command and "perf/test_latency.py" not in command
-    assert Worker(directory=str(tmp_path)).command(tmp_path / "run.json")[3] == "perf/test_latency.py"
+    assert "perf/test_latency.py::test_latency[distilled-vase]" in command
+    assert "perf/test_latency.py::test_latency" not in command
+    assert Worker(directory=directory).command(tmp_path / "run.json")[3] == "perf/test_latency.py::test_latency"
+
+
+# docs/extending.md's layout: a repository of one's own whose perf/test_diffperf.py imports diffperf's test functions.
+DOCUMENTED_SUITE = "from diffperf.suite import test_latency, test_similarity  # noqa: F401\n"
+
+
+def extending_checkout(tmp_path):
+    (tmp_path / "perf").mkdir()
+    (tmp_path / "perf" / "conftest.py").write_text("")
+    (tmp_path / "perf" / "test_diffperf.py").write_text(DOCUMENTED_SUITE)
+    return tmp_path
+
+
+def targets_of(monkeypatch, arguments) -> tuple[int, set]:
+    """The exit status of ``diffperf ARGUMENTS`` and what its workers would run, each worker checked first."""
+    targets = set()
+
+    def measure(measured, processes, out, progress=None):  # stands in for the processes
+        for worker in measured.values():
+            worker.check()
+            targets.update(argument for argument in worker.command(Path("run.json")) if "::" in argument)
+        raise WorkerFailed("stopped here")
+
+    monkeypatch.setattr(workers, "run_alternating", measure)
+    return cli.main(arguments), targets
+
+
+@pytest.mark.parametrize("command", ["calibrate", "ab"])
+def test_the_commands_find_the_suite_that_imports_the_latency_case(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(extending_checkout(tmp_path))
+    code, targets = targets_of(monkeypatch, [command, "--out", "out", "--baselines", "b"])
+    assert code == 2 and capsys.readouterr().err.endswith(": stopped here\n" if command == "ab" else
+                                                          ": stopped here; nothing recorded\n")
+    assert targets == {"perf/test_diffperf.py::test_latency"}  # the latency cases only, not the image checks
+
+
+@pytest.mark.parametrize("command", ["calibrate", "ab"])
+def test_suite_names_the_suite_a_file_or_a_directory_to_search(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench" / "sd").mkdir(parents=True)
+    (tmp_path / "bench" / "sd" / "test_speed.py").write_text(DOCUMENTED_SUITE)
+    for suite in ("bench", "bench/sd/test_speed.py"):
+        code, targets = targets_of(monkeypatch, [command, "--suite", suite, "--out", "out", "--baselines", "b"])
+        assert code == 2 and "stopped here" in capsys.readouterr().err
+        assert targets == {"bench/sd/test_speed.py::test_latency"}
+
+
+def test_find_latency_suite_looks_as_pytest_collects(tmp_path):
+    checkout = extending_checkout(tmp_path)
+    (checkout / "perf" / "helpers.py").write_text(DOCUMENTED_SUITE)  # not a test file: pytest does not collect it
+    (checkout / "perf" / ".venv").mkdir()
+    (checkout / "perf" / ".venv" / "test_hidden.py").write_text(DOCUMENTED_SUITE)  # nor looks in hidden directories
+    (checkout / "perf" / "test_other.py").write_text("def test_other():\n    pass\n")
+    assert workers.find_latency_suite(checkout) == "perf/test_diffperf.py"
+    assert Worker(directory=str(checkout)).command(tmp_path / "run.json")[3] == "perf/test_diffperf.py::test_latency"
+
+
+def test_no_suite_or_an_ambiguous_one_is_one_line_saying_what_to_do(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ValueError) as error:
+        workers.find_latency_suite(tmp_path)
+    assert str(error.value) == (f"no latency suite: {tmp_path / 'perf'} is not a directory: run from your project's "
+                                "root (the directory holding perf/) or name the suite with --suite PATH")
+    (tmp_path / "perf").mkdir()
+    (tmp_path / "perf" / "test_other.py").write_text("def test_other():\n    pass\n")
+    with pytest.raises(ValueError) as error:
+        workers.find_latency_suite(tmp_path)
+    assert str(error.value) == (f"no latency suite under {tmp_path / 'perf'}: no test file there imports test_latency "
+                                "(`from diffperf.suite import test_latency`, docs/extending.md); name the suite with "
+                                "--suite PATH")
+    with pytest.raises(ValueError) as error:
+        workers.find_latency_suite(tmp_path, "perf/test_other.py")
+    assert str(error.value) == (f"--suite perf/test_other.py: {tmp_path / 'perf' / 'test_other.py'} does not import "
+                                "test_latency (`from diffperf.suite import test_latency`, docs/extending.md)")
+    for name in ("test_a.py", "test_b.py"):
+        (tmp_path / "perf" / name).write_text(DOCUMENTED_SUITE)
+    with pytest.raises(ValueError) as error:
+        workers.find_latency_suite(tmp_path)
+    assert str(error.value) == (f"several latency suites under {tmp_path / 'perf'} (perf/test_a.py, perf/test_b.py): "
+                                "name one with --suite PATH")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["calibrate", "--suite", "nowhere", "--out", "out", "--baselines", "b"]) == 2
+    assert capsys.readouterr().err == ("diffperf calibrate: --suite nowhere: no such file or directory in .; "
+                                       "nothing recorded\n")

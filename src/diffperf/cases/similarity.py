@@ -20,7 +20,9 @@ factor is 1.0). Then, in order:
 A failing comparison writes actual, expected and amplified difference PNGs under the run's
 output directory and fails with one line giving their paths and the metric values (the words
 come from :mod:`diffperf.render.image_text`). With ``--perf-update-baselines`` the case records
-the baseline instead (atomically); a normal run never writes baselines.
+its baseline instead, once its checks passed, and the fp32 baseline's image its check compares with
+when that one is missing or unusable (so a ``-k`` selection records what it needs); they are written
+atomically at the end of the run. A normal run never writes baselines.
 """
 
 from __future__ import annotations
@@ -177,18 +179,16 @@ class SimilarityCase:
         self.artefacts = Artefacts(Path(session.options.output_dir) / "images", self.key)
 
     def run(self, recording: bool) -> CaseOutcome:
-        """Obtain the output, check its health, record it if ``recording``, then make the planned checks."""
+        """Obtain the output, check its health, make the planned checks, then record it if ``recording`` and they
+        passed."""
         raw = self.healthy_output()
-        if recording:  # written at the end of a run that completed (diffperf.plugin), never by a failed one
-            self.baselines.stage(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
-                                 provenance=recording_facts(self.session))
         overrides = self.session.options.workload_overrides
         if overrides:  # the stored images are of the profile's own workload: none compares with this one
             return CaseOutcome(unchecked=overridden_workload_line(overrides))
         outcome = CaseOutcome()
         for check in planned_checks(self.variant, recording, self.session.registry.family_of(self.variant).baseline):
             try:
-                stored = self.baseline(check.baseline_variant, raw.shape)
+                stored = self.baseline(check.baseline_variant, raw.shape, recording=recording)
             except MissingBaseline as error:  # only under --perf-allow-missing-baselines
                 outcome.missing.append(str(error))
                 continue
@@ -197,7 +197,15 @@ class SimilarityCase:
             failure = self.report(check, raw, stored, comparison)
             if failure is not None:
                 outcome.failures.append(failure)
+        if recording and not outcome.failures:
+            self.stage(raw)
         return outcome
+
+    def stage(self, raw: np.ndarray) -> None:
+        """Keep ``raw`` as the variant's new baseline on the scenario, written at the end of the run
+        (diffperf.plugin): a case that failed stages nothing, and discards nothing another case staged."""
+        self.baselines.stage(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
+                             provenance=recording_facts(self.session))
 
     def healthy_output(self) -> np.ndarray:
         """The variant's raw output; ImageCheckFailed when it cannot be made or is unusable (its image written)."""
@@ -223,15 +231,22 @@ class SimilarityCase:
         return self.baselines.record(self.variant.name, self.scenario.name, raw, scenario_conditions(self.scenario),
                                      provenance=provenance)
 
-    def baseline(self, variant_name: str, shape: tuple[int, ...] | None = None) -> ImageBaseline:
+    def baseline(self, variant_name: str, shape: tuple[int, ...] | None = None,
+                 recording: bool = False) -> ImageBaseline:
         """The stored baseline of ``variant_name`` on the scenario, healthy (and of ``shape``, when given).
 
-        MissingBaseline under --perf-allow-missing-baselines; ImageCheckFailed for any other problem.
+        While ``recording``, one that is missing or cannot be used is made now and staged with this run's
+        recordings. MissingBaseline under --perf-allow-missing-baselines; ImageCheckFailed for any other problem.
         """
         try:
             stored = self.baselines.load(variant_name, self.scenario.name,
                                          expected=scenario_conditions(self.scenario), shape=shape)
         except BaselineError as error:
+            if recording:
+                reference = SimilarityCase(self.session, self.session.registry.variant(variant_name),
+                                           self.session.scenario(variant_name, self.scenario.name))
+                reference.stage(reference.healthy_output())
+                return self.baselines.load(variant_name, self.scenario.name)
             if isinstance(error, MissingBaseline) and self.session.options.allow_missing_baselines:
                 raise
             raise ImageCheckFailed(str(error)) from None

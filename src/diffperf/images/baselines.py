@@ -105,7 +105,7 @@ class ImageBaselines:
         self.device_type = device_type
         self.directory = profile_dir(root, profile, device_type) / IMAGES_DIR
         self.record_hint = record_hint
-        # Recordings of this run, written only by commit(): a failed or interrupted run writes nothing.
+        # Recordings of this run, written only by commit(), at the run's end: a case stages its image once it passed.
         self.staged: dict[str, tuple] = {}
 
     @staticmethod
