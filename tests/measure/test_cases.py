@@ -188,7 +188,7 @@ def adaptive_case(monkeypatch, speedup, expectation, min_rounds=10, plan=None):
     rounds = latency.PairedRounds(clock.member(1 / speedup, calls, "V"), clock.member(1.0, calls, "R"))
     session = SimpleNamespace(policy=RoundPolicy(16, min_rounds, warmup=2, sequential=plan),
                               expectation=lambda variant, scenario: expectation)
-    variant, scenario = SimpleNamespace(name="distilled", reference="reference"), SimpleNamespace(name="vase")
+    variant, scenario = SimpleNamespace(name="distilled", reference="reference", tolerance=0.05), SimpleNamespace(name="vase")
     found = latency.looked_against(session, variant, scenario, rounds.reference)
     benchmark = PedanticBenchmark()
     first = session.policy.first_rounds(found is not None)
