@@ -560,3 +560,8 @@ def test_a_change_planted_in_the_reference_of_a_case_is_planted(pytester, latenc
                                 "--perf-no-gate")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert latency_calls == ["distilled-astronaut"]
+
+
+def test_max_rounds_whose_first_look_gives_no_interval_are_refused_before_anything_runs():
+    with pytest.raises(ValueError, match=r"^--perf-max-rounds 12: its first look, at 6 rounds, .* give --perf-rounds 7"):
+        PerfOptions(rounds=6, max_rounds=12).check()

@@ -225,10 +225,11 @@ class PerfOptions:
         if self.max_rounds is not None and self.rounds is not None and self.max_rounds < self.rounds:
             raise ValueError(f"--perf-max-rounds {self.max_rounds} is fewer than --perf-rounds {self.rounds}: give at "
                              f"least {self.rounds}")
-        if self.max_rounds is not None and self.rounds is None:  # the profile's rounds, which name themselves
+        if self.max_rounds is not None:  # the looks it plans must each give an interval
             from diffperf.gate.rounds import RoundPolicy  # statistics: only with --perf-max-rounds
 
-            RoundPolicy.for_profile(self.resolved_profile(self.resolved_device()), max_rounds=self.max_rounds)
+            RoundPolicy.for_profile(self.resolved_profile(self.resolved_device()), rounds=self.rounds,
+                                    max_rounds=self.max_rounds)
         if self.extra_time is not None and (self.max_rounds is None or not self.extra_time > 0):
             raise ValueError("--perf-extra-time needs --perf-max-rounds and a positive number of seconds")
         if self.warmup is not None and self.warmup < 0:

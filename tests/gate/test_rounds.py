@@ -172,3 +172,11 @@ def test_a_case_whose_time_is_spent_is_judged_at_its_base_rounds():
 
 def test_looks_are_recorded_as_json():
     assert Looks([10, 16], 0.95).to_json() == {"rounds": [10, 16], "confidence": 0.95}
+
+
+def test_max_rounds_whose_first_look_gives_no_interval_are_refused():
+    # the first look's share of the error (96.9% at 6 of 12 rounds) needs 7 pairs: every case would end unjudged
+    with pytest.raises(ValueError, match=r"--perf-max-rounds 12: its first look, at 6 rounds, is at 96\.90% .*"
+                                         r"give --perf-rounds 7 or more"):
+        RoundPolicy.for_profile("tiny", rounds=6, max_rounds=12)
+    assert RoundPolicy.for_profile("tiny", rounds=7, max_rounds=12).sequential is not None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import FrozenInstanceError, dataclass
 
 from diffperf.gate.verdicts import CONFIDENCE, GateRow, settled, undecided
+from diffperf.stats.ratios import min_pairs
 from diffperf.stats.sequential import SequentialPlan
 
 DEFAULT_ROUNDS = {"tiny": 16, "short": 10, "full": 10, "hub": 10}
@@ -87,6 +88,12 @@ class RoundPolicy:
             raise ValueError(f"--perf-max-rounds {max_rounds} is fewer than the {profile} profile's {base} rounds: "
                              f"give at least {base}")
         plan = SequentialPlan.for_rounds(base, max_rounds) if max_rounds is not None and max_rounds > base else None
+        if plan is not None and min_pairs(plan.confidence_at(base)) > base:
+            needed = next(rounds for rounds in range(base, max_rounds + 1)
+                          if min_pairs(SequentialPlan.for_rounds(rounds, max_rounds).confidence_at(rounds)) <= rounds)
+            raise ValueError(f"--perf-max-rounds {max_rounds}: its first look, at {base} rounds, is at "
+                             f"{plan.confidence_at(base):.2%} and needs at least {min_pairs(plan.confidence_at(base))} "
+                             f"rounds for an interval: give --perf-rounds {needed} or more, or no --perf-max-rounds")
         return cls(base, early, DEFAULT_WARMUP[profile] if warmup is None else warmup, plan, extra_time)
 
     def has_looks(self) -> bool:
