@@ -419,3 +419,22 @@ def test_the_report_leads_with_what_needs_attention_and_keeps_noise_to_one_line(
     assert "1 speed-up inconclusive within this host&#39;s noise" in attention
     speedups = text[text.index('id="speedups"'):]
     assert speedups.index("<img") < speedups.index('id="speedups-table"')  # the chart of each ratio and its band first
+
+
+WIDTH_PROBE = """<script>window.addEventListener("load", () => document.body.setAttribute(
+  "data-scroll-width", String(document.documentElement.scrollWidth)));</script></body>"""
+
+
+def test_the_report_does_not_scroll_sideways_in_a_1400_px_window(tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    # a real run (host E, the distilled UNet planted 30% slower): a failed gate, every table, the longest names
+    report = write_report(Path(__file__).parents[1] / "data" / "run-tiny-cpu-gated.json", tmp_path / "report.html")
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text().replace("</body>", WIDTH_PROBE))
+    dom = _chromium_run(browser, tmp_path / "profile-width", "--window-size=1400,1800", "--virtual-time-budget=3000",
+                        "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    width = int(re.search(r'data-scroll-width="(\d+)"', dom.stdout).group(1))
+    assert width <= 1400
