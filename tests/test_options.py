@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from diffperf.models.builtin import builtin_registry
+from diffperf.models.plants import Plants
 from diffperf.options import PerfOptions, parse_duration
 
 pytest_plugins = ["pytester"]
@@ -46,18 +47,19 @@ def test_unknown_variant_message():
 
 def test_unknown_planted_slowdown_variant_message():
     with pytest.raises(ValueError, match=r"^unknown variant 'nope': choose one of baseline, "):
-        PerfOptions(planted_slowdowns={"nope": 0.1}).check_names(REGISTRY)
+        PerfOptions(plants=Plants.of(slowdown={"nope": 0.1})).check_names(REGISTRY)
 
 
 def test_a_slowdown_planted_in_every_variant_names_none():
-    PerfOptions(planted_slowdowns={"*": 0.15}, planted_memory={"*": 0.1}).check_names(REGISTRY)
+    PerfOptions(plants=Plants.of(slowdown={"*": 0.15}, memory={"*": 0.1})).check_names(REGISTRY)
+    with pytest.raises(ValueError, match=r"^unknown variant '\*'"):  # a perturbation names one variant
+        PerfOptions(plants=Plants.of(perturbation={"*": 1e-3})).check_names(REGISTRY)
 
 
-@pytest.mark.parametrize(("option", "name"), [("--perf-plant-slowdown", "planted_slowdowns"),
-                                              ("--perf-plant-memory", "planted_memory")])
+@pytest.mark.parametrize(("option", "name"), [("--perf-plant-slowdown", "slowdown"), ("--perf-plant-memory", "memory")])
 def test_a_planted_fraction_out_of_range_is_one_line(option, name):
     with pytest.raises(ValueError, match=rf"^{option} \*=12.0: the fraction must be between 0 and 10$"):
-        PerfOptions(**{name: {"*": 12.0}}).check()
+        PerfOptions(plants=Plants.of(**{name: {"*": 12.0}})).check()
 
 
 @pytest.mark.parametrize(("key", "message"), [

@@ -22,7 +22,8 @@ from diffperf.measure.yardstick import FOLLOWED_CONFIG, Yardstick, shape_of
 from diffperf.models import zoo
 from diffperf.models.profiles import PUBLISHED_WORKLOADS
 from diffperf.models.registry import Registry
-from diffperf.models.store import EVERY_VARIANT, PipelineStore
+from diffperf.models.plants import EVERY_VARIANT
+from diffperf.models.store import PipelineStore
 from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
@@ -50,8 +51,7 @@ class PerfSession:
             registry,
             zoo.make_source(self.profile_name, self.device, options.hub_models),
             self.device,
-            planted_slowdowns=options.planted_slowdowns, planted_perturbations=options.planted_perturbations,
-            planted_memory=options.planted_memory,
+            plants=options.plants,
             synchronize=self.instrument.synchronize,
         )
         self.plan = plan if plan is not None else []  # the variant of each collected case, in run order
@@ -80,15 +80,12 @@ class PerfSession:
             if reason is not None:
                 raise ValueError(f"--perf-variants names {name}, which does not run here: {reason}")
         built = self.built_variants()
-        for option, planted in (("--perf-plant-slowdown", self.options.planted_slowdowns),
-                                ("--perf-plant-memory", self.options.planted_memory),
-                                ("--perf-plant-perturbation", self.options.planted_perturbations)):
-            for name, value in planted.items():
-                if name != EVERY_VARIANT and name not in built:
-                    why = self.skip_reason(self.registry.variant(name)) or (
-                        f"no selected case runs {name} or measures against it (-k or --perf-budget left them out)")
-                    raise ValueError(f"{option} {name}={value:g}: {name} does not run in this run, so nothing would be "
-                                     f"planted: {why}")
+        for plant in self.options.plants.plants:
+            if plant.where != EVERY_VARIANT and plant.where not in built:
+                why = self.skip_reason(self.registry.variant(plant.where)) or (
+                    f"no selected case runs {plant.where} or measures against it (-k or --perf-budget left them out)")
+                raise ValueError(f"{plant.describe()}: {plant.where} does not run in this run, so nothing would be "
+                                 f"planted: {why}")
         if not self.options.no_gate:  # --perf-no-gate reads no speedups.json
             if self.options.baseline_key is not None:
                 check_forced_key(self.options.baselines_dir, self.profile_name, self.options.baseline_key)
@@ -249,10 +246,9 @@ class PerfSession:
             "min_rounds": self.policy.min_rounds,
             "warmup": self.policy.warmup,
             "workload_overrides": self.options.workload_overrides or None,
-            # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)
-            "planted_slowdowns": dict(self.options.planted_slowdowns) or None,
-            "planted_perturbations": dict(self.options.planted_perturbations) or None,
-            "planted_memory": dict(self.options.planted_memory) or None,  # --perf-plant-memory, as the slowdowns
+            # --perf-plant-*: what was changed on purpose (a run with a planted slowdown or memory is never calibrated
+            # from)
+            **self.options.plants.record(),
             "matmul_peaks": {precision: peak.to_json() for precision, peak in self._matmul_peaks.items()},
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
