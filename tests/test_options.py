@@ -483,16 +483,15 @@ def test_a_hub_directory_that_does_not_exist_is_refused_up_front(pytester):
 def latency_calls(monkeypatch):
     """The latency cases a run of the suite got to, each standing in for a measured one: nothing is built or timed."""
     import diffperf.suite
-    from diffperf.gate.verdicts import CaseResult
+    from diffperf.session import Measurement
 
     calls = []
 
     def measured(benchmark, session, variant, scenario):
         calls.append(f"{variant}-{scenario}")
+        case = session.case(variant, scenario)
         rounds = session.policy.rounds
-        result = CaseResult(variant, "baseline", scenario, [0.1] * rounds, [0.2] * (rounds + 1), None, None)
-        session.results.append(result)
-        return result
+        return Measurement(case, case.result("baseline", [0.1] * rounds, [0.2] * (rounds + 1)), None, 0.0)
 
     monkeypatch.setattr(diffperf.suite, "run_latency_case", measured)
     return calls
