@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from diffperf.models.builtin import builtin_registry
+from diffperf.models.plants import Plants
 from diffperf.options import PerfOptions, parse_duration
 
 pytest_plugins = ["pytester"]
@@ -46,18 +47,19 @@ def test_unknown_variant_message():
 
 def test_unknown_planted_slowdown_variant_message():
     with pytest.raises(ValueError, match=r"^unknown variant 'nope': choose one of baseline, "):
-        PerfOptions(planted_slowdowns={"nope": 0.1}).check_names(REGISTRY)
+        PerfOptions(plants=Plants.of(slowdown={"nope": 0.1})).check_names(REGISTRY)
 
 
 def test_a_slowdown_planted_in_every_variant_names_none():
-    PerfOptions(planted_slowdowns={"*": 0.15}, planted_memory={"*": 0.1}).check_names(REGISTRY)
+    PerfOptions(plants=Plants.of(slowdown={"*": 0.15}, memory={"*": 0.1})).check_names(REGISTRY)
+    with pytest.raises(ValueError, match=r"^unknown variant '\*'"):  # a perturbation names one variant
+        PerfOptions(plants=Plants.of(perturbation={"*": 1e-3})).check_names(REGISTRY)
 
 
-@pytest.mark.parametrize(("option", "name"), [("--perf-plant-slowdown", "planted_slowdowns"),
-                                              ("--perf-plant-memory", "planted_memory")])
+@pytest.mark.parametrize(("option", "name"), [("--perf-plant-slowdown", "slowdown"), ("--perf-plant-memory", "memory")])
 def test_a_planted_fraction_out_of_range_is_one_line(option, name):
     with pytest.raises(ValueError, match=rf"^{option} \*=12.0: the fraction must be between 0 and 10$"):
-        PerfOptions(**{name: {"*": 12.0}}).check()
+        PerfOptions(plants=Plants.of(**{name: {"*": 12.0}})).check()
 
 
 @pytest.mark.parametrize(("key", "message"), [
@@ -481,16 +483,15 @@ def test_a_hub_directory_that_does_not_exist_is_refused_up_front(pytester):
 def latency_calls(monkeypatch):
     """The latency cases a run of the suite got to, each standing in for a measured one: nothing is built or timed."""
     import diffperf.suite
-    from diffperf.gate.verdicts import CaseResult
+    from diffperf.session import Measurement
 
     calls = []
 
     def measured(benchmark, session, variant, scenario):
         calls.append(f"{variant}-{scenario}")
+        case = session.case(variant, scenario)
         rounds = session.policy.rounds
-        result = CaseResult(variant, "baseline", scenario, [0.1] * rounds, [0.2] * (rounds + 1), None, None)
-        session.results.append(result)
-        return result
+        return Measurement(case, case.result("baseline", [0.1] * rounds, [0.2] * (rounds + 1)), None, 0.0)
 
     monkeypatch.setattr(diffperf.suite, "run_latency_case", measured)
     return calls

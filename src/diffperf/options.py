@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffperf.models.plants import KINDS, PERTURBATION, Plants
 from diffperf.models.profiles import PROFILE_NAMES, check_profile_name, default_profile_name
 from diffperf.models.workloads import RESOLUTION_MULTIPLE, is_resolution
 
@@ -125,9 +126,7 @@ class PerfOptions:
     output_dir: str = "perf-output"
     summary_path: str | None = None
     report_dir: str | None = None
-    planted_slowdowns: dict[str, float] = field(default_factory=dict)  # variant -> extra work fraction
-    planted_perturbations: dict[str, float] = field(default_factory=dict)  # variant -> relative weight noise
-    planted_memory: dict[str, float] = field(default_factory=dict)  # variant -> extra bytes, a fraction of the UNet's
+    plants: Plants = Plants()  # --perf-plant-*: changes planted on purpose (none in a normal run)
     baselines_given: bool = False  # --perf-baselines was passed: hints repeat it
     benchmarks_disabled: bool = False  # --benchmark-disable: nothing is timed, so nothing needs rounds
     # --perf-output was passed: probed up front (the default is not: every pytest run loads the plugin, and a
@@ -181,10 +180,7 @@ class PerfOptions:
             output_dir=path(output or "perf-output"),
             summary_path=path(config.getoption("--perf-summary")),
             report_dir=path(config.getoption("--perf-report")),
-            planted_slowdowns=parse_planted("--perf-plant-slowdown", config.getoption("--perf-plant-slowdown")),
-            planted_perturbations=parse_planted("--perf-plant-perturbation",
-                                                config.getoption("--perf-plant-perturbation")),
-            planted_memory=parse_planted("--perf-plant-memory", config.getoption("--perf-plant-memory")),
+            plants=Plants.parsed({kind: config.getoption(kind.option) for kind in KINDS}),
             baselines_given=baselines is not None,
             benchmarks_disabled=benchmarks_disabled(config),
             output_given=output is not None,
@@ -198,16 +194,8 @@ class PerfOptions:
             check_profile_name(self.profile)
         if self.device is not None:
             check_device_name(self.device)
-        for option, planted in (("--perf-plant-slowdown", self.planted_slowdowns),
-                                ("--perf-plant-memory", self.planted_memory)):
-            for name, fraction in planted.items():
-                if not 0 < fraction < 10:
-                    raise ValueError(f"{option} {name}={fraction}: the fraction must be between 0 and 10")
-        for name, relative in self.planted_perturbations.items():
-            if not 0 < relative < 1:
-                raise ValueError(f"--perf-plant-perturbation {name}={relative}: the relative size must be between 0 "
-                                 "and 1 (1e-3 is a change a careless kernel makes)")
-        if self.update_baselines and self.planted_perturbations:
+        self.plants.check()
+        if self.update_baselines and self.plants.of_kind(PERTURBATION):
             raise ValueError("--perf-update-baselines with --perf-plant-perturbation: a perturbed variant's images "
                              "are not its own; record baselines without it")
         if self.rounds is not None and self.rounds < 1:
@@ -262,10 +250,7 @@ class PerfOptions:
 
     def check_names(self, registry) -> None:
         """One-line ValueError for a variant, family or component the run's registry does not declare."""
-        from diffperf.models.store import EVERY_VARIANT  # here: options are read before torch is imported
-
-        planted = (set(self.planted_slowdowns) | set(self.planted_memory)) - {EVERY_VARIANT}
-        for name in sorted(set(self.variants) | planted | set(self.planted_perturbations)):
+        for name in sorted(set(self.variants) | self.plants.variant_names()):
             registry.variant(name)
         for key in sorted(self.hub_models):
             family, _, component = key.partition(".")
@@ -455,15 +440,3 @@ def parse_hub_models(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--perf-hub {item!r}: write FAMILY=ID or FAMILY.COMPONENT=ID, e.g. sdxl=./sdxl-dir")
         found[key.strip()] = value.strip()
     return found
-
-
-def parse_planted(option: str, text: str) -> dict[str, float]:
-    """``"distilled=0.1,sdpa=0.2"`` -> ``{"distilled": 0.1, "sdpa": 0.2}`` (one-line ValueError naming ``option``)."""
-    planted = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, value = item.partition("=")
-        try:
-            planted[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"{option} {item!r}: write VARIANT=NUMBER, e.g. distilled=0.1") from None
-    return planted

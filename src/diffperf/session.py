@@ -1,37 +1,91 @@
-"""The state of one ``pytest perf`` run: device, host, model store, what was measured and skipped."""
+"""What one ``pytest perf`` run's cases share: device, host, rounds, model store, probes, what was measured and skipped.
+
+Each case is resolved once (:meth:`PerfSession.case`: its variant, reference and scenario as objects) and
+returns what it measured to the session (:meth:`PerfSession.add`); at the end of the run
+:meth:`PerfSession.measured` is what the gate judges (diffperf.run_end).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import statistics
-import time
+from dataclasses import dataclass
 
+import pytest
 import torch
 
-from diffperf.gate.expectations import Expectation, Expectations, ExpectationsError, case_id, known_keys, lookup
+from diffperf.gate.expectations import Expectation, ExpectationsError, case_id, known_keys
 from diffperf.gate.rounds import RoundPolicy
 from diffperf.gate.verdicts import CaseResult
 from diffperf.history.identity import SCHEMA
-from diffperf.measure.flops import CallFlops, MatmulPeak, Throughput, count_call_flops, datasheet_peak, \
-    measure_matmul_peak
+from diffperf.measure.flops import Throughput
 from diffperf.measure.host import this_host
 from diffperf.measure.instruments import make_instrument
+from diffperf.measure.probes import Probes
 from diffperf.measure.process import steady_process
 from diffperf.measure.timing import TimedPipeline
 from diffperf.measure.yardstick import FOLLOWED_CONFIG, Yardstick, shape_of
 from diffperf.models import zoo
+from diffperf.models.family import YARDSTICK
+from diffperf.models.plants import EVERY_VARIANT
 from diffperf.models.profiles import PUBLISHED_WORKLOADS
 from diffperf.models.registry import Registry
-from diffperf.models.store import EVERY_VARIANT, PipelineStore
+from diffperf.models.store import PipelineStore
 from diffperf.models.variants import Published, Variant
 from diffperf.models.workloads import Scenario
 from diffperf.options import PerfOptions
+from diffperf.run_end import Measured, run_expectations
+
+
+@dataclass(frozen=True)
+class Case:
+    """One variant on one scenario as this run runs it, resolved once for everything its case does."""
+
+    variant: Variant
+    reference: Variant | None  # the variant it is measured against; None: a family's fp32 baseline (its yardstick)
+    scenario: Scenario  # as this run runs it: scaled by the profile, with --perf-steps and --perf-resolution
+    declared: Scenario  # as its family declares it
+    published: Published | None  # its published figure, where this run measures what it was published for
+    tolerance: float | None  # the speed-up band the variant, else its family, declares (None: the calibration's)
+
+    @property
+    def id(self) -> str:
+        return case_id(self.variant.name, self.scenario.name)
+
+    @property
+    def paired_with(self) -> str:
+        """The name of what the variant is timed against: its reference, or a family's fp32 baseline's yardstick."""
+        return self.variant.reference or YARDSTICK
+
+    def result(self, partner: str | None, variant_rounds: list[float], reference_rounds: list[float],
+               peaks: tuple[int | None, int | None] = (None, None), confidence: float | None = None) -> CaseResult:
+        """What the gate judges of the case: these rounds against ``partner`` (the reference variant's name, the
+        yardstick, or None when the variant ran alone) and the peak memory of both (variant, partner)."""
+        published = self.published
+        return CaseResult(self.variant.name, partner, self.scenario.name, list(variant_rounds), list(reference_rounds),
+                          *peaks, family=self.variant.family, best_stack=self.variant.best_stack,
+                          published=published.speedup if published else None,
+                          published_on=published.gpu if published else None, confidence=confidence,
+                          tolerance=self.tolerance)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one latency case measured, returned to the session (:meth:`PerfSession.add`)."""
+
+    case: Case
+    result: CaseResult
+    throughput: Throughput | None  # None: nothing was timed (--benchmark-disable)
+    seconds: float  # the case's wall time: builds, probes, calls
 
 
 class PerfSession:
-    """Builds variants lazily on first use and releases them after their last case."""
+    """Builds variants lazily on first use and releases them after their last case.
 
-    def __init__(self, options: PerfOptions, registry: Registry, plan: list[str | None] | None = None):
+    ``budget`` is --perf-budget's clock of the chosen cases (diffperf.cases.budget.BudgetClock), None without a
+    budget.
+    """
+
+    def __init__(self, options: PerfOptions, registry: Registry, plan: list[str | None] | None = None, budget=None):
         options.check()
         options.check_names(registry)
         self.options = options
@@ -43,30 +97,19 @@ class PerfSession:
         self.policy = RoundPolicy.for_profile(self.profile_name, rounds=options.rounds, min_rounds=options.min_rounds,
                                               warmup=options.warmup, max_rounds=options.max_rounds,
                                               extra_time=options.extra_time)
-        self._expectations: Expectations | None | bool = False  # False: not looked up yet
         self.instrument = make_instrument(self.device)
         self.host = this_host(self.device)
-        self.store = PipelineStore(
-            registry,
-            zoo.make_source(self.profile_name, self.device, options.hub_models),
-            self.device,
-            planted_slowdowns=options.planted_slowdowns, planted_perturbations=options.planted_perturbations,
-            planted_memory=options.planted_memory,
-            synchronize=self.instrument.synchronize,
-        )
+        self.store = PipelineStore(registry, zoo.make_source(self.profile_name, self.device, options.hub_models),
+                                   self.device, plants=options.plants, synchronize=self.instrument.synchronize)
+        self.probes = Probes(self.device, self.instrument)
         self.plan = plan if plan is not None else []  # the variant of each collected case, in run order
-        self.results: list[CaseResult] = []  # what the latency cases measured, for the gate
-        self.skipped: dict[str, str] = {}  # case id -> why it did not run
+        self.budget = budget
         self.image_baselines = None  # diffperf.images.baselines.ImageBaselines, once a similarity case runs
-        self._peak_memory: dict[tuple[str, str], int | None] = {}
-        self._flops: dict[tuple[str, str], CallFlops] = {}
-        self._matmul_peaks: dict[str, MatmulPeak] = {}  # by precision
-        self.throughput: list[Throughput] = []  # what the latency cases achieved, for the summaries
-        # --perf-budget: when the run's budget ends (time.monotonic()), and each case's most predicted seconds
-        self.budget_end: float | None = None
-        self.case_most_seconds: dict[tuple[str, str], float] = {}
-        self.left_out_by_budget: list[str] = []  # the cases over_budget left out, named at the end of the run
-        self.budget_pace: list[float] = []  # each budgeted case's wall time over its most predicted seconds
+        # What the latency cases measured and why the others did not run, for the gate; only :meth:`add` and
+        # :meth:`latency_case` write them.
+        self.results: list[CaseResult] = []
+        self.skipped: dict[str, str] = dict(budget.left_out_when_chosen) if budget is not None else {}
+        self.throughput: list[Throughput] = []
 
     def check_run(self) -> None:
         """Before anything is measured, what the run's cases (``plan``) would otherwise find out late, or never: a
@@ -74,25 +117,22 @@ class PerfSession:
         --perf-baseline-key that names no record, and stored expectations that cannot be read.
 
         A one-line ValueError; :class:`diffperf.gate.expectations.ExpectationsError` for the expectations (the
-        gate's own line says what to do about it, with its exit status: diffperf.cases.outcome)."""
+        gate's own line says what to do about it, with its exit status: diffperf.run_end)."""
         for name in self.options.variants:
             reason = self.skip_reason(self.registry.variant(name))
             if reason is not None:
                 raise ValueError(f"--perf-variants names {name}, which does not run here: {reason}")
         built = self.built_variants()
-        for option, planted in (("--perf-plant-slowdown", self.options.planted_slowdowns),
-                                ("--perf-plant-memory", self.options.planted_memory),
-                                ("--perf-plant-perturbation", self.options.planted_perturbations)):
-            for name, value in planted.items():
-                if name != EVERY_VARIANT and name not in built:
-                    why = self.skip_reason(self.registry.variant(name)) or (
-                        f"no selected case runs {name} or measures against it (-k or --perf-budget left them out)")
-                    raise ValueError(f"{option} {name}={value:g}: {name} does not run in this run, so nothing would be "
-                                     f"planted: {why}")
+        for plant in self.options.plants.plants:
+            if plant.where != EVERY_VARIANT and plant.where not in built:
+                why = self.skip_reason(self.registry.variant(plant.where)) or (
+                    f"no selected case runs {plant.where} or measures against it (-k or --perf-budget left them out)")
+                raise ValueError(f"{plant.describe()}: {plant.where} does not run in this run, so nothing would be "
+                                 f"planted: {why}")
         if not self.options.no_gate:  # --perf-no-gate reads no speedups.json
             if self.options.baseline_key is not None:
                 check_forced_key(self.options.baselines_dir, self.profile_name, self.options.baseline_key)
-            self.read_expectations()
+            run_expectations(self.options, self.profile_name, self.host, [])
 
     def built_variants(self) -> set[str]:
         """The variants this run's cases (``plan``) build: the variant of each case that runs here, and the variants
@@ -101,27 +141,6 @@ class PerfSession:
                 if self.skip_reason(self.registry.variant(variant)) is None
                 for name in self.registry.reference_chain(variant)}
 
-    def case_ran(self, variant_name: str, scenario_name: str, seconds: float) -> None:
-        """A latency case's wall time, beside its prediction under --perf-budget (:meth:`over_budget` reads it)."""
-        predicted = self.case_most_seconds.get((variant_name, scenario_name))
-        if predicted:
-            self.budget_pace.append(seconds / predicted)
-
-    def over_budget(self, variant_name: str, scenario_name: str) -> str | None:
-        """Why a case is left out of a --perf-budget run that has come to its end (one line), or None: the case's
-        most predicted seconds would take the run past the budget (``budget_end``, ``case_most_seconds``)."""
-        if self.budget_end is None:
-            return None
-        # as much slower as the cases before it ran than their prediction (a host in a slow spell)
-        pace = max([1.0, statistics.median(self.budget_pace)] if self.budget_pace else [1.0])
-        needed = self.case_most_seconds.get((variant_name, scenario_name), 0.0) * pace
-        left = self.budget_end - time.monotonic()
-        if needed <= left:
-            return None
-        self.left_out_by_budget.append(f"{variant_name}-{scenario_name}")
-        return (f"left out: --perf-budget has {max(left, 0):.0f} s left and {variant_name} on {scenario_name} takes up "
-                f"to {needed:.0f} s")
-
     def selected(self, variant_name: str) -> bool:
         return not self.options.variants or variant_name in self.options.variants
 
@@ -129,6 +148,44 @@ class PerfSession:
         if not self.selected(variant.name):
             return f"{variant.name} is not in --perf-variants"
         return self.registry.skip_reason(variant, scenario, self.device, self.options.enabled)
+
+    def case(self, variant_name: str, scenario_name: str) -> Case:
+        """The case of ``variant_name`` on ``scenario_name`` as this run runs it."""
+        variant = self.registry.variant(variant_name)
+        family = self.registry.family_of(variant)
+        return Case(variant=variant,
+                    reference=self.registry.variant(variant.reference) if variant.reference is not None else None,
+                    scenario=self.scenario(variant_name, scenario_name),
+                    declared=self.registry.scenario(variant_name, scenario_name),
+                    published=self.published(variant, scenario_name),
+                    tolerance=variant.tolerance if variant.tolerance is not None else family.tolerance)
+
+    def latency_case(self, variant_name: str, scenario_name: str) -> Case:
+        """The case a latency case measures; skipped with a one-line reason, which the gate lists, when it cannot
+        run here or would take a --perf-budget run past its end."""
+        case = self.case(variant_name, scenario_name)
+        reason = self.skip_reason(case.variant, scenario_name)
+        if reason is None and self.budget is not None:
+            reason = self.budget.over(variant_name, scenario_name)
+        if reason is not None:
+            self.skipped[case.id] = reason
+            pytest.skip(reason)
+        return case
+
+    def add(self, measurement: Measurement) -> Measurement:
+        """Keep what a latency case measured, for the gate and the summaries; under --perf-budget its wall time sets
+        the pace the later cases are predicted at."""
+        self.results.append(measurement.result)
+        if measurement.throughput is not None:
+            self.throughput.append(measurement.throughput)
+        if self.budget is not None:
+            self.budget.ran(measurement.case.variant.name, measurement.case.scenario.name, measurement.seconds)
+        return measurement
+
+    def measured(self) -> Measured:
+        """What the run's latency cases measured so far, for the gate at its end."""
+        return Measured(list(self.results), dict(self.skipped), [record.case_info() for record in self.throughput],
+                        self.host, self.profile_name)
 
     def published(self, variant: Variant, scenario_name: str) -> Published | None:
         """The figure published for the case, where this run measures what it was published for: the
@@ -143,9 +200,20 @@ class PerfSession:
         return family.scenario(name).scaled(family.scale(self.profile_name), self.options.steps,
                                             self.options.resolution)
 
+    @property
+    def device_name(self) -> str:
+        return self.instrument.hardware()["device_name"]
+
     def timed_pipeline(self, variant: Variant, scenario: Scenario) -> TimedPipeline:
         pipe = self.store.pipeline(variant, scenario)
         return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant))
+
+    def partner(self, case: Case, subject: TimedPipeline) -> TimedPipeline | Yardstick | None:
+        """What ``case``'s variant (timed as ``subject``) is paired with: its reference's timed pipeline, or for a
+        family's fp32 baseline its yardstick (None: a pipeline the yardstick cannot follow, which runs alone)."""
+        if case.reference is not None:
+            return self.timed_pipeline(case.reference, case.scenario)
+        return self.yardstick(case.variant, case.scenario, subject.pipe)
 
     def yardstick(self, variant: Variant, scenario: Scenario, pipe) -> Yardstick | None:
         """The partner of a family's fp32 baseline ``variant`` on ``scenario``: torch calls at the shapes of
@@ -161,78 +229,19 @@ class PerfSession:
         return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
                          settings=lambda: self.store.during_calls(variant))
 
-    def read_expectations(self) -> None:
-        """Look up the stored expectations the gate will judge this run against
-        (:func:`diffperf.gate.expectations.lookup`), kept for :meth:`expectation` unless --perf-steps or
-        --perf-resolution changed the workload; ExpectationsError when ``speedups.json`` cannot be used."""
-        self._expectations = None
-        found = lookup(self.options.baselines_dir, self.profile_name, self.host, self.options.baseline_key)
-        if not self.options.workload_overrides:
-            self._expectations = found
-
-    def expectation(self, variant_name: str, scenario_name: str) -> Expectation | None:
-        """The stored expectation of a case's speed-up, as the gate will judge it; None when there is none, the
-        file cannot be read (the gate says so at the end) or the run is not gated."""
-        if self._expectations is False:
-            self._expectations = None
-            if not self.options.no_gate:
-                try:
-                    self.read_expectations()
-                except ExpectationsError:
-                    pass
-        found = self._expectations
-        return found.speedups.get(case_id(variant_name, scenario_name)) if found is not None else None
-
-    def peak_memory_growth(self, variant_name: str, scenario_name: str, call) -> int | None:
-        """Peak memory growth of one warm call of a variant on a scenario, measured once per session.
-
-        Makes one call of ``call`` each time (a warm-up call: :class:`diffperf.cases.latency.WarmUp`), measured the
-        first time."""
-        key = (variant_name, scenario_name)
-        if key not in self._peak_memory:
-            self._peak_memory[key] = self.instrument.peak_memory_growth(call)
-        else:
-            call()
-        return self._peak_memory[key]
-
-    def call_flops(self, variant: Variant, scenario_name: str, pipeline: TimedPipeline) -> CallFlops:
-        """FLOPs of one call of a variant on a scenario, per stage, counted once per session.
-
-        Makes one call of ``pipeline`` each time (a warm-up call), counted the first time."""
-        key = (variant.name, scenario_name)
-        if key not in self._flops:
-            self._flops[key] = count_call_flops(pipeline, every_step=not variant.same_every_step)
-        else:
-            pipeline()
-        return self._flops[key]
-
-    def matmul_peak(self, precision: str) -> MatmulPeak:
-        """The device's dense matmul peak at ``precision``, measured once per session (and its datasheet figure)."""
-        if precision not in self._matmul_peaks:
-            datasheet = None
-            if self.device.type == "cuda":
-                datasheet = datasheet_peak(self.instrument.hardware()["device_name"], precision)
-            self._matmul_peaks[precision] = measure_matmul_peak(self.device, precision, self.instrument.synchronize,
-                                                                datasheet)
-        return self._matmul_peaks[precision]
+    def expectation(self, case: Case) -> Expectation | None:
+        """The expectation of ``case``'s speed-up, the one the gate will judge it against (diffperf.run_end.
+        run_expectations); None when there is none or ``speedups.json`` cannot be read (the gate says so at the end)."""
+        try:
+            found = run_expectations(self.options, self.profile_name, self.host,
+                                     [case.result(case.paired_with, [], [])])
+        except ExpectationsError:
+            return None
+        return found.speedups.get(case.id) if found is not None else None
 
     def finished_case(self, index: int) -> None:
         """Release what the cases after ``index`` no longer need."""
         self.store.keep_only(name for name in self.plan[index + 1 :] if name)
-
-    def commit_image_baselines(self, completed: bool) -> str | None:
-        """Write the image baselines this run recorded; one line saying how many and where.
-
-        A similarity case stages its image only once its checks passed (diffperf.cases.similarity), so a run that
-        did not complete (``completed`` False: a case failed, or the run was stopped) still writes what its passing
-        cases recorded: a failed neighbour discards nothing."""
-        staged = self.image_baselines.staged if self.image_baselines is not None else {}
-        if not staged:
-            return None
-        line = f"image baselines: recorded {self.image_baselines.commit()} in {self.image_baselines.directory}"
-        if not completed:
-            line += " (the run failed or was interrupted: the cases that failed or did not run recorded nothing)"
-        return line
 
     def describe(self) -> dict:
         """Profile, device, host fingerprint, process settings and software, for the JSON's machine_info."""
@@ -249,11 +258,10 @@ class PerfSession:
             "min_rounds": self.policy.min_rounds,
             "warmup": self.policy.warmup,
             "workload_overrides": self.options.workload_overrides or None,
-            # --perf-plant-slowdown: these variants were slowed on purpose (never calibrate from such a run)
-            "planted_slowdowns": dict(self.options.planted_slowdowns) or None,
-            "planted_perturbations": dict(self.options.planted_perturbations) or None,
-            "planted_memory": dict(self.options.planted_memory) or None,  # --perf-plant-memory, as the slowdowns
-            "matmul_peaks": {precision: peak.to_json() for precision, peak in self._matmul_peaks.items()},
+            # --perf-plant-*: what was changed on purpose (a run with a planted slowdown or memory is never calibrated
+            # from)
+            **self.options.plants.record(),
+            "matmul_peaks": self.probes.matmul_peaks_json(),
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
             "transformers": transformers.__version__,
@@ -279,7 +287,7 @@ def out_of_memory_as_failure(variant: Variant, session: PerfSession):
         session.store.keep_only([])
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         raise VariantOutOfMemory(
-            f"{variant.name} ran out of memory on {session.instrument.hardware()['device_name']}: "
+            f"{variant.name} ran out of memory on {session.device_name}: "
             f"{first_line[:200]}; its memory was released and the other variants still run"
         ) from None
 

@@ -17,7 +17,8 @@ from diffperf.render.image_text import comparison_line
 
 def test_latency(benchmark, perf_session, variant, scenario):
     """End-to-end latency of one variant on one scenario, paired with its reference (R V R V ... R)."""
-    result = run_latency_case(benchmark, perf_session, variant, scenario)
+    measurement = run_latency_case(benchmark, perf_session, variant, scenario)
+    result = perf_session.add(measurement).result  # the session keeps it for the gate
     rounds = len(result.variant_rounds)
     if benchmark.disabled:  # nothing is timed
         assert rounds == 0

@@ -13,8 +13,9 @@ from diffperf.stats.sequential import SequentialPlan
 def run_suite_case(monkeypatch, variant_rounds, plan=None, disabled=False, min_rounds=16):
     result = CaseResult("distilled", "baseline", "vase", [0.1] * variant_rounds,
                         [0.2] * (variant_rounds + 1 if variant_rounds else 0), None, None)
-    monkeypatch.setattr(suite, "run_latency_case", lambda benchmark, session, variant, scenario: result)
-    session = SimpleNamespace(policy=RoundPolicy(16, min_rounds, warmup=2, sequential=plan))
+    measured = SimpleNamespace(result=result)  # a Measurement, as far as the suite reads it
+    monkeypatch.setattr(suite, "run_latency_case", lambda benchmark, session, variant, scenario: measured)
+    session = SimpleNamespace(policy=RoundPolicy(16, min_rounds, warmup=2, sequential=plan), add=lambda kept: kept)
     suite.test_latency(SimpleNamespace(disabled=disabled), session, "distilled", "vase")
 
 

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from diffperf.options import PerfOptions
-from diffperf.cases.outcome import drop_unfinished_cases
-from diffperf.plugin import DiffperfPlugin
+from diffperf.run_end import RunEnd, drop_unfinished_cases
 
 pytest_plugins = ["pytester"]
 
@@ -49,14 +48,15 @@ def test_only_cases_whose_rounds_finished_are_kept():
 
 
 def test_ctrl_c_makes_the_gate_judge_the_run_as_interrupted(monkeypatch):
-    from diffperf.cases import outcome
+    from diffperf import run_end
 
-    plugin = DiffperfPlugin(PerfOptions(), config=None)
+    measured = object()
+    end = RunEnd(PerfOptions(), config=None, measured=lambda: measured)
     asked = []
-    monkeypatch.setattr(outcome, "judge_session", lambda session, interrupted=False: asked.append(interrupted) or "outcome")
-    plugin.session = object()
-    plugin.pytest_keyboard_interrupt()
-    assert plugin.gate_outcome() == "outcome" and asked == [True]
+    monkeypatch.setattr(run_end, "judge",
+                        lambda measured, options, interrupted=False: asked.append(interrupted) or "outcome")
+    end.pytest_keyboard_interrupt()
+    assert end.gate_outcome(measured) == "outcome" and asked == [True]
 
 
 STOP_AT_THE_SECOND_CASE = """

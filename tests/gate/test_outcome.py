@@ -3,9 +3,9 @@
 import pytest
 
 from diffperf.gate import expectations
-from diffperf.cases.outcome import judge_run
 from diffperf.measure.host import Host
 from diffperf.options import PerfOptions
+from diffperf.run_end import Measured, judge
 
 from test_verdicts import paired_case
 
@@ -29,7 +29,7 @@ def flat(result) -> str:
 
 def outcome(results, baselines, **options):
     options = PerfOptions(baselines_dir=str(baselines), baselines_given=True, **options)
-    return judge_run(results, {}, HOST, "tiny", 12, options)
+    return judge(Measured(results, {}, [], HOST, "tiny"), options)
 
 
 def test_regression_fails_the_run_and_names_the_case(baselines):
@@ -109,8 +109,8 @@ def test_memory_ratios_alone_judge_nothing_when_the_speedups_lack_rounds(baselin
 
 
 def test_an_interrupted_run_judges_nothing_and_says_so(baselines):
-    result = judge_run([paired_case(1.5, slowdown=0.3)], {}, HOST, "tiny", 12,
-                       PerfOptions(baselines_dir=str(baselines)), interrupted=True)
+    result = judge(Measured([paired_case(1.5, slowdown=0.3)], {}, [], HOST, "tiny"),
+                   PerfOptions(baselines_dir=str(baselines)), interrupted=True)
     assert result.lines[-1] == ("speed-up gate: nothing judged (the run was interrupted: run it to the end to "
                                 "judge the speed-ups)")
     assert result.exit_code is None  # pytest's own status (interrupted) stands
@@ -119,7 +119,7 @@ def test_an_interrupted_run_judges_nothing_and_says_so(baselines):
 
 
 def test_an_interrupted_run_says_why_the_cases_it_did_not_reach_did_not_run(baselines):
-    result = judge_run([], {}, HOST, "tiny", 12, PerfOptions(baselines_dir=str(baselines)), interrupted=True)
+    result = judge(Measured([], {}, [], HOST, "tiny"), PerfOptions(baselines_dir=str(baselines)), interrupted=True)
     assert result.report.not_run == {"distilled/astronaut": "not run: the run was interrupted"}
 
 

@@ -6,10 +6,10 @@ import pytest
 
 from diffperf.gate import published
 from diffperf.gate.expectations import PUBLISHED
-from diffperf.cases.outcome import judge_run
 from diffperf.measure.host import Host
 from diffperf.models import sd1
 from diffperf.options import PerfOptions
+from diffperf.run_end import Measured, judge
 
 from test_verdicts import paired_case
 
@@ -35,7 +35,7 @@ def figure(result, value=1.5, gpu="A100"):
 
 def judged(results, host, tmp_path):
     options = PerfOptions(baselines_dir=str(tmp_path), baselines_given=True)
-    return judge_run(results, {}, host, "full", 12, options)
+    return judge(Measured(results, {}, [], host, "full"), options)
 
 
 def test_an_uncalibrated_a100_is_judged_against_the_published_figures_with_a_wide_band(tmp_path):
@@ -68,3 +68,31 @@ def test_a_calibration_replaces_the_published_figures(tmp_path):
                                                  "half_width": 0.02}}, {})
     result = judged([figure(paired_case(1.2))], A100, tmp_path)
     assert result.report.expectations.source == expectations.HOST and result.lines[-1] == "speed-up gate: passed (1 ok)"
+
+
+def test_the_early_look_and_the_gate_judge_an_uncalibrated_a100_against_the_same_published_figure(tmp_path):
+    """One function gives a run its expectations (diffperf.run_end.run_expectations): the early look of a case and
+    the gate at the end of the run both see the figure published for it on an A100 that has no calibration."""
+    from types import SimpleNamespace
+
+    from diffperf.cases.latency import looked_against
+    from diffperf.gate.rounds import RoundPolicy
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.session import Case, PerfSession
+
+    registry = builtin_registry()
+    fp16, astronaut = registry.variant("fp16"), registry.scenario("fp16", "astronaut")
+    (figure,) = fp16.published
+    case = Case(fp16, registry.variant("baseline"), astronaut, astronaut, figure, tolerance=None)
+    options = PerfOptions(profile="full", min_rounds=6, baselines_dir=str(tmp_path), baselines_given=True)
+    # An A100's session, as far as the early look reads it: nothing calibrated in tmp_path.
+    session = SimpleNamespace(options=options, profile_name="full", host=A100, policy=RoundPolicy.for_profile(
+        "full", min_rounds=6))
+    session.expectation = lambda case: PerfSession.expectation(session, case)
+    early = looked_against(session, case, reference=lambda: None)
+    measured = paired_case(figure.speedup)
+    gate = judge(Measured([case.result("baseline", measured.variant_rounds, measured.reference_rounds)], {}, [], A100,
+                          "full"), options)
+    assert gate.report.expectations.source == PUBLISHED
+    assert early is not None and early == gate.report.expectations.speedups[case.id]
+    assert (early.expected, early.tolerance) == (figure.speedup, published.TOLERANCE)

@@ -16,11 +16,11 @@ from diffperf.history.runs import (
     group_by_machine,
     load_run,
     load_runs,
-    planted_text,
     run_from_dict,
     sort_by_time,
     without,
 )
+from diffperf.models.plants import Plants
 from diffperf.render.history_text import mixed_machines_warning
 
 
@@ -299,7 +299,7 @@ def test_runs_with_a_planted_slowdown_are_named_in_compare_and_trend(tmp_path, c
 
     a = hd.write(tmp_path / "a.json", hd.standard_run())
     b = hd.write(tmp_path / "b.json", planted(hd.standard_run(seed=1), {"distilled": 0.5}))
-    assert load_run(b).planted == {"planted_slowdowns": {"distilled": 0.5}} and load_run(a).planted == {}
+    assert load_run(b).planted == Plants.of(slowdown={"distilled": 0.5}) and not load_run(a).planted
     warning = "b.json was run with --perf-plant-slowdown distilled=0.5: those variants were slowed on purpose"
     main(["compare", str(a), str(b)])
     assert capsys.readouterr().err.count(warning) == 1
@@ -312,11 +312,11 @@ def test_a_run_records_its_planted_slowdown_where_the_saved_run_reads_it():
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 
-    session = PerfSession(PerfOptions(profile="tiny", device="cpu", planted_slowdowns={"distilled": 0.5}),
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", plants=Plants.of(slowdown={"distilled": 0.5})),
                           builtin_registry())
     document = hd.standard_run()
     document["machine_info"]["diffperf"] = session.describe()  # what pytest_benchmark_update_machine_info writes
-    assert run_from_dict(document).planted == {"planted_slowdowns": {"distilled": 0.5}}
+    assert run_from_dict(document).planted == Plants.of(slowdown={"distilled": 0.5})
 
 
 def test_a_run_with_planted_memory_says_so_and_is_never_calibrated_from(tmp_path):
@@ -325,12 +325,13 @@ def test_a_run_with_planted_memory_says_so_and_is_never_calibrated_from(tmp_path
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
 
-    session = PerfSession(PerfOptions(profile="tiny", device="cpu", planted_memory={"*": 0.06}), builtin_registry())
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", plants=Plants.of(memory={"*": 0.06})),
+                          builtin_registry())
     document = hd.standard_run()
     document["machine_info"]["diffperf"] = session.describe()
     run = run_from_dict(document, source="m.json")
-    assert run.planted == {"planted_memory": {"*": 0.06}}
-    assert planted_text(run) == "--perf-plant-memory *=0.06: those variants were made to hold more memory on purpose"
+    assert run.planted == Plants.of(memory={"*": 0.06})
+    assert run.planted.text() == "--perf-plant-memory *=0.06: those variants were made to hold more memory on purpose"
     with pytest.raises(CalibrationError, match=r"^m\.json was run with --perf-plant-memory \*=0\.06: .*; calibrate "
                                                r"from runs made without it$"):
         calibrate_host([run] * 5)

@@ -219,6 +219,7 @@ def test_staged_baselines_are_read_back_but_written_only_on_commit(store, tmp_pa
 
 def test_a_run_that_did_not_complete_still_records_what_its_passing_cases_staged(tmp_path):
     """A case stages its image only once its checks passed: a neighbour that failed discards none of them."""
+    from diffperf.cases.similarity import commit_image_baselines
     from diffperf.models.builtin import builtin_registry
     from diffperf.options import PerfOptions
     from diffperf.session import PerfSession
@@ -226,14 +227,14 @@ def test_a_run_that_did_not_complete_still_records_what_its_passing_cases_staged
     session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
     session.image_baselines = ImageBaselines(tmp_path, "tiny", "cpu")
     session.image_baselines.stage("baseline", "vase", smooth_image(), CONDITIONS)
-    line = session.commit_image_baselines(completed=False)
+    line = commit_image_baselines(session, completed=False)
     assert line == (f"image baselines: recorded 1 in {session.image_baselines.directory} (the run failed or was "
                     "interrupted: the cases that failed or did not run recorded nothing)")
     assert np.array_equal(ImageBaselines(tmp_path, "tiny", "cpu").load("baseline", "vase").raw, smooth_image())
     session.image_baselines.stage("baseline", "astronaut", smooth_image(), CONDITIONS)
-    assert session.commit_image_baselines(completed=True) == (f"image baselines: recorded 1 in "
+    assert commit_image_baselines(session, completed=True) == (f"image baselines: recorded 1 in "
                                                               f"{session.image_baselines.directory}")
-    assert session.commit_image_baselines(completed=True) is None  # nothing left staged
+    assert commit_image_baselines(session, completed=True) is None  # nothing left staged
 
 
 def test_a_baseline_holding_images_of_another_size_says_to_rerecord_it(store):

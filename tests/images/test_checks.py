@@ -12,7 +12,9 @@ from imagedata import files_under
 
 from diffperf.cases import similarity as checks
 from diffperf.images.baselines import BaselineIndexWarning, ImageBaselines
-from diffperf.cases.similarity import PlannedCheck, planned_checks, record_image_baseline, run_similarity_case
+from diffperf.cases.similarity import (
+    PlannedCheck, commit_image_baselines, planned_checks, record_image_baseline, run_similarity_case,
+)
 from diffperf.models import sd1
 from diffperf.models.builtin import builtin_registry
 from diffperf.options import PerfOptions
@@ -40,7 +42,7 @@ def configure(session, tmp_path):
 
     def configure(**changes):
         # A new configuration is a new run: what the last one recorded is written, as at the end of a run.
-        session.commit_image_baselines(completed=True)
+        commit_image_baselines(session, completed=True)
         session.image_baselines = None
         session.options = dataclasses.replace(original, baselines_dir=str(tmp_path / "baselines"),
                                               output_dir=str(tmp_path / "out"), **changes)
@@ -91,7 +93,7 @@ def test_case_records_then_passes_and_never_writes_otherwise(configure, tmp_path
     recorded = run_similarity_case(session, "attn-classic", "astronaut")  # checked against fp32 while recording
     assert set(recorded) == {"fp32"} and recorded["fp32"].passed
     assert not (tmp_path / "baselines").exists()  # staged: written when the run completes
-    assert session.commit_image_baselines(completed=True).startswith("image baselines: recorded 2 in ")
+    assert commit_image_baselines(session, completed=True).startswith("image baselines: recorded 2 in ")
     baselines = files_under(tmp_path / "baselines")
     assert {os.path.basename(path) for path in baselines} == {
         "index.json", "baseline-astronaut.npz", "baseline-astronaut.png",
@@ -118,7 +120,7 @@ def test_recording_a_variant_records_the_fp32_images_its_check_needs(configure, 
     session = configure(update_baselines=True)
     recorded = run_similarity_case(session, "attn-classic", "astronaut")
     assert set(recorded) == {"fp32"} and recorded["fp32"].passed
-    assert session.commit_image_baselines(completed=True).startswith("image baselines: recorded 2 in ")
+    assert commit_image_baselines(session, completed=True).startswith("image baselines: recorded 2 in ")
     store = store_of(session)
     assert {os.path.basename(path) for path in files_under(tmp_path / "baselines")} == {
         "index.json", "baseline-astronaut.npz", "baseline-astronaut.png",
@@ -128,7 +130,7 @@ def test_recording_a_variant_records_the_fp32_images_its_check_needs(configure, 
     store.data_path(*CASE).write_bytes(b"not a numpy archive")  # unreadable: recorded again
     session = configure(update_baselines=True)
     assert run_similarity_case(session, "attn-classic", "astronaut")["fp32"].passed
-    session.commit_image_baselines(completed=True)
+    commit_image_baselines(session, completed=True)
     assert np.array_equal(store.load(*CASE).raw, fp32)
 
 
@@ -141,7 +143,7 @@ def test_a_case_that_fails_while_recording_records_nothing_and_discards_no_other
                         (0.95 if variant.name == "attn-classic" else 1.0))
     assert fail_message(lambda: run_similarity_case(session, "attn-classic", "astronaut")).startswith(
         "attn-classic-astronaut vs baseline (fp32) baseline")
-    line = session.commit_image_baselines(completed=False)
+    line = commit_image_baselines(session, completed=False)
     assert line.startswith("image baselines: recorded 1 in ")
     assert {os.path.basename(path) for path in files_under(tmp_path / "baselines")} == {
         "index.json", "baseline-astronaut.npz", "baseline-astronaut.png",
@@ -151,7 +153,7 @@ def test_a_case_that_fails_while_recording_records_nothing_and_discards_no_other
 def test_case_fails_with_paths_and_metrics(configure, tmp_path):
     session = configure(update_baselines=True)
     run_similarity_case(session, *CASE)
-    session.commit_image_baselines(completed=True)
+    commit_image_baselines(session, completed=True)
     store = store_of(session)
     clean = store.load(*CASE).raw
     store.record(*CASE, clean * 1.001, checks.scenario_conditions(session.scenario(*CASE)))  # off by 0.1 %
@@ -185,7 +187,7 @@ def test_record_hint_repeats_the_baselines_directory(configure, tmp_path):
 def test_truncated_index_is_reported_and_images_still_checked(configure):
     session = configure(update_baselines=True)
     run_similarity_case(session, *CASE)
-    session.commit_image_baselines(completed=True)
+    commit_image_baselines(session, completed=True)
     index = store_of(session).index_path
     index.write_text(index.read_text()[:40])
     with pytest.warns(BaselineIndexWarning, match="restore it from git"):
@@ -212,7 +214,7 @@ def test_case_unhealthy_output_fails_with_a_diagnosis_for_its_dtype(configure, t
 def test_case_with_an_unhealthy_stored_baseline_fails_in_one_line(configure):
     session = configure(update_baselines=True)
     run_similarity_case(session, *CASE)
-    session.commit_image_baselines(completed=True)
+    commit_image_baselines(session, completed=True)
     black = np.full((1, 128, 128, 3), -1.0, dtype=np.float32)
     store_of(session).record(*CASE, black, checks.scenario_conditions(session.scenario(*CASE)))
     message = fail_message(lambda: run_similarity_case(configure(), *CASE))
@@ -269,7 +271,7 @@ def test_an_overridden_workload_checks_health_only_and_says_so(configure):
 def test_a_baseline_of_another_size_fails_in_one_line_saying_to_rerecord_it(configure):
     session = configure(update_baselines=True)
     run_similarity_case(session, *CASE)
-    session.commit_image_baselines(completed=True)
+    commit_image_baselines(session, completed=True)
     store = store_of(session)
     clean = store.load(*CASE).raw
     store.record(*CASE, np.ascontiguousarray(clean[:, ::2, ::2]), checks.scenario_conditions(session.scenario(*CASE)))

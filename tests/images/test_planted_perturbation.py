@@ -7,6 +7,7 @@ import pytest
 import diffperf.cases.similarity  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
 import diffperf.models.builtin  # noqa: F401  (nor transformers' lazily imported models)
 import diffperf.session  # noqa: F401
+from diffperf.models.plants import Plants
 from diffperf.options import PerfOptions
 
 pytest_plugins = ["pytester"]
@@ -31,4 +32,4 @@ def test_a_planted_perturbation_fails_the_image_check_and_is_never_recorded(pyte
 
 def test_a_perturbation_must_be_a_small_relative_size():
     with pytest.raises(ValueError, match="--perf-plant-perturbation baseline=2.0: the relative size must be between"):
-        PerfOptions(planted_perturbations={"baseline": 2.0}).check()
+        PerfOptions(plants=Plants.of(perturbation={"baseline": 2.0})).check()

@@ -10,7 +10,7 @@ from diffperf.gate.rounds import RoundPolicy
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.zoo import ModelNotAvailable
 from diffperf.options import PerfOptions
-from diffperf.session import PerfSession
+from diffperf.session import Case, PerfSession
 
 
 class UnusedBenchmark:
@@ -108,16 +108,20 @@ def test_every_variant_call_is_bracketed_by_reference_calls():
     assert "".join(calls) == "VVVV" and alone.reference_times == []
 
 
-class ProbingSession:
-    """A session as far as the warm-up uses it: each probe makes the call it is given and records what it was."""
+def case_of(variant: str, reference: str | None, tolerance: float | None = None) -> Case:
+    """A case of ``variant`` measured against ``reference`` on the vase, as far as a latency case reads it."""
+    declared = SimpleNamespace(name=variant, reference=reference, family="sd1", best_stack=False, same_every_step=True)
+    vase = SimpleNamespace(name="vase")
+    return Case(declared, SimpleNamespace(name=reference) if reference else None, vase, vase, None, tolerance)
 
-    def __init__(self, warmup, calls):
-        self.policy = RoundPolicy(16, 16, warmup)
+
+class RecordingProbes:
+    """The run's probes as far as the warm-up uses them: each makes the call it is given and records what it was."""
+
+    def __init__(self, calls):
         self.calls = calls
-        self.store = SimpleNamespace(weight_bytes=lambda variant: 1000)
-        self.registry = SimpleNamespace(variant=lambda name: name)
 
-    def call_flops(self, variant, scenario_name, pipeline):
+    def call_flops(self, variant_name, scenario_name, pipeline, every_step):
         self.calls.append("flops:")
         pipeline()
         return "flops"
@@ -139,8 +143,8 @@ def test_the_probes_ride_on_the_warm_up_and_the_last_pair_before_the_rounds_has_
 
     calls = []
     subject, reference = (lambda: calls.append("V")), (lambda: calls.append("R"))
-    variant = SimpleNamespace(name="distilled", reference="baseline")
-    warm = WarmUp(ProbingSession(pairs, calls), variant, SimpleNamespace(name="vase"), subject, reference, probing=True)
+    warm = WarmUp(RecordingProbes(calls), lambda variant: 1000, case_of("distilled", "baseline"), subject, reference,
+                  pairs, probing=True)
     warm.run()
     assert " ".join(calls) == during
     calls.clear()
@@ -156,8 +160,8 @@ def test_without_probing_the_warm_up_is_plain_pairs():
     from diffperf.cases.latency import WarmUp
 
     calls = []
-    warm = WarmUp(ProbingSession(2, calls), SimpleNamespace(name="baseline", reference=None), SimpleNamespace(name="vase"),
-                  lambda: calls.append("V"), None, probing=False)
+    warm = WarmUp(RecordingProbes(calls), lambda variant: 1000, case_of("baseline", None), lambda: calls.append("V"),
+                  None, 2, probing=False)
     warm.run()
     assert calls == ["V", "V"] and warm.flops is None
 
@@ -187,14 +191,14 @@ def adaptive_case(monkeypatch, speedup, expectation, min_rounds=10, plan=None):
     monkeypatch.setattr(latency, "time", clock)
     rounds = latency.PairedRounds(clock.member(1 / speedup, calls, "V"), clock.member(1.0, calls, "R"))
     session = SimpleNamespace(policy=RoundPolicy(16, min_rounds, warmup=2, sequential=plan),
-                              expectation=lambda variant, scenario: expectation)
-    variant, scenario = SimpleNamespace(name="distilled", reference="reference", tolerance=0.05), SimpleNamespace(name="vase")
-    found = latency.looked_against(session, variant, scenario, rounds.reference)
+                              options=SimpleNamespace(no_gate=False), expectation=lambda case: expectation)
+    case = case_of("distilled", "reference", tolerance=0.05)
+    found = latency.looked_against(session, case, rounds.reference)
     benchmark = PedanticBenchmark()
     first = session.policy.first_rounds(found is not None)
     rounds.time(benchmark, first, "vase")
     pedantic_rounds = len(benchmark.stats.stats.data)  # pedantic's own rounds are not in this stand-in's data
-    looks = latency.case_looks(session, variant, scenario, found, rounds, benchmark)
+    looks = latency.case_looks(session, case, found, rounds, benchmark)
     assert len(benchmark.stats.stats.data) == len(rounds.variant_times) - first + pedantic_rounds
     return looks, rounds
 

@@ -160,8 +160,8 @@ def test_a_calls_flops_split_at_the_stage_marks_match_the_modules_that_ran(tmp_p
     args, kwargs = unet_inputs(batch=2, latent=latent, device="cpu", config=sd1.TINY_UNET)
     assert flops.unet_per_call == counted_flops(timed.pipe.unet, *args, **kwargs)
     assert count_call_flops(timed, every_step=True) == flops  # the whole loop counted: the same, step by step
-    baseline = session.registry.variant("baseline")
-    assert session.call_flops(baseline, "astronaut", timed) is session.call_flops(baseline, "astronaut", timed)
+    assert session.probes.call_flops("baseline", "astronaut", timed, every_step=False) is \
+        session.probes.call_flops("baseline", "astronaut", timed, every_step=False)
 
 
 class StepwiseUNet(torch.nn.Module):

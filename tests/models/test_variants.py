@@ -19,6 +19,7 @@ from diffperf.models import speedups as speedups_module
 from diffperf.models.bksdm import derive_student
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.family import Family
+from diffperf.models.plants import Plants
 from diffperf.models.registry import Registry
 from diffperf.models.speedups import (
     ATTENTION,
@@ -582,11 +583,13 @@ def test_fp32_variants_run_without_tf32_whatever_the_process_set(store):
 
 
 def test_a_slowdown_planted_in_every_variant_reaches_every_unet():
-    store = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU, planted_slowdowns={"*": 0.15})
+    store = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU,
+                          plants=Plants.of(slowdown={"*": 0.15}))
     for name in ("baseline", "distilled"):
         unet = store.models(store.registry.variant(name))["unet"]
         assert unet._forward_hooks and unet._forward_pre_hooks
-    alone = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU, planted_slowdowns={"distilled": 0.1})
+    alone = PipelineStore(builtin_registry(), zoo.SyntheticSource("tiny", CPU), CPU,
+                          plants=Plants.of(slowdown={"distilled": 0.1}))
     assert not alone.models(alone.registry.variant("baseline"))["unet"]._forward_hooks
 
 

@@ -1,1 +1,2 @@
-"""The suite's cases: what one latency or similarity case does, and what a run's end decides."""
+"""The suite's cases: what one latency or similarity case does, a suite's declared registry, and the cases a
+--perf-budget keeps."""

@@ -11,39 +11,73 @@ left-out cases are deselected, as ``-k`` deselects, and named in one line. With
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import statistics
+import time
+from dataclasses import dataclass, field, replace
 
-from diffperf.gate.expectations import ExpectationsError, case_id, lookup
+from diffperf.gate.expectations import ExpectationsError, case_id
 from diffperf.gate.rounds import RoundPolicy
 from diffperf.measure.host import this_host
-from diffperf.measure.ordering import variant_of
 from diffperf.models.profiles import default_profile_name
 from diffperf.options import PerfOptions
 from diffperf.plan.costs import DeviceClass
 from diffperf.plan.devices import class_of
 from diffperf.plan.schedule import BudgetError, RunPlan, Selection, fit_budget, plan_run
 from diffperf.render.plan_text import duration
+from diffperf.run_end import run_expectations
+from diffperf.wiring.ordering import variant_of
+
+
+@dataclass
+class BudgetClock:
+    """A --perf-budget run's clock once its cases run: it leaves out a case that would take the run past the budget's
+    end (``ends``, ``time.monotonic()``), predicted from each chosen case's most seconds (``most_seconds``, by
+    variant and scenario) at the pace the cases before it ran (a host slower than planned leaves out sooner).
+    ``left_out_when_chosen`` says why each case the budget left out when it chose did not run, by case id."""
+
+    ends: float
+    most_seconds: dict[tuple[str, str], float]
+    left_out_when_chosen: dict[str, str] = field(default_factory=dict)
+    pace: list[float] = field(default_factory=list)  # each budgeted case's wall time over its most predicted seconds
+    left_out: list[str] = field(default_factory=list)  # the cases :meth:`over` left out, named at the end of the run
+
+    @classmethod
+    def of(cls, selection: Selection, ends: float) -> "BudgetClock":
+        """The clock of the cases ``selection`` chose, until ``ends``."""
+        return cls(ends,
+                   {(case.variant, case.scenario): case.latency_seconds(case.most_rounds) for case in selection.chosen},
+                   {case_id(case.variant, case.scenario): f"left out by --perf-budget {duration(selection.budget)} "
+                                                          f"(tier {case.tier})" for case in selection.left_out})
+
+    def ran(self, variant_name: str, scenario_name: str, seconds: float) -> None:
+        """A latency case's wall time, beside its prediction."""
+        predicted = self.most_seconds.get((variant_name, scenario_name))
+        if predicted:
+            self.pace.append(seconds / predicted)
+
+    def over(self, variant_name: str, scenario_name: str) -> str | None:
+        """Why a case is left out of a run that has come to its budget's end (one line), or None: the case's most
+        predicted seconds would take the run past it."""
+        # as much slower as the cases before it ran than their prediction (a host in a slow spell)
+        pace = max([1.0, statistics.median(self.pace)] if self.pace else [1.0])
+        needed = self.most_seconds.get((variant_name, scenario_name), 0.0) * pace
+        left = self.ends - time.monotonic()
+        if needed <= left:
+            return None
+        self.left_out.append(f"{variant_name}-{scenario_name}")
+        return (f"left out: --perf-budget has {max(left, 0):.0f} s left and {variant_name} on {scenario_name} takes up "
+                f"to {needed:.0f} s")
 
 
 @dataclass(frozen=True)
 class BudgetedRun:
-    """What a budget chose: the selection, the items to keep and to deselect, and when (``time.monotonic()``) the
-    budget ends."""
+    """What a budget chose: the selection, the items to keep and to deselect, and the clock its cases run by."""
 
     plan: RunPlan
     selection: Selection
     kept: list
     deselected: list
-    ends: float
-
-    def bind(self, session) -> None:
-        """Let the session leave out a case that would take the run past the budget (a slower host than planned)."""
-        session.budget_end = self.ends
-        session.case_most_seconds = {(case.variant, case.scenario): case.latency_seconds(case.most_rounds)
-                                     for case in self.selection.chosen}
-        for case in self.selection.left_out:  # named where the gate says what did not run
-            session.skipped[case_id(case.variant, case.scenario)] = \
-                f"left out by --perf-budget {duration(self.selection.budget)} (tier {case.tier})"
+    clock: BudgetClock
 
     def options_for_session(self, options: PerfOptions) -> PerfOptions:
         """The run's options with --perf-max-rounds' extra rounds limited to what the chosen cases leave of the
@@ -97,15 +131,13 @@ def budgeted(options: PerfOptions, registry, items: list, started: float) -> Bud
     for item in items:
         case = case_of(item)
         (deselected if case is not None and case not in chosen | skipped_anyway else kept).append(item)
-    return BudgetedRun(plan, selection, kept, deselected, started + options.budget)
+    return BudgetedRun(plan, selection, kept, deselected, BudgetClock.of(selection, started + options.budget))
 
 
 def stored_cases(options: PerfOptions, profile: str, device) -> set[str]:
     """The case ids this run would judge against a stored expectation (they have an early look)."""
-    if options.no_gate or options.workload_overrides:
-        return set()
     try:
-        found = lookup(options.baselines_dir, profile, this_host(device), options.baseline_key)
+        found = run_expectations(options, profile, this_host(device), [])
     except ExpectationsError:
         return set()
     return set(found.speedups) if found is not None else set()

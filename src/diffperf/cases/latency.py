@@ -11,90 +11,76 @@ so the gate reads its rounds from one place. The reference's times go to
 early look (``--perf-min-rounds``) stops there, and with ``--perf-max-rounds`` a case still inconclusive after its
 rounds gets more, in stages.
 
-Untimed probes, each once per session, recorded in ``extra_info`` beside the stage times they divide: peak
-memory, the FLOPs of one call per stage (:mod:`diffperf.measure.flops`), both made on warm-up calls
-(:class:`WarmUp`), and after the timed rounds the device's dense matmul peak at the variant's precision.
+Untimed probes, each once per session (:class:`diffperf.measure.probes.Probes`), recorded in ``extra_info`` beside
+the stage times they divide: peak memory, the FLOPs of one call per stage (:mod:`diffperf.measure.flops`), both made
+on warm-up calls (:class:`WarmUp`), and after the timed rounds the device's dense matmul peak at the variant's
+precision.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import pytest
 
-from diffperf.gate.expectations import Expectation, case_id
+from diffperf.gate.expectations import Expectation
 from diffperf.gate.rounds import Looks
 from diffperf.gate.verdicts import CaseResult, GateRow, speedup_row
 from diffperf.measure.flops import CallFlops, Throughput, precision_of
+from diffperf.measure.probes import Probes
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
-from diffperf.models.family import YARDSTICK
 from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scenario
 from diffperf.models.zoo import ModelNotAvailable
-from diffperf.session import PerfSession, VariantOutOfMemory, out_of_memory_as_failure
+from diffperf.session import Case, Measurement, PerfSession, VariantOutOfMemory, out_of_memory_as_failure
 
 
-def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenario_name: str) -> CaseResult:
-    """Benchmark ``variant_name`` on ``scenario_name``; returns what the gate needs of it.
+def run_latency_case(benchmark, session: PerfSession, variant_name: str, scenario_name: str) -> Measurement:
+    """Benchmark ``variant_name`` on ``scenario_name``; returns what it measured, for the session to keep
+    (:meth:`diffperf.session.PerfSession.add`).
 
-    Skips with a one-line reason when the variant cannot run here; an out-of-memory variant or a
-    missing model fails with one line.
+    Skips with a one-line reason when the variant cannot run here (:meth:`diffperf.session.PerfSession.latency_case`);
+    an out-of-memory variant or a missing model fails with one line.
     """
     started = time.perf_counter()
-    variant = session.registry.variant(variant_name)
-    reason = session.skip_reason(variant, scenario_name) or session.over_budget(variant_name, scenario_name)
-    if reason is not None:
-        session.skipped[case_id(variant_name, scenario_name)] = reason
-        pytest.skip(reason)
-    scenario = session.scenario(variant_name, scenario_name)
+    case = session.latency_case(variant_name, scenario_name)
     failure, reference = None, None
     try:
-        with out_of_memory_as_failure(variant, session):
-            subject = session.timed_pipeline(variant, scenario)
-            if variant.reference is not None:
-                reference = session.timed_pipeline(session.registry.variant(variant.reference), scenario)
-            else:  # None when the pipeline has no UNet the yardstick can follow (it then runs alone)
-                reference = session.yardstick(variant, scenario, subject.pipe)
-            warm = WarmUp(session, variant, scenario, subject, reference, probing=not benchmark.disabled)
+        with out_of_memory_as_failure(case.variant, session):
+            subject = session.timed_pipeline(case.variant, case.scenario)
+            reference = session.partner(case, subject)
+            warm = WarmUp(session.probes, session.store.weight_bytes, case, subject, reference, session.policy.warmup,
+                          probing=not benchmark.disabled)
             warm.run()
             first_timed = len(subject.stage_history)
             rounds = PairedRounds(subject, reference)
-            expectation = looked_against(session, variant, scenario, reference)
-            rounds.time(benchmark, session.policy.first_rounds(expectation is not None), scenario.name)
+            expectation = looked_against(session, case, reference)
+            rounds.time(benchmark, session.policy.first_rounds(expectation is not None), case.scenario.name)
             peaks, throughput, looks = (None, None), None, None
             if benchmark.disabled:  # --benchmark-disable: pedantic made one untimed call of each
                 rounds.reference_times, rounds.variant_times = [], []
             else:
-                looks = case_looks(session, variant, scenario, expectation, rounds, benchmark)
-            reference_times, variant_times = rounds.reference_times, rounds.variant_times
+                looks = case_looks(session, case, expectation, rounds, benchmark)
             stages = subject.stage_history[first_timed:]
             if not benchmark.disabled:
                 warm.finish()
                 peaks = warm.peaks
-                throughput = measure_throughput(session, variant, scenario, warm.flops, stages, variant_times)
+                throughput = measure_throughput(session, case, warm.flops, stages, rounds.variant_times)
     except (VariantOutOfMemory, ModelNotAvailable) as error:
         failure = str(error)
     if failure is not None:  # outside the except block: one line, no chained traceback
         pytest.fail(failure, pytrace=False)
-    published = session.published(variant, scenario_name)
-    partner = variant.reference or (YARDSTICK if reference is not None else None)
-    result = CaseResult(variant.name, partner, scenario.name, variant_times, reference_times, *peaks,
-                        family=variant.family, best_stack=variant.best_stack,
-                        published=published.speedup if published else None,
-                        published_on=published.gpu if published else None,
-                        confidence=looks.confidence if looks else None, tolerance=declared_tolerance(session, variant))
+    result = case.result(case.paired_with if reference is not None else None, rounds.variant_times,
+                         rounds.reference_times, peaks, confidence=looks.confidence if looks else None)
     yardstick = reference if isinstance(reference, Yardstick) else None
-    benchmark.extra_info.update(case_info(session, variant, scenario, stages, result, throughput, yardstick))
+    benchmark.extra_info.update(case_info(session, case, stages, result, throughput, yardstick))
     if looks:
         benchmark.extra_info["looks"] = looks.to_json()
     benchmark.extra_info["case_seconds"] = time.perf_counter() - started  # its wall time: builds, probes, calls
-    session.case_ran(variant.name, scenario.name, benchmark.extra_info["case_seconds"])
-    session.results.append(result)
-    if throughput is not None:
-        session.throughput.append(throughput)
-    return result
+    return Measurement(case, result, throughput, benchmark.extra_info["case_seconds"])
 
 
 class WarmUp:
@@ -102,29 +88,30 @@ class WarmUp:
     that ride on them.
 
     Two probes need calls of their own, the FLOPs of one call of the variant and the peak memory of both
-    members (each measured once per session, :class:`diffperf.session.PerfSession`); made on warm-up calls
+    members (each measured once per run, :class:`diffperf.measure.probes.Probes`); made on warm-up calls
     they cost none. The variant's first call is the one whose FLOPs are counted (the counter's Python dispatch
     slows only that untimed call) and the last pair, when it is not also the first, is the one whose peak memory
     is measured (warm calls, as the timed ones are), so the pair before the first timed round runs without the
     counter. Without ``probing`` (pytest-benchmark disabled) the calls are plain; what --perf-warmup 0 or 1
-    leaves unprobed is probed after the timed rounds (:meth:`finish`).
+    leaves unprobed is probed after the timed rounds (:meth:`finish`). ``weight_bytes`` gives the bytes of a
+    variant's weights (diffperf.models.store.PipelineStore.weight_bytes).
     """
 
-    def __init__(self, session: PerfSession, variant: Variant, scenario: Scenario, subject: TimedPipeline,
-                 reference: TimedPipeline | Yardstick | None, probing: bool):
-        self.session = session
-        self.variant = variant
-        self.scenario = scenario
+    def __init__(self, probes: Probes, weight_bytes: Callable[[Variant], int], case: Case, subject: TimedPipeline,
+                 reference: TimedPipeline | Yardstick | None, pairs: int, probing: bool):
+        self.probes = probes
+        self.weight_bytes = weight_bytes
+        self.case = case
         self.subject = subject
         self.reference = reference
+        self.pairs = pairs
         self.probing = probing
         self.flops: CallFlops | None = None
         self.peaks: tuple[int | None, int | None] | None = None  # (variant, reference) once probed
 
     def run(self) -> None:
-        pairs = self.session.policy.warmup
-        for index in range(pairs):
-            if self.probing and 0 < index == pairs - 1:
+        for index in range(self.pairs):
+            if self.probing and 0 < index == self.pairs - 1:
                 self._probe_memory()
                 continue
             if self.reference is not None:
@@ -142,33 +129,36 @@ class WarmUp:
             self._probe_memory()
 
     def _count_flops(self) -> None:
-        self.flops = self.session.call_flops(self.variant, self.scenario.name, self.subject)
+        variant = self.case.variant
+        self.flops = self.probes.call_flops(variant.name, self.case.scenario.name, self.subject,
+                                            every_step=not variant.same_every_step)
 
     def _probe_memory(self) -> None:
         """One call of each member (reference first, as in a pair); peak memory is weights + the call's peak growth."""
-        peaks = {}
-        for name, call in ((self.variant.reference or YARDSTICK, self.reference), (self.variant.name, self.subject)):
-            if call is None:
-                peaks[name] = None
-                continue
-            weights = call.weight_bytes() if isinstance(call, Yardstick) else \
-                self.session.store.weight_bytes(self.session.registry.variant(name))
-            growth = self.session.peak_memory_growth(name, self.scenario.name, call)
-            peaks[name] = None if growth is None else weights + growth
-        self.peaks = (peaks[self.variant.name], peaks[self.variant.reference or YARDSTICK])
+        reference_peak = None
+        if self.reference is not None:
+            weights = self.reference.weight_bytes() if isinstance(self.reference, Yardstick) else \
+                self.weight_bytes(self.case.reference)
+            reference_peak = self._peak(self.case.paired_with, self.reference, weights)
+        variant_peak = self._peak(self.case.variant.name, self.subject, self.weight_bytes(self.case.variant))
+        self.peaks = (variant_peak, reference_peak)
+
+    def _peak(self, name: str, call, weights: int) -> int | None:
+        growth = self.probes.peak_memory_growth(name, self.case.scenario.name, call)
+        return None if growth is None else weights + growth
 
 
-def measure_throughput(session: PerfSession, variant: Variant, scenario: Scenario, flops: CallFlops,
-                       timed_stages: list[dict], variant_times: list[float]) -> Throughput:
+def measure_throughput(session: PerfSession, case: Case, flops: CallFlops, timed_stages: list[dict],
+                       variant_times: list[float]) -> Throughput:
     """FLOPs of one (untimed) call per stage, over the timed rounds' median times, beside the device's peak."""
-    plan = session.store.plan(variant)
+    plan = session.store.plan(case.variant)
     precision = precision_of(plan.dtype, plan.tf32, session.device.type)
     return Throughput(
-        variant.name, scenario.name, precision,
+        case.variant.name, case.scenario.name, precision,
         flops=flops,
         stage_seconds=median_stages(timed_stages),
         call_seconds=statistics.median(variant_times) if variant_times else None,
-        peak=session.matmul_peak(precision),
+        peak=session.probes.matmul_peak(precision),
     )
 
 
@@ -218,45 +208,36 @@ class PairedRounds:
         return time.perf_counter() - start
 
 
-def looked_against(session: PerfSession, variant: Variant, scenario: Scenario,
-                   reference: TimedPipeline | Yardstick | None) -> Expectation | None:
-    """The stored expectation a case's looks judge against; None when it has no looks (neither an early look nor
-    --perf-max-rounds, no reference, or nothing stored to decide against): it then gets its rounds, all timed
-    by pytest-benchmark's pedantic."""
-    if reference is None or not session.policy.has_looks():
+def looked_against(session: PerfSession, case: Case, reference: TimedPipeline | Yardstick | None) -> Expectation | None:
+    """The expectation a case's looks judge against, the gate's (:meth:`diffperf.session.PerfSession.expectation`);
+    None when it has no looks (neither an early look nor --perf-max-rounds, no reference, a run that is not gated,
+    whose cases all get their rounds, or nothing to decide against): it then gets its rounds, all timed by
+    pytest-benchmark's pedantic."""
+    if reference is None or not session.policy.has_looks() or session.options.no_gate:
         return None
-    return session.expectation(variant.name, scenario.name)
+    return session.expectation(case)
 
 
-def declared_tolerance(session: PerfSession, variant: Variant) -> float | None:
-    """The speed-up band the variant declares, else its family (None: the calibration's)."""
-    if variant.tolerance is not None:
-        return variant.tolerance
-    return session.registry.family_of(variant).tolerance
-
-
-def case_looks(session: PerfSession, variant: Variant, scenario: Scenario, expectation: Expectation | None,
-               rounds: PairedRounds, benchmark) -> Looks | None:
+def case_looks(session: PerfSession, case: Case, expectation: Expectation | None, rounds: PairedRounds,
+               benchmark) -> Looks | None:
     """The case's looks at its speed-up after its first rounds, each judged against ``expectation`` as the gate will
     judge it, and the rounds the session's policy adds between them (:meth:`diffperf.gate.rounds.RoundPolicy.decide`);
     None when the case has no looks (:func:`looked_against`)."""
     if expectation is None:
         return None
-    partner = variant.reference or YARDSTICK
 
     def judge(count: int, confidence: float) -> GateRow:
-        result = CaseResult(variant.name, partner, scenario.name, rounds.variant_times[:count],
-                            rounds.reference_times[:count + 1], None, None,
-                            tolerance=declared_tolerance(session, variant))
+        result = case.result(case.paired_with, rounds.variant_times[:count], rounds.reference_times[:count + 1])
         return speedup_row(result, expectation, confidence)
 
     return session.policy.decide(len(rounds.variant_times), judge, lambda count: rounds.extend(benchmark, count))
 
 
-def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_stages: list[dict],
-              result: CaseResult, throughput: Throughput | None = None, yardstick: Yardstick | None = None) -> dict:
+def case_info(session: PerfSession, case: Case, timed_stages: list[dict], result: CaseResult,
+              throughput: Throughput | None = None, yardstick: Yardstick | None = None) -> dict:
     """What the case records in pytest-benchmark's ``extra_info``; ``timed_stages`` are the timed rounds' stage times,
     ``yardstick`` the baseline's partner, whose shapes are recorded."""
+    variant, scenario = case.variant, case.scenario
     weight_bytes = session.store.weight_bytes(variant)
     return {
         "variant": variant.name,
@@ -268,9 +249,9 @@ def case_info(session: PerfSession, variant: Variant, scenario: Scenario, timed_
         "best_stack": variant.best_stack,
         "profile": session.profile_name,
         **scenario.describe(),
-        "scaled_from": scaling(scenario, session.registry.scenario(variant.name, scenario.name)),
+        "scaled_from": scaling(scenario, case.declared),
         "workload_overrides": session.options.workload_overrides or None,
-        "device": session.instrument.hardware()["device_name"],
+        "device": session.device_name,
         "device_type": session.device.type,
         "dtype": session.store.plan(variant).dtype,
         "stages": median_stages(timed_stages),

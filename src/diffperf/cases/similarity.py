@@ -43,9 +43,11 @@ from diffperf.models.workloads import Scenario
 from diffperf.render.image_text import (
     failed_check_line,
     missing_baselines_line,
+    recorded_baselines_line,
     unusable_baseline_line,
     unusable_output_line,
 )
+from diffperf.session import Case
 
 # ---------------------------------------------------------------------------------------------
 # The case
@@ -81,13 +83,12 @@ def run_similarity_case(session, variant_name: str, scenario_name: str) -> dict[
     missing under --perf-allow-missing-baselines; fails with one line per failed check otherwise.
     Returns the comparisons made, by label ("own", "fp32"), for callers that report them.
     """
-    variant = session.registry.variant(variant_name)
-    reason = session.skip_reason(variant, scenario_name)
+    case = session.case(variant_name, scenario_name)
+    reason = session.skip_reason(case.variant, scenario_name)
     if reason is not None:
         pytest.skip(reason)
-    case = SimilarityCase(session, variant, session.scenario(variant_name, scenario_name))
     try:
-        outcome = case.run(recording=session.options.update_baselines)
+        outcome = SimilarityCase(session, case).run(recording=session.options.update_baselines)
     except ImageCheckFailed as error:
         raise pytest.fail.Exception(str(error), pytrace=False) from None  # one line, no chained traceback
     if outcome.failures:
@@ -113,9 +114,8 @@ def record_image_baseline(session, variant_name: str, scenario_name: str, note: 
     CPUs) but run elsewhere; ``note`` goes into the index entry. Raises ImageCheckFailed (one
     line) for an unhealthy image or a model that cannot be loaded.
     """
-    variant = session.registry.variant(variant_name)
-    case = SimilarityCase(session, variant, session.scenario(variant_name, scenario_name))
-    return case.record(case.healthy_output(), note=note)
+    similarity = SimilarityCase(session, session.case(variant_name, scenario_name))
+    return similarity.record(similarity.healthy_output(), note=note)
 
 
 @dataclass(frozen=True)
@@ -168,14 +168,14 @@ class CaseOutcome:
 
 
 class SimilarityCase:
-    """One variant on one scenario: its output, recorded or checked against its stored baselines."""
+    """One case (a variant on a scenario): its output, recorded or checked against its stored baselines."""
 
-    def __init__(self, session, variant: Variant, scenario: Scenario):
+    def __init__(self, session, case: Case):
         self.session = session
-        self.variant = variant
-        self.scenario = scenario
+        self.variant = case.variant
+        self.scenario = case.scenario
         self.baselines = image_baselines(session)
-        self.key = self.baselines.key(variant.name, scenario.name)
+        self.key = self.baselines.key(self.variant.name, self.scenario.name)
         self.artefacts = Artefacts(Path(session.options.output_dir) / "images", self.key)
 
     def run(self, recording: bool) -> CaseOutcome:
@@ -243,8 +243,7 @@ class SimilarityCase:
                                          expected=scenario_conditions(self.scenario), shape=shape)
         except BaselineError as error:
             if recording:
-                reference = SimilarityCase(self.session, self.session.registry.variant(variant_name),
-                                           self.session.scenario(variant_name, self.scenario.name))
+                reference = SimilarityCase(self.session, self.session.case(variant_name, self.scenario.name))
                 reference.stage(reference.healthy_output())
                 return self.baselines.load(variant_name, self.scenario.name)
             if isinstance(error, MissingBaseline) and self.session.options.allow_missing_baselines:
@@ -276,6 +275,18 @@ def image_baselines(session) -> ImageBaselines:
         session.image_baselines = ImageBaselines(session.options.baselines_dir, session.profile_name,
                                                  session.device.type, record_hint=record_hint(session))
     return session.image_baselines
+
+
+def commit_image_baselines(session, completed: bool) -> str | None:
+    """Write the image baselines the run's cases staged; one line saying how many and where, None when none was.
+
+    A case stages its image only once its checks passed (:meth:`SimilarityCase.stage`), so a run that did not complete
+    (``completed`` False: a case failed, or the run was stopped) still writes what its passing cases recorded: a failed
+    neighbour discards nothing."""
+    baselines = session.image_baselines
+    if baselines is None or not baselines.staged:
+        return None
+    return recorded_baselines_line(baselines.commit(), baselines.directory, completed)
 
 
 def record_hint(session) -> str:

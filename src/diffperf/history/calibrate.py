@@ -23,7 +23,7 @@ from typing import Callable
 from diffperf.stats import ratios
 from diffperf.gate.expectations import (HOST, ExpectationsError, case_id, expectations_path, load_file,
                                         merged_file, move_aside_if_unreadable, parse_record, record)
-from diffperf.history.runs import Run, planted_text
+from diffperf.history.runs import Run
 from diffperf.measure.host import Host
 
 MIN_PROCESSES = 5
@@ -82,9 +82,9 @@ class Recorded:
 
 def calibrate_host(runs: list[Run], min_processes: int = MIN_PROCESSES) -> HostCalibration:
     """Calibrate from saved runs of one host and profile, one run per process."""
-    planted = [run for run in runs if run.planted]
-    if planted:
-        raise CalibrationError(f"{planted[0].source} was run with {planted_text(planted[0])}; "
+    planted_runs = [run for run in runs if run.planted]
+    if planted_runs:
+        raise CalibrationError(f"{planted_runs[0].source} was run with {planted_runs[0].planted.text()}; "
                                "calibrate from runs made without it")
     early = [run for run in runs if run.stopped_early]
     if early:  # which cases stop there depends on their medians: a spread from such runs is a selected one

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from diffperf.history.identity import SETUP, Identity, run_identity
+from diffperf.models.plants import Plants
 from diffperf.stats.ratios import is_paired
 
 __all__ = [
@@ -182,15 +183,10 @@ class Run:
         return {k: str(info[k]) for k in ("torch", "diffusers", "transformers") if info.get(k)}
 
     @property
-    def planted(self) -> dict[str, dict[str, float]]:
-        """What the run changed on purpose to show a check catches it (:data:`PLANTED`'s keys; empty: nothing)."""
-        info = self.machine_info.get("diffperf")
-        found = {}
-        for key in PLANTED:
-            planted = info.get(key) if isinstance(info, Mapping) else None
-            if isinstance(planted, Mapping) and planted:
-                found[key] = dict(planted)
-        return found
+    def planted(self) -> Plants:
+        """What the run changed on purpose in what the gates measure, to show they catch it (empty: nothing; its
+        ``text()`` says what)."""
+        return Plants.from_record(self.machine_info.get("diffperf")).measured()
 
     @property
     def stopped_early(self) -> list[str]:
@@ -368,19 +364,6 @@ def comparable_groups(runs: Iterable[Run]) -> dict[MachineKey, list[Run]]:
             label = ", ".join(f"{SETUP[index]} {setup[index]}" for index in differing)
             groups[replace(machine, setup=label)] = group
     return groups
-
-
-PLANTED = {  # machine_info key -> the option that plants it, what it did to the variants
-    "planted_slowdowns": ("--perf-plant-slowdown", "slowed"),
-    "planted_memory": ("--perf-plant-memory", "made to hold more memory"),
-}
-
-
-def planted_text(run: Run) -> str:
-    """'--perf-plant-slowdown distilled=0.5: those variants were slowed on purpose' (each option a run was made with)."""
-    return "; ".join(
-        f"{PLANTED[key][0]} {','.join(f'{name}={amount}' for name, amount in planted.items())}: those variants were "
-        f"{PLANTED[key][1]} on purpose" for key, planted in run.planted.items())
 
 
 def without(history: Iterable[Run], runs: Iterable[Run]) -> list[Run]:

@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffperf.history.runs import HistoryError, Run, load_run, planted_text
+from diffperf.history.runs import HistoryError, Run, load_run
 
 ATTEMPTS = 5
 BRANCH = "perf-history"
@@ -63,10 +63,10 @@ def append_runs(paths: list[str | Path], repo: str | Path = ".", branch: str = B
     ``repo`` does not have; then for a git that fails, or a race lost :data:`ATTEMPTS` times.
     """
     runs = [load_run(path) for path in paths]
-    planted = next((run for run in runs if run.planted), None)
-    if planted is not None and not allow_planted:
-        raise HistoryError(f"{planted.source} was run with {planted_text(planted)}: a history holds what the code "
-                           "measures; store runs made without it, or give --allow-planted to store it anyway")
+    planted_run = next((run for run in runs if run.planted), None)
+    if planted_run is not None and not allow_planted:
+        raise HistoryError(f"{planted_run.source} was run with {planted_run.planted.text()}: a history holds what the "
+                           "code measures; store runs made without it, or give --allow-planted to store it anyway")
     repo = Path(repo)
     _check_target(repo, branch, remote)
     blobs = [_git(repo, "hash-object", "-w", str(Path(run.source).absolute())) for run in runs]

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from diffperf.models.plants import MEMORY, PERTURBATION, SLOWDOWN, Kind, Plants
 from diffperf.models.registry import Registry
 from diffperf.models.speedups import BuildContext, BuildPlan
 from diffperf.models.variants import Variant
@@ -58,9 +59,6 @@ def tensor_bytes(tensor: torch.Tensor) -> dict[int, int]:
             found.update(tensor_bytes(getattr(tensor, name)))
         return found
     return {tensor.data_ptr(): tensor.numel() * tensor.element_size()}
-
-
-EVERY_VARIANT = "*"  # --perf-plant-slowdown / --perf-plant-memory *=FRACTION: every variant's UNet
 
 
 def perturbed_copy(module: torch.nn.Module, relative: float = 1e-3, seed: int = 1234) -> torch.nn.Module:
@@ -102,11 +100,6 @@ def plant_slowdown(unet: torch.nn.Module, fraction: float, synchronize) -> None:
     unet.register_forward_hook(after, with_kwargs=True)
 
 
-def planted_for(planted: dict[str, float], variant: str) -> float | None:
-    """What a ``--perf-plant-*`` option plants in ``variant``: its own entry, else the ``*`` one, else None."""
-    return planted.get(variant, planted.get(EVERY_VARIANT))
-
-
 def plant_memory(unet: torch.nn.Module, until: torch.nn.Module, extra_bytes: int) -> None:
     """Make every pipeline call hold ``extra_bytes`` more from the first ``unet`` forward to the end of the ``until``
     forward (the VAE's decoder: the end of the call), so that the call's peak rises by exactly that much wherever
@@ -129,15 +122,11 @@ def plant_memory(unet: torch.nn.Module, until: torch.nn.Module, extra_bytes: int
 class PipelineStore:
     """Session cache of components and per-variant pipelines for one source and device."""
 
-    def __init__(self, registry: Registry, source, device: torch.device, planted_slowdowns: dict | None = None,
-                 planted_perturbations: dict | None = None, planted_memory: dict | None = None,
-                 synchronize=None):
+    def __init__(self, registry: Registry, source, device: torch.device, plants: Plants = Plants(), synchronize=None):
         self.registry = registry
         self.source = source
         self.device = device
-        self.planted_slowdowns = planted_slowdowns or {}
-        self.planted_perturbations = planted_perturbations or {}
-        self.planted_memory = planted_memory or {}
+        self.plants = plants  # changes planted on purpose (--perf-plant-*): :meth:`_plant` applies them
         self.synchronize = synchronize or (lambda: None)
         self._components: dict[tuple[str, str, torch.dtype], torch.nn.Module] = {}
         self._tokenizers: dict[tuple[str, str], object] = {}
@@ -180,21 +169,31 @@ class PipelineStore:
                 else:
                     modules[slot] = clone_module(self.component(family.name, name, plan.torch_dtype),
                                                  channels_last=plan.channels_last)
-            if variant.name in self.planted_perturbations:  # before the speed-ups: they act on the changed numbers
-                modules["unet"] = perturbed_copy(modules["unet"], self.planted_perturbations[variant.name])
+            self._plant(PERTURBATION, variant, modules)
             context = BuildContext(self.device, self.synchronize)
             for speedup in variant.speedups:
                 speedup.apply(modules, context)
             if context.first_calls is not None:  # a compiled module's first calls: compile time
                 self.compile_seconds[variant.name] = context.first_calls
-            if fraction := planted_for(self.planted_slowdowns, variant.name):
-                plant_slowdown(modules["unet"], fraction, self.synchronize)
-            if fraction := planted_for(self.planted_memory, variant.name):
-                unet_bytes = sum(sum(tensor_bytes(tensor).values()) for tensor in modules["unet"].parameters())
-                plant_memory(modules["unet"], getattr(modules["vae"], "decoder", modules["vae"]),
-                             int(fraction * unet_bytes))
+            for kind in (SLOWDOWN, MEMORY):
+                self._plant(kind, variant, modules)
             self._models[variant.name] = {**modules, **tokenizers}
         return self._models[variant.name]
+
+    def _plant(self, kind: Kind, variant: Variant, modules: dict) -> None:
+        """Plant what the run plants of ``kind`` in ``variant`` (diffperf.models.plants), in its UNet: a perturbation
+        before the speed-ups are applied (they act on the changed numbers), extra work and held memory after them
+        (around the UNet they made)."""
+        amount = self.plants.amount(kind, variant.name)
+        if not amount:
+            return
+        if kind == PERTURBATION:
+            modules["unet"] = perturbed_copy(modules["unet"], amount)
+        elif kind == SLOWDOWN:
+            plant_slowdown(modules["unet"], amount, self.synchronize)
+        elif kind == MEMORY:
+            unet_bytes = sum(sum(tensor_bytes(tensor).values()) for tensor in modules["unet"].parameters())
+            plant_memory(modules["unet"], getattr(modules["vae"], "decoder", modules["vae"]), int(amount * unet_bytes))
 
     def pipeline(self, variant: Variant, scenario: Scenario):
         """A fresh pipeline object over the variant's cached models, with the scenario's scheduler."""

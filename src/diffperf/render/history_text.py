@@ -17,7 +17,7 @@ from diffperf.history.calibrate import Recorded
 from diffperf.history.changepoints import ChangePoint
 from diffperf.history.hosts import HostMatrix
 from diffperf.history.runs import (
-    SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine, planted_text,
+    SAVE_DATA_HINT, MachineKey, Run, comparable_groups, group_by_machine,
 )
 from diffperf.history.values import CI, GATE, IQR, LATENCY, SPEEDUP, Level
 from diffperf.render.gate_text import GateContext, differences_text, row_line
@@ -280,7 +280,7 @@ def mixed_machines_warning(groups: Mapping[MachineKey, list[Run]]) -> str | None
 def planted_warnings(runs: Iterable[Run]) -> list[str]:
     """A one-line warning per run made with ``--perf-plant-slowdown`` or ``--perf-plant-memory``: its numbers are
     not the code's own."""
-    return [f"{run.label} was run with {planted_text(run)}" for run in runs if run.planted]
+    return [f"{run.label} was run with {run.planted.text()}" for run in runs if run.planted]
 
 
 def machine_warnings(runs: list[Run]) -> list[str]:

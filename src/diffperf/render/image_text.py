@@ -98,6 +98,14 @@ def missing_baselines_line(messages: list[str]) -> str:
     return " ; ".join(messages) + " (--perf-allow-missing-baselines)"
 
 
+def recorded_baselines_line(count: int, directory: str | os.PathLike, completed: bool) -> str:
+    """How many image baselines a run recorded and where; ``completed`` False: it failed or was interrupted."""
+    line = f"image baselines: recorded {count} in {directory}"
+    if not completed:
+        line += " (the run failed or was interrupted: the cases that failed or did not run recorded nothing)"
+    return line
+
+
 def short_path(path: str | os.PathLike) -> str:
     """``path`` relative to the working directory when under it, for shorter messages."""
     try:

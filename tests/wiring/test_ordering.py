@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from diffperf.measure.ordering import group_by_variant, variant_of
+from diffperf.wiring.ordering import group_by_variant, variant_of
 
 
 def item(variant, fixtures=("perf_session", "benchmark")):

@@ -36,6 +36,7 @@ from diffperf.measure.host import Host
 from diffperf.measure.placement import Placement, PlacementError, available_cpus, check_room, pin, place
 from diffperf.models.names import case_name
 from diffperf.options import PerfOptions, benchmarks_disabled
+from diffperf.run_end import Measured
 
 WORKER_JSON = "diffperf_json"  # workerinput: where a worker writes its part of the benchmark JSON
 WORKER_OUTPUT = "diffperf"  # workeroutput: the worker's WorkerPart, as plain data
@@ -154,19 +155,17 @@ class WorkerPart:
     placement: dict
     host: dict  # Host.describe() and device_type
     profile: str
-    rounds: int
     results: list[CaseResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     throughput: list[dict] = field(default_factory=list)  # Throughput.case_info() of each case
     interrupted: bool = False
 
     @classmethod
-    def of(cls, session, placement: Placement, interrupted: bool) -> "WorkerPart":
-        """The part a worker's PerfSession (diffperf.session) measured."""
+    def of(cls, measured: Measured, placement: Placement, interrupted: bool) -> "WorkerPart":
+        """The part of the run a worker measured (its session's: diffperf.session.PerfSession.measured)."""
         return cls(placement.worker, placement.describe(),
-                   {"device_type": session.host.device_type, **session.host.describe()}, session.profile_name,
-                   session.policy.rounds, list(session.results), dict(session.skipped),
-                   [record.case_info() for record in session.throughput], interrupted)
+                   {"device_type": measured.host.device_type, **measured.host.describe()}, measured.profile,
+                   list(measured.results), dict(measured.skipped), list(measured.throughput), interrupted)
 
     def to_output(self) -> dict:
         """JSON-safe, for xdist's workeroutput."""
@@ -179,22 +178,9 @@ class WorkerPart:
         return part
 
 
-@dataclass
-class MergedRun:
-    """Every worker's cases as one run, ready for the gate (diffperf.cases.outcome.judge_run)."""
-
-    results: list[CaseResult]
-    skipped: dict[str, str]
-    throughput: list[dict]
-    host: Host
-    profile: str
-    rounds: int
-    interrupted: bool
-    placements: list[dict]
-
-
-def merge_parts(parts: list[WorkerPart]) -> MergedRun:
-    """One run of the workers' parts, in worker order; PlacementError (one line) when they are not one host."""
+def merge_parts(parts: list[WorkerPart]) -> Measured:
+    """What the workers measured as one run, in worker order, for the gate; PlacementError (one line) when they are
+    not one host."""
     if not parts:
         raise PlacementError("no pytest-xdist worker reported what it measured")
     parts = sorted(parts, key=lambda part: part.placement["index"])
@@ -203,13 +189,12 @@ def merge_parts(parts: list[WorkerPart]) -> MergedRun:
         raise PlacementError(f"the workers measured on different hosts ({', '.join(sorted(keys))}): each is judged "
                              "against its own record, so run one kind of device per run (CUDA_VISIBLE_DEVICES)")
     first = parts[0]
-    return MergedRun(
+    return Measured(
         results=[result for part in parts for result in part.results],
         skipped={case: reason for part in parts for case, reason in part.skipped.items()},
         throughput=[entry for part in parts for entry in part.throughput],
         host=Host.from_record(first.host),
         profile=first.profile,
-        rounds=first.rounds,
         interrupted=any(part.interrupted for part in parts),
         placements=[part.placement for part in parts],
     )
