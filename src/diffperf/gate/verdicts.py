@@ -204,12 +204,13 @@ def speedup_row(result: CaseResult, expectation: Expectation | None, confidence:
     judged = ratios.across_processes(within, expectation.spread)
     ok_within = ratios.paired_ratio(result.reference_rounds, result.variant_rounds, ratios.ok_confidence(confidence))
     ok_judged = ratios.across_processes(ok_within, expectation.spread)
+    resolves = expectation.resolves
     verdict = ratios.judge_speedup(judged, expectation.expected, expectation.tolerance_for(result.tolerance), ok_judged,
-                                   expectation.resolves)
+                                   resolves)
     row.status = verdict.status
     row.judged_low, row.judged_high, row.ok_low = judged.low, judged.high, ok_judged.low
     row.expected, row.tolerance, row.lower, row.upper = verdict.expected, verdict.tolerance, verdict.lower, verdict.upper
-    row.resolution, row.ok_lower = expectation.resolves, verdict.ok_lower
+    row.resolution, row.ok_lower = resolves, verdict.ok_lower
     row.rounds_needed = ratios.rounds_to_decide(within, judged, verdict, ok_within, ok_judged)
     return row
 

@@ -100,8 +100,7 @@ class Verdict:
     tolerance: float
     lower: float  # expected * (1 - tolerance)
     upper: float  # expected * (1 + tolerance)
-    resolution: float | None = None  # the host's resolution the ok edge was widened to (None: the tolerance)
-    ok_lower: float | None = None  # expected * (1 - max(tolerance, resolution))
+    ok_lower: float | None = None  # expected * (1 - the wider of the tolerance and the host's resolution)
 
 
 @dataclass(frozen=True)
@@ -480,8 +479,7 @@ def judge_speedup(estimate: RatioEstimate, expected: float, tolerance: float, ok
         status = Status.OK
     else:
         status = Status.INCONCLUSIVE
-    return Verdict(status, expected, tolerance, lower, upper,
-                   resolution if resolution is not None and resolution > tolerance else None, ok_lower)
+    return Verdict(status, expected, tolerance, lower, upper, ok_lower)
 
 
 def rounds_to_decide(within: RatioEstimate, judged: RatioEstimate, verdict: Verdict,
