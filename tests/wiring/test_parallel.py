@@ -154,3 +154,10 @@ def test_more_workers_than_cores_are_refused_when_pytest_starts(pytester):
     lines = [line for line in result.errlines if line.strip()]
     assert lines == [f"ERROR: -n {too_many} asks for more workers than this process has CPU cores ({too_many - 1}): "
                      f"workers sharing a core steal time from each other; use -n {too_many - 1} or fewer"]
+
+
+def test_other_tests_under_more_workers_than_cores_are_not_diffperf_s_to_refuse(pytester):
+    pytester.makepyfile(test_plain="def test_nothing():\n    pass\n")
+    too_many = len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
+    result = pytester.runpytest("-n", str(too_many), "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK

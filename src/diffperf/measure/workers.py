@@ -111,6 +111,18 @@ def find_latency_suite(directory: str | os.PathLike = ".", suite: str | None = N
     return found[0]
 
 
+def reaches_latency_suite(paths: list[str]) -> bool:
+    """Whether pytest run on ``paths`` (its arguments: files, directories, ``file::node`` ids) collects a latency
+    suite: a test file that binds ``test_latency`` (what :func:`find_latency_suite` looks for)."""
+    for argument in paths:
+        path = Path(argument.split("::", 1)[0])
+        if path.is_file() and _binds_latency_case(path):
+            return True
+        if path.is_dir() and any(_binds_latency_case(found) for found in _test_files(path)):
+            return True
+    return False
+
+
 def _test_files(directory: Path) -> list[Path]:
     """The files pytest collects under ``directory`` by default, sorted."""
     files = []
