@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from diffperf.gate.expectations import ExpectationsError, case_id
 from diffperf.gate.rounds import RoundPolicy
 from diffperf.measure.host import this_host
+from diffperf.models.names import case_name
 from diffperf.models.profiles import default_profile_name
 from diffperf.options import PerfOptions
 from diffperf.plan.costs import DeviceClass
@@ -64,7 +65,7 @@ class BudgetClock:
         left = self.ends - time.monotonic()
         if needed <= left:
             return None
-        self.left_out.append(f"{variant_name}-{scenario_name}")
+        self.left_out.append(case_name(variant_name, scenario_name))
         return (f"left out: --perf-budget has {max(left, 0):.0f} s left and {variant_name} on {scenario_name} takes up "
                 f"to {needed:.0f} s")
 

@@ -317,7 +317,7 @@ def recording_facts(session) -> dict:
     import transformers
 
     facts = {
-        "device": session.instrument.hardware()["device_name"],
+        "device": session.device_name,
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,

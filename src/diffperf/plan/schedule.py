@@ -22,6 +22,7 @@ import torch
 from diffperf.gate.rounds import RoundPolicy
 from diffperf.measure.flops import precision_of
 from diffperf.models.family import YARDSTICK
+from diffperf.models.names import case_name
 from diffperf.models.registry import Registry
 from diffperf.models.speedups import Attention, Compile
 from diffperf.models.variants import Variant
@@ -51,7 +52,7 @@ class CasePlan:
 
     @property
     def case_id(self) -> str:
-        return f"{self.variant}-{self.scenario}"
+        return case_name(self.variant, self.scenario)
 
     @property
     def runs(self) -> bool:

@@ -43,14 +43,8 @@ WORKER_OUTPUT = "diffperf"  # workeroutput: the worker's WorkerPart, as plain da
 GROUP_PREFIX = "diffperf-"  # the scheduling scope of a variant's cases: "diffperf-<variant>"
 
 
-def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 def worker_count(config: pytest.Config) -> int:
-    """Workers the controller starts (0 without xdist, and on a worker)."""
-    if is_worker(config) or config.getoption("dist", "no") == "no":
-        return 0
+    """Workers the controller starts (its plugin object is registered only under -n: diffperf.plugin)."""
     return len(config.getoption("tx", None) or [])
 
 
