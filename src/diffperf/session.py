@@ -8,6 +8,7 @@ returns what it measured to the session (:meth:`PerfSession.add`); at the end of
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import pytest
@@ -132,7 +133,7 @@ class PerfSession:
         if not self.options.no_gate:  # --perf-no-gate reads no speedups.json
             if self.options.baseline_key is not None:
                 check_forced_key(self.options.baselines_dir, self.profile_name, self.options.baseline_key)
-            run_expectations(self.options, self.profile_name, self.host, [])
+            self.stored_expectations  # an unreadable speedups.json stops the run before anything is measured
 
     def built_variants(self) -> set[str]:
         """The variants this run's cases (``plan``) build: the variant of each case that runs here, and the variants
@@ -233,11 +234,17 @@ class PerfSession:
         """The expectation of ``case``'s speed-up, the one the gate will judge it against (diffperf.run_end.
         run_expectations); None when there is none or ``speedups.json`` cannot be read (the gate says so at the end)."""
         try:
-            found = run_expectations(self.options, self.profile_name, self.host,
-                                     [case.result(case.paired_with, [], [])])
+            found = self.stored_expectations or run_expectations(self.options, self.profile_name, self.host,
+                                                                 [case.result(case.paired_with, [], [])])
         except ExpectationsError:
             return None
         return found.speedups.get(case.id) if found is not None else None
+
+    @functools.cached_property
+    def stored_expectations(self):
+        """The run's expectations that need no case (diffperf.run_end.run_expectations of none): the stored record,
+        read once per session; None when the cases' published figures are all there could be."""
+        return run_expectations(self.options, self.profile_name, self.host, [])
 
     def finished_case(self, index: int) -> None:
         """Release what the cases after ``index`` no longer need."""

@@ -88,6 +88,7 @@ def test_the_early_look_and_the_gate_judge_an_uncalibrated_a100_against_the_same
     # An A100's session, as far as the early look reads it: nothing calibrated in tmp_path.
     session = SimpleNamespace(options=options, profile_name="full", host=A100, policy=RoundPolicy.for_profile(
         "full", min_rounds=6))
+    session.stored_expectations = PerfSession.stored_expectations.func(session)  # as the session reads it once
     session.expectation = lambda case: PerfSession.expectation(session, case)
     early = looked_against(session, case, reference=lambda: None)
     measured = paired_case(figure.speedup)
