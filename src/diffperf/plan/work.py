@@ -141,7 +141,9 @@ class WorkCounter:
 
 
 def denoiser_calls(family: Family, scenario: Scenario) -> int:
-    """The denoising loop's calls of the scenario: its scheduler's timesteps at its steps."""
+    """The denoising loop's calls of the scenario: its scheduler's timesteps at its steps. A flow-matching scheduler
+    that shifts its timesteps with the image size (FLUX's) needs that shift, ``mu``: any one gives as many."""
     scheduler = family.make_scheduler(scenario.scheduler)
-    scheduler.set_timesteps(scenario.steps)
+    shift = {"mu": 0.0} if scheduler.config.get("use_dynamic_shifting") else {}
+    scheduler.set_timesteps(scenario.steps, **shift)
     return len(scheduler.timesteps)
