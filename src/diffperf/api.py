@@ -4,10 +4,12 @@ The suite declares its own families (diffperf.models.sd1, diffperf.models.sdxl) 
 these names; docs/extending.md walks through each.
 """
 
+from diffperf.models.calls import CallPlan
 from diffperf.models.family import Component, Family, HubId
 from diffperf.models.optin import OptIn
 from diffperf.models.registry import Registry
 from diffperf.models.speedups import (
+    FEWER_STEPS,
     OTHER_MODEL,
     TF32,
     Attention,
@@ -16,6 +18,7 @@ from diffperf.models.speedups import (
     ChannelsLast,
     Compile,
     DeepCache,
+    FewStep,
     FusedQKV,
     Int8Dynamic,
     NoVaeUpcast,
@@ -30,7 +33,7 @@ from diffperf.models.variants import AUTO, Published, Variant
 from diffperf.models.workloads import Scale, Scenario
 
 __all__ = [
-    "AUTO", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "ChannelsLast", "Compile", "Component",
-    "DeepCache", "Family", "FusedQKV", "HubId", "Int8Dynamic", "NoVaeUpcast", "OptIn", "Precision", "Registry",
+    "AUTO", "FEWER_STEPS", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "CallPlan", "ChannelsLast",
+    "Compile", "Component", "DeepCache", "Family", "FewStep", "FusedQKV", "HubId", "Int8Dynamic", "NoVaeUpcast", "OptIn", "Precision", "Registry",
     "Published", "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe", "UseComponent", "Variant",
 ]

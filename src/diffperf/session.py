@@ -207,7 +207,8 @@ class PerfSession:
 
     def timed_pipeline(self, variant: Variant, scenario: Scenario) -> TimedPipeline:
         pipe = self.store.pipeline(variant, scenario)
-        return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant))
+        return TimedPipeline(pipe, scenario, self.instrument, lambda: self.store.during_calls(variant),
+                             self.store.call_plan(variant, scenario).arguments)
 
     def partner(self, case: Case, subject: TimedPipeline) -> TimedPipeline | Yardstick | None:
         """What ``case``'s variant (timed as ``subject``) is paired with: its reference's timed pipeline, or for a

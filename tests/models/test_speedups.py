@@ -63,7 +63,7 @@ def test_each_isolates_one_change():
         assert plan.components == baseline.components and plan.dtype == "float32", name
         assert not plan.channels_last and not plan.tf32, name
     # DeepCache wraps each pipeline's UNet: one UNet tree per pipeline, over the same weights.
-    assert variant("deepcache").plan(sd1.FAMILY).unet_per_pipeline and not baseline.unet_per_pipeline
+    assert variant("deepcache").plan(sd1.FAMILY).denoiser_per_pipeline and not baseline.denoiser_per_pipeline
 
 
 def test_approximate_variants_have_their_own_fp32_bound():

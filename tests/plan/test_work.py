@@ -7,6 +7,7 @@ import torch
 
 from diffperf.measure.meta import MetaModule
 from diffperf.models.builtin import builtin_registry
+from diffperf.models.calls import CallPlan
 from diffperf.plan.work import WorkCounter, denoiser_calls
 
 REGISTRY = builtin_registry()
@@ -27,7 +28,7 @@ def test_the_counted_loop_has_the_schedulers_calls():
     family = REGISTRY.family("sd1")
     scenario = family.scenario("astronaut").scaled(family.scale("tiny"))
     work = WorkCounter("tiny").work(family, REGISTRY.variant("baseline"), scenario)
-    assert work.flops.unet_calls == denoiser_calls(family, scenario) == scenario.steps
+    assert work.flops.unet_calls == denoiser_calls(family, CallPlan.of_scenario(family, scenario)) == scenario.steps
     assert work.flops.stages["denoising"] == work.flops.unet_per_call * work.flops.unet_calls > 0
 
 

@@ -32,6 +32,7 @@ from diffperf.measure.flops import CallFlops, Throughput, precision_of
 from diffperf.measure.probes import Probes
 from diffperf.measure.timing import STAGES, TimedPipeline
 from diffperf.measure.yardstick import Yardstick
+from diffperf.models.calls import CallPlan
 from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scenario
 from diffperf.models.zoo import ModelNotAvailable
@@ -239,6 +240,8 @@ def case_info(session: PerfSession, case: Case, timed_stages: list[dict], result
     ``yardstick`` the baseline's partner, whose shapes are recorded."""
     variant, scenario = case.variant, case.scenario
     weight_bytes = session.store.weight_bytes(variant)
+    family = session.registry.family(variant.family)
+    call = session.store.call_plan(variant, scenario)
     return {
         "variant": variant.name,
         "family": variant.family,
@@ -249,6 +252,8 @@ def case_info(session: PerfSession, case: Case, timed_stages: list[dict], result
         "best_stack": variant.best_stack,
         "profile": session.profile_name,
         **scenario.describe(),
+        "call": call.describe(),  # what each timed call ran: its arguments and scheduler
+        "call_changes": call.changes(CallPlan.of_scenario(family, scenario)) or None,  # what the speed-ups changed
         "scaled_from": scaling(scenario, case.declared),
         "workload_overrides": session.options.workload_overrides or None,
         "device": session.device_name,

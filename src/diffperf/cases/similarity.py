@@ -299,7 +299,11 @@ def record_hint(session) -> str:
 
 def scenario_conditions(scenario: Scenario) -> dict:
     """What a stored image depends on, besides profile, device type and variant."""
-    return {name: getattr(scenario, name) for name in ("prompt", "seed", "steps", "resolution", "scheduler", "images")}
+    conditions = {name: getattr(scenario, name) for name in ("prompt", "seed", "steps", "resolution", "scheduler",
+                                                              "images")}
+    if scenario.arguments:  # the call's other arguments (guidance_scale, max_sequence_length, ...)
+        conditions["arguments"] = dict(scenario.arguments)
+    return conditions
 
 
 def variant_output(session, variant: Variant, scenario: Scenario) -> np.ndarray:
@@ -308,7 +312,8 @@ def variant_output(session, variant: Variant, scenario: Scenario) -> np.ndarray:
 
     with out_of_memory_as_failure(variant, session):
         pipe = session.store.pipeline(variant, scenario)
-        return raw_output(pipe, scenario, lambda: session.store.during_calls(variant))
+        return raw_output(pipe, scenario, lambda: session.store.during_calls(variant),
+                          arguments=session.store.call_plan(variant, scenario).arguments)
 
 
 def recording_facts(session) -> dict:
@@ -345,7 +350,7 @@ def version_changes(recorded: dict, now: dict) -> list[tuple[str, str, str]]:
 
 @torch.inference_mode()
 def raw_output(pipe, scenario: Scenario, settings=None, *, seed: int | None = None,
-               steps: int | None = None) -> np.ndarray:
+               steps: int | None = None, arguments: dict | None = None) -> np.ndarray:
     """The pipeline's raw decoded images for ``scenario``, float32 (N, H, W, C), unclamped.
 
     One ordinary call (the generator, arguments and decode of ``pipe(**scenario.pipeline_kwargs())``
@@ -353,10 +358,11 @@ def raw_output(pipe, scenario: Scenario, settings=None, *, seed: int | None = No
     it, before the pipeline's ``(x / 2 + 0.5).clamp(0, 1)``: whatever the family's pipeline does
     around the decode (SDXL upcasts an fp16 VAE to fp32) is what gets checked. ``settings`` is the
     variant's runtime-switch context manager factory (TF32); ``seed`` and ``steps`` override the
-    scenario's (for planted changes).
+    scenario's (for planted changes); ``arguments`` are the variant's call arguments (its call plan), None: the
+    scenario's own.
     """
     generator = torch.Generator(device="cpu").manual_seed(scenario.seed if seed is None else seed)
-    kwargs = scenario.pipeline_kwargs()
+    kwargs = dict(scenario.pipeline_kwargs() if arguments is None else arguments)
     if steps is not None:
         kwargs["num_inference_steps"] = steps
     vae = pipe.vae

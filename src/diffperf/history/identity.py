@@ -29,7 +29,9 @@ LEGACY = "legacy"
 SETUP = ("schema", "profile", "workload", "host")
 SOFTWARE = ("torch", "diffusers", "transformers")
 FIELDS = SETUP + SOFTWARE
-CASE_FIELDS = ("prompt", "images", "steps", "scheduler", "seed", "resolution")
+CASE_FIELDS = ("prompt", "images", "steps", "scheduler", "seed", "resolution", "arguments", "call_changes")
+"""A case's definition: its scenario's fields, the scenario's other call arguments and what the variant's speed-ups
+changed in each call (diffperf.models.calls.CallPlan.changes); the last two are "-" where there are none."""
 
 Difference = tuple[str, str, str]  # (field, one run's value, the other's)
 
@@ -66,8 +68,17 @@ def run_identity(machine_info: Mapping) -> Identity:
 
 
 def case_definition(extra_info: Mapping) -> tuple[str, ...]:
-    """A case's scenario definition, as text per field of :data:`CASE_FIELDS` ("-" where not recorded)."""
-    return tuple(str(extra_info.get(name, "-")) for name in CASE_FIELDS)
+    """A case's scenario definition, as text per field of :data:`CASE_FIELDS` ("-" where not recorded or empty: a
+    run saved before a field existed reads as one without it)."""
+    return tuple(_definition_text(extra_info.get(name)) for name in CASE_FIELDS)
+
+
+def _definition_text(value) -> str:
+    if value is None or value == {} or value == []:
+        return "-"
+    if isinstance(value, Mapping):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 def definition_differences(one: Mapping, other: Mapping) -> list[Difference]:

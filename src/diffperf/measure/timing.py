@@ -36,11 +36,15 @@ class StageClock:
 
 
 class TimedPipeline:
-    """Runs one pipeline on one scenario, recording stage times on every call."""
+    """Runs one pipeline on one scenario, recording stage times on every call.
 
-    def __init__(self, pipe, scenario, instrument, settings):
+    ``arguments`` are the call's arguments (the variant's call plan: diffperf.models.calls.CallPlan); None: the
+    scenario's own."""
+
+    def __init__(self, pipe, scenario, instrument, settings, arguments: dict | None = None):
         self.pipe = pipe
         self.scenario = scenario
+        self.arguments = dict(scenario.pipeline_kwargs() if arguments is None else arguments)
         self.instrument = instrument
         self.settings = settings  # context manager factory of the variant's runtime switches
         self.clock = StageClock(instrument.synchronize)
@@ -66,7 +70,7 @@ class TimedPipeline:
         with self.settings():
             self.clock.mark("start")
             output = self.pipe(
-                **self.scenario.pipeline_kwargs(),
+                **self.arguments,
                 generator=generator,
                 output_type=output_type,
                 callback_on_step_end=self._on_step_end,

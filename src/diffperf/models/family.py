@@ -174,13 +174,26 @@ class Family:
         """How ``profile`` scales the workloads: tiny runs fewer pixels and steps, short fewer steps."""
         return {"tiny": self.tiny_scale, "short": self.short_scale}.get(profile)
 
-    def make_scheduler(self, name: str, config: dict | None = None):
-        """Scheduler ``name`` of a scenario, configured from the family's scheduler config.
+    def make_scheduler(self, scheduler: str | type, config: dict | None = None, changes: dict | None = None):
+        """A scheduler: one a scenario names, or a scheduler class (a speed-up's: diffperf.models.calls.CallPlan),
+        configured from the family's scheduler config with ``changes`` on top.
 
         The config is completed by the family's own scheduler class first, as diffusers' docs do it
         (``DDIMScheduler.from_config(pipe.scheduler.config)``): a bare ``DDIMScheduler()`` is wrong for SD.
         """
-        if name not in self.schedulers:
-            raise ValueError(f"unknown scheduler {name!r}: choose one of {', '.join(self.schedulers)}")
+        if isinstance(scheduler, str):
+            if scheduler not in self.schedulers:
+                raise ValueError(f"unknown scheduler {scheduler!r}: choose one of {', '.join(self.schedulers)}")
+            scheduler = self.schedulers[scheduler]
         base = self.scheduler.from_config(dict(self.scheduler_config if config is None else config))
-        return base if self.schedulers[name] is self.scheduler else self.schedulers[name].from_config(base.config)
+        if scheduler is self.scheduler and not changes:
+            return base
+        return scheduler.from_config(base.config, **(changes or {}))
+
+    @property
+    def denoiser(self) -> str:
+        """The slot of the model the denoising loop calls: ``unet``, else ``transformer``."""
+        for slot in ("unet", "transformer"):
+            if slot in self.slots:
+                return slot
+        raise ValueError(f"family {self.name} has no unet or transformer component")

@@ -47,6 +47,7 @@ class Registry:
                              f"and {variant.family})")
         family = self.family(variant.family)
         variant.plan(family)  # an unknown component fails here, with its name
+        variant.unsupported(family)  # and an answer that is not one line
         taken = {case_name(*case): case for case in self.cases()}
         for scenario in family.scenarios:
             other = taken.get(case_name(variant.name, scenario.name))
@@ -118,9 +119,12 @@ class Registry:
         reason = variant.requirement(device, enabled)
         if reason is not None:
             return reason
+        reason = variant.unsupported(self.family(variant.family))
+        if reason is not None:
+            return reason
         # Its reference runs as its partner whether or not the reference's own cases are opt-in.
         for name in self.reference_chain(variant.name)[1:]:
-            reference = self.variant(name).unavailable(device)
+            reference = self.variant(name).unavailable(device) or self.variant(name).unsupported(self.family_of(name))
             if reference is not None:
                 return f"its reference cannot run: {reference}"
         return None

@@ -1,6 +1,6 @@
 """Speed-ups: each one named change to a pipeline, composable into a variant (diffperf.models.variants).
 
-A speed-up is an object with a name and its parameters that changes one or more of four stages
+A speed-up is an object with a name and its parameters that changes one or more of five stages
 of building and running a variant's pipeline; every stage does nothing unless overridden:
 
 ``plan(plan)``
@@ -13,16 +13,22 @@ of building and running a variant's pipeline; every stage does nothing unless ov
     The trees are the variant's own, over shared tensors, so this never reaches another variant.
 ``prepare(pipe)``
     changes each new pipeline object (DeepCache wraps the UNet's forward).
+``call(call)``
+    the arguments of each timed call and its scheduler (:class:`diffperf.models.calls.CallPlan`):
+    fewer steps, another guidance scale, given timesteps or sigmas, another scheduler class or
+    settings (a few-step sampler: :class:`FewStep`).
 ``during_calls()``
     a context manager around every timed call, for process-wide switches (TF32), restored after.
 
-It also says where it can run (``unavailable(device)``: one line, or None) and what it does to the
-image: ``image_effect`` is None when the image stays numerically equal to fp32's (compared with
-the family's fp32 baseline under the ``fp32`` bound), a comparison kind of
-:data:`diffperf.images.similarity.THRESHOLDS` (``half``, ``tome``, ``deepcache``, ``int8``) when
-it changes it by a bounded amount, or :data:`OTHER_MODEL` when it runs another model (a student,
-a tiny autoencoder: no comparison with fp32); ``own_check`` is the kind its image is checked
-against its own stored baseline with. docs/extending.md shows a speed-up of one's own.
+It also says where it can run (``unavailable(device)``: one line, or None), which families' pipelines
+it can change (``unsupported(family)``: one line, or None), and what it does to the image:
+``image_effect`` is None when the image stays numerically equal to fp32's (compared with the
+family's fp32 baseline under the ``fp32`` bound), a comparison kind of
+:data:`diffperf.images.similarity.THRESHOLDS` (``half``, ``tome``, ``deepcache``, ``int8``,
+``cache``) when it changes it by a bounded amount, or :data:`OTHER_MODEL` / :data:`FEWER_STEPS` when
+its image is another one altogether (a student, a tiny autoencoder, another sampler: checked against
+its own stored image only); ``own_check`` is the kind its image is checked against its own stored
+baseline with. docs/extending.md shows a speed-up of one's own.
 """
 
 from __future__ import annotations
@@ -36,10 +42,18 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from diffperf.models.calls import CallPlan
     from diffperf.models.family import Family
 
 OTHER_MODEL = "other model"
 """``image_effect`` of a speed-up that runs another model: its image is not compared with fp32's."""
+
+FEWER_STEPS = "fewer steps"
+"""``image_effect`` of a speed-up that samples with other steps or another scheduler: another image, not compared
+with fp32's (checked against its own stored image)."""
+
+NOT_COMPARED = (OTHER_MODEL, FEWER_STEPS)
+"""The image effects whose image is not compared with the family's fp32 image."""
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PIP_NAMES = {"DeepCache": "deepcache"}
@@ -55,7 +69,7 @@ class BuildPlan:
     dtype: str = "float32"
     channels_last: bool = False
     tf32: bool = False  # TF32 matmuls during the calls (for the FLOP/s precision)
-    unet_per_pipeline: bool = False  # each pipeline object gets a UNet tree of its own (DeepCache)
+    denoiser_per_pipeline: bool = False  # each pipeline object gets a denoiser tree of its own (DeepCache, caches)
 
     @classmethod
     def default(cls, family: Family) -> "BuildPlan":
@@ -69,14 +83,20 @@ class BuildPlan:
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
+    @property
+    def denoiser(self) -> str:
+        """The slot of the model the denoising loop calls (``unet`` or ``transformer``)."""
+        return self.family.denoiser
+
 
 @dataclass
 class BuildContext:
-    """What ``apply`` may need of the run: the device, its synchronisation, first-call times."""
+    """What ``apply`` may need of the run: the device, its synchronisation, the denoiser's slot, first-call times."""
 
     device: torch.device
     synchronize: callable = lambda: None
     first_calls: dict | None = None  # {input shape: seconds} of a compiled module's first calls
+    denoiser: str = "unet"  # the slot of the model the denoising loop calls (``unet`` or ``transformer``)
 
 
 class SpeedUp:
@@ -98,6 +118,10 @@ class SpeedUp:
         """Why it cannot run on ``device`` (one line), or None."""
         return None
 
+    def unsupported(self, family: Family) -> str | None:
+        """Why it cannot change ``family``'s pipeline (one line), or None."""
+        return None
+
     def plan(self, plan: BuildPlan) -> None:
         pass
 
@@ -105,6 +129,9 @@ class SpeedUp:
         pass
 
     def prepare(self, pipe) -> None:
+        pass
+
+    def call(self, call: CallPlan) -> None:
         pass
 
     def during_calls(self):
@@ -266,6 +293,9 @@ class Attention(SpeedUp):
             return missing_package("xformers")
         return None
 
+    def unsupported(self, family):
+        return unet_only(family)
+
     def apply(self, models, context):
         for module in models.values():
             if hasattr(module, "set_attn_processor"):
@@ -280,6 +310,13 @@ class ChannelsLast(SpeedUp):
 
     def plan(self, plan):
         plan.channels_last = True
+
+
+def unet_only(family: Family) -> str | None:
+    """The reason a speed-up made for UNet pipelines gives for a family whose denoiser is a transformer."""
+    if family.denoiser == "unet":
+        return None
+    return f"changes a UNet, and {family.name}'s pipeline denoises with a {family.denoiser}"
 
 
 def time_first_calls(module: torch.nn.Module, record: dict, synchronize) -> None:
@@ -309,16 +346,17 @@ def time_first_calls(module: torch.nn.Module, record: dict, synchronize) -> None
 
 
 class Compile(SpeedUp):
-    """``torch.compile`` of the UNet; its first call per input shape (compiling) is reported apart."""
+    """``torch.compile`` of the denoiser (UNet or transformer); its first call per input shape (compiling) is
+    reported apart."""
 
     name = "compile"
-    description = "torch.compile of the UNet"
+    description = "torch.compile of the UNet (the transformer in a DiT family)"
 
     def apply(self, models, context):
-        models["unet"] = torch.compile(models["unet"])
+        models[context.denoiser] = torch.compile(models[context.denoiser])
         if context.first_calls is None:
             context.first_calls = {}
-        time_first_calls(models["unet"], context.first_calls, context.synchronize)
+        time_first_calls(models[context.denoiser], context.first_calls, context.synchronize)
 
 
 class FusedQKV(SpeedUp):
@@ -361,6 +399,9 @@ class ToMe(SpeedUp):
     def unavailable(self, device):
         return missing_package("tomesd")
 
+    def unsupported(self, family):
+        return unet_only(family)
+
     def apply(self, models, context):
         import tomesd
 
@@ -401,8 +442,11 @@ class DeepCache(SpeedUp):
     def unavailable(self, device):
         return missing_package("DeepCache")
 
+    def unsupported(self, family):
+        return unet_only(family)
+
     def plan(self, plan):
-        plan.unet_per_pipeline = True
+        plan.denoiser_per_pipeline = True
 
     def prepare(self, pipe):
         from DeepCache import DeepCacheSDHelper
@@ -416,7 +460,7 @@ class DeepCache(SpeedUp):
 
 @dataclass(frozen=True, repr=False)
 class Int8Dynamic(SpeedUp):
-    """torchao int8 dynamic-activation, int8-weight quantization of the UNet's nn.Linear layers.
+    """torchao int8 dynamic-activation, int8-weight quantization of the denoiser's nn.Linear layers.
 
     ``set_inductor_config=False``: the recommended inductor settings are process-wide and would
     change how the other variants compile. Its image is checked, against fp32's and its own
@@ -448,7 +492,7 @@ class Int8Dynamic(SpeedUp):
     def apply(self, models, context):
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
-        quantize_(models["unet"], Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
+        quantize_(models[context.denoiser], Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
 
 
 @dataclass(frozen=True, repr=False)
@@ -500,3 +544,58 @@ class NoVaeUpcast(SpeedUp):
 
     def apply(self, models, context):
         models["vae"].register_to_config(force_upcast=False)
+
+
+@dataclass(frozen=True, repr=False)
+class FewStep(SpeedUp):
+    """A few-step sampler: fewer steps, its guidance scale, its scheduler and settings, in each timed call.
+
+    The call stage of a distilled sampler (LCM, SDXL-Turbo, -Lightning, Hyper-SD, TCD, DMD2): what it
+    changes is the call's arguments and scheduler (diffperf.models.calls.CallPlan), so the speed-up
+    measured is the whole call's, the classifier-free guidance batch included (guidance 1 or 0 runs the
+    denoiser once per step instead of twice). ``label`` names it; the weights a real few-step model
+    needs (an LCM-LoRA, Turbo's or Lightning's UNet) are other speed-ups of the same variant. Its image is
+    another image, checked against its own stored baseline only (:data:`FEWER_STEPS`).
+    """
+
+    label: str = "few-step"
+    steps: int | None = None  # num_inference_steps; None: the scenario's
+    guidance_scale: float | None = None  # None: the scenario's (the pipeline's default)
+    scheduler: type | None = None  # a diffusers scheduler class; None: the scenario's
+    scheduler_config: tuple = ()  # (name, value) pairs on top of the family's scheduler config
+    timesteps: tuple[int, ...] | None = None  # a given schedule (DMD2: 999, 749, 499, 249)
+    image_effect = FEWER_STEPS
+
+    def __post_init__(self):
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                                       or self.steps < 1):
+            raise ValueError(f"FewStep {self.label}: steps={self.steps!r}: give a whole number of at least 1")
+        if self.scheduler is not None and not (isinstance(self.scheduler, type) and hasattr(self.scheduler,
+                                                                                             "from_config")):
+            raise ValueError(f"FewStep {self.label}: scheduler={self.scheduler!r}: give a diffusers scheduler class, "
+                             "e.g. LCMScheduler")
+        object.__setattr__(self, "scheduler_config", tuple(dict(self.scheduler_config).items()))
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def description(self) -> str:
+        parts = [f"{self.steps} steps" if self.steps else None,
+                 f"guidance {self.guidance_scale:g}" if self.guidance_scale is not None else None,
+                 self.scheduler.__name__ if self.scheduler else None,
+                 ", ".join(f"{name}={value}" for name, value in self.scheduler_config) or None,
+                 f"timesteps {list(self.timesteps)}" if self.timesteps else None]
+        return f"{self.label}: " + ", ".join(part for part in parts if part)
+
+    def call(self, call):
+        if self.steps is not None:
+            call.arguments["num_inference_steps"] = self.steps
+        if self.guidance_scale is not None:
+            call.arguments["guidance_scale"] = self.guidance_scale
+        if self.timesteps is not None:
+            call.arguments["timesteps"] = list(self.timesteps)
+        if self.scheduler is not None:
+            call.scheduler = self.scheduler
+        call.scheduler_config.update(dict(self.scheduler_config))

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from diffperf.models.calls import CallPlan
 from diffperf.models.plants import MEMORY, PERTURBATION, SLOWDOWN, Kind, Plants
 from diffperf.models.registry import Registry
 from diffperf.models.speedups import BuildContext, BuildPlan
@@ -170,7 +171,7 @@ class PipelineStore:
                     modules[slot] = clone_module(self.component(family.name, name, plan.torch_dtype),
                                                  channels_last=plan.channels_last)
             self._plant(PERTURBATION, variant, modules)
-            context = BuildContext(self.device, self.synchronize)
+            context = BuildContext(self.device, self.synchronize, denoiser=family.denoiser)
             for speedup in variant.speedups:
                 speedup.apply(modules, context)
             if context.first_calls is not None:  # a compiled module's first calls: compile time
@@ -181,27 +182,35 @@ class PipelineStore:
         return self._models[variant.name]
 
     def _plant(self, kind: Kind, variant: Variant, modules: dict) -> None:
-        """Plant what the run plants of ``kind`` in ``variant`` (diffperf.models.plants), in its UNet: a perturbation
-        before the speed-ups are applied (they act on the changed numbers), extra work and held memory after them
-        (around the UNet they made)."""
+        """Plant what the run plants of ``kind`` in ``variant`` (diffperf.models.plants), in its denoiser (UNet or
+        transformer): a perturbation before the speed-ups are applied (they act on the changed numbers), extra work
+        and held memory after them (around the denoiser they made)."""
         amount = self.plants.amount(kind, variant.name)
         if not amount:
             return
+        denoiser = self.plan(variant).denoiser
         if kind == PERTURBATION:
-            modules["unet"] = perturbed_copy(modules["unet"], amount)
+            modules[denoiser] = perturbed_copy(modules[denoiser], amount)
         elif kind == SLOWDOWN:
-            plant_slowdown(modules["unet"], amount, self.synchronize)
+            plant_slowdown(modules[denoiser], amount, self.synchronize)
         elif kind == MEMORY:
-            unet_bytes = sum(sum(tensor_bytes(tensor).values()) for tensor in modules["unet"].parameters())
-            plant_memory(modules["unet"], getattr(modules["vae"], "decoder", modules["vae"]), int(amount * unet_bytes))
+            denoiser_bytes = sum(sum(tensor_bytes(tensor).values()) for tensor in modules[denoiser].parameters())
+            plant_memory(modules[denoiser], getattr(modules["vae"], "decoder", modules["vae"]),
+                         int(amount * denoiser_bytes))
+
+    def call_plan(self, variant: Variant, scenario: Scenario) -> CallPlan:
+        """The arguments and scheduler of each of the variant's calls on ``scenario``."""
+        return variant.call_plan(self.registry.family(variant.family), scenario)
 
     def pipeline(self, variant: Variant, scenario: Scenario):
-        """A fresh pipeline object over the variant's cached models, with the scenario's scheduler."""
+        """A fresh pipeline object over the variant's cached models, with the scheduler its call plan names."""
         plan = self.plan(variant)
         models = dict(self.models(variant))
-        if plan.unet_per_pipeline:  # its own UNet tree (same weights), e.g. for DeepCache to wrap
-            models["unet"] = clone_module(models["unet"])
-        scheduler = plan.family.make_scheduler(scenario.scheduler, self.source.scheduler_config(plan.family))
+        if plan.denoiser_per_pipeline:  # its own denoiser tree (same weights), e.g. for DeepCache to wrap
+            models[plan.denoiser] = clone_module(models[plan.denoiser])
+        call = self.call_plan(variant, scenario)
+        scheduler = plan.family.make_scheduler(call.scheduler, self.source.scheduler_config(plan.family),
+                                               call.scheduler_config)
         pipe = assemble_pipeline(plan.family, models, scheduler)
         for speedup in variant.speedups:
             speedup.prepare(pipe)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
+from diffperf.models.calls import CallPlan
 from diffperf.models.family import YARDSTICK, Family, check_tolerance
 from diffperf.models.names import check_name
 from diffperf.models.optin import OptIn
-from diffperf.models.speedups import OTHER_MODEL, BuildPlan, SpeedUp, check_speedup, unavailable_reason
+from diffperf.models.speedups import NOT_COMPARED, OTHER_MODEL, BuildPlan, SpeedUp, check_speedup, unavailable_reason
+from diffperf.models.workloads import Scenario
 
 AUTO = "auto"
 """``Variant.image_check`` default: the check follows from the speed-ups (:meth:`Variant.fp32_check`)."""
@@ -118,6 +120,24 @@ class Variant:
             speedup.plan(plan)
         return plan
 
+    def call_plan(self, family: Family, scenario: Scenario) -> CallPlan:
+        """What each of its timed calls on ``scenario`` runs: the scenario's call, changed by each speed-up in turn."""
+        call = CallPlan.of_scenario(family, scenario)
+        for speedup in self.speedups:
+            speedup.call(call)
+        return call
+
+    def unsupported(self, family: Family) -> str | None:
+        """Why one of its speed-ups cannot change ``family``'s pipeline (one line), or None."""
+        for speedup in self.speedups:
+            reason = speedup.unsupported(family)
+            if reason is not None:
+                if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
+                    raise ValueError(f"variant {self.name}: speed-up {speedup.name}: unsupported({family.name}) "
+                                     f"returned {reason!r}: return None where it works, else one line saying why not")
+                return f"{self.name}: {speedup.name} {reason}"
+        return None
+
     @property
     def planned_tier(self) -> int:
         """Its tier under a time budget (``--perf-budget``): the declared ``tier``, else 1 for what the suite exists
@@ -136,13 +156,14 @@ class Variant:
     def fp32_check(self) -> str | None:
         """The comparison kind of its image against the family's fp32 baseline, or None for none.
 
-        Another model (a student, a tiny autoencoder): none. Otherwise the one bounded effect of its
-        speed-ups (``half``, ``tome``, ...), or ``fp32`` when they keep the numbers equal.
+        Another model (a student, a tiny autoencoder) or another sampler (fewer steps): none. Otherwise the
+        one bounded effect of its speed-ups (``half``, ``tome``, ``cache``, ...), or ``fp32`` when they keep the
+        numbers equal.
         """
         if self.image_check != AUTO:
             return self.image_check
         effects = {speedup.image_effect for speedup in self.speedups} - {None}
-        if OTHER_MODEL in effects:
+        if effects & set(NOT_COMPARED):
             return None
         if len(effects) > 1:
             raise ValueError(f"variant {self.name} combines speed-ups that change the image in several ways "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +36,7 @@ from diffperf.measure.flops import CallFlops, count_call_flops
 from diffperf.measure.meta import MetaModule
 from diffperf.measure.timing import TimedPipeline
 from diffperf.models import zoo
+from diffperf.models.calls import SCHEDULE_ARGUMENTS, CallPlan
 from diffperf.models.family import Family
 from diffperf.models.profiles import architecture
 from diffperf.models.variants import Variant
@@ -84,13 +86,14 @@ class WorkCounter:
     def work(self, family: Family, variant: Variant, scenario: Scenario) -> Work:
         """The work of one call of ``variant`` on ``scenario`` as the profile runs it (already scaled)."""
         components = variant.plan(family).components
-        key = self._key(family, components, scenario)
+        call = variant.call_plan(family, scenario)
+        key = self._key(family, components, scenario, call)
         if key not in self._counted:
             stored = self._stored.get(key)
             if stored is not None:
                 self._counted[key] = Work(CallFlops(stored["stages"], stored["unet_calls"]))
             else:
-                self._counted[key] = self._count(family, components, scenario)
+                self._counted[key] = self._count(family, components, scenario, call)
                 self._store(key, self._counted[key])
         return self._counted[key]
 
@@ -102,24 +105,30 @@ class WorkCounter:
             self._parameters[key] = zoo.count_parameters(module) if isinstance(module, torch.nn.Module) else 0
         return self._parameters[key]
 
-    def _key(self, family: Family, components: dict[str, str], scenario: Scenario) -> str:
+    def _key(self, family: Family, components: dict[str, str], scenario: Scenario, call: CallPlan) -> str:
         configs = {slot: [name, family.component(name).config(self.architecture), family.component(name).derive
                           is not None] for slot, name in sorted(components.items())}
         import diffusers
 
+        changes = call.changes(CallPlan.of_scenario(family, scenario))  # a few-step call: another count
+
         text = json.dumps([torch.__version__, diffusers.__version__, family.name, family.pipeline.__name__,
-                           configs, asdict(replace(scenario, opt_in=None))], sort_keys=True, default=str)
+                           configs, asdict(replace(scenario, opt_in=None)), *([changes] if changes else [])],
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    def _count(self, family: Family, components: dict[str, str], scenario: Scenario) -> Work:
+    def _count(self, family: Family, components: dict[str, str], scenario: Scenario, call: CallPlan) -> Work:
         modules = {}
         for slot, name in components.items():
             module = self.source.build(family, name, meta=self.meta)
             modules[slot] = MetaModule(module) if self.meta and isinstance(module, torch.nn.Module) else module
-        pipe = zoo.assemble_pipeline(family, modules, family.make_scheduler(scenario.scheduler))
-        timed = TimedPipeline(pipe, replace(scenario, steps=1), _Untimed(), contextlib.nullcontext)
+        pipe = zoo.assemble_pipeline(family, modules, family.make_scheduler(call.scheduler, None,
+                                                                            call.scheduler_config))
+        one_step_call = {name: value for name, value in call.arguments.items() if name not in SCHEDULE_ARGUMENTS}
+        timed = TimedPipeline(pipe, scenario, _Untimed(), contextlib.nullcontext,
+                              {**one_step_call, "num_inference_steps": 1})
         one_step = count_call_flops(timed)
-        calls = denoiser_calls(family, scenario)
+        calls = denoiser_calls(family, call)
         per_call = one_step.stages["denoising"] // max(one_step.unet_calls, 1)
         return Work(CallFlops({**one_step.stages, "denoising": per_call * calls}, calls))
 
@@ -140,10 +149,15 @@ class WorkCounter:
             write_json_atomic(self.cache_path, self._stored)
 
 
-def denoiser_calls(family: Family, scenario: Scenario) -> int:
-    """The denoising loop's calls of the scenario: its scheduler's timesteps at its steps. A flow-matching scheduler
-    that shifts its timesteps with the image size (FLUX's) needs that shift, ``mu``: any one gives as many."""
-    scheduler = family.make_scheduler(scenario.scheduler)
-    shift = {"mu": 0.0} if scheduler.config.get("use_dynamic_shifting") else {}
-    scheduler.set_timesteps(scenario.steps, **shift)
+def denoiser_calls(family: Family, call: CallPlan) -> int:
+    """The denoising loop's calls of a call: its given schedule's length, else its scheduler's timesteps at its
+    steps."""
+    if any(call.arguments.get(name) is not None for name in SCHEDULE_ARGUMENTS):
+        return call.steps
+    scheduler = family.make_scheduler(call.scheduler, None, call.scheduler_config)
+    set_timesteps = scheduler.set_timesteps
+    if "mu" in inspect.signature(set_timesteps).parameters and scheduler.config.get("use_dynamic_shifting"):
+        set_timesteps(call.steps, mu=1.0)  # the shift moves the timesteps, not how many there are
+    else:
+        set_timesteps(call.steps)
     return len(scheduler.timesteps)
