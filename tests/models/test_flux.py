@@ -12,9 +12,12 @@ import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 from transformers import BertTokenizer, CLIPTextModel, T5EncoderModel, T5TokenizerFast
 
+from diffperf.cases.similarity import raw_output
+from diffperf.measure.timing import TimedPipeline
 from diffperf.models import flux, sd1, zoo
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.optin import TIME_BUDGET
+from diffperf.models.store import PipelineStore
 from diffperf.models.zoo import HubSource, SyntheticSource, count_parameters, save_synthetic_pipeline
 
 CPU = torch.device("cpu")
@@ -22,16 +25,23 @@ FAMILY = flux.FAMILY
 PROMPT = "a photo of an astronaut riding a horse on mars"
 
 
+class Untimed:
+    """A timed call's instrument with nothing to synchronise."""
+
+    @staticmethod
+    def synchronize() -> None:
+        return None
+
+
 def meta(profile: str, name: str):
     return SyntheticSource(profile, CPU).build(FAMILY, name, meta=True)
 
 
-def tiny_call(pipe, steps: int = 3) -> np.ndarray:
+def tiny_call(pipe) -> np.ndarray:
+    """The tiny profile's call of the scenario: 3 steps at 128 px, guidance 3.5, 32 T5 tokens."""
     scenario = FAMILY.scenario("astronaut-flux").scaled(FAMILY.scale("tiny"))
-    arguments = {**flux.CALL_ARGUMENTS, **flux.TINY_CALL_ARGUMENTS}
-    return pipe(prompt=scenario.prompt, num_inference_steps=steps, height=scenario.resolution,
-                width=scenario.resolution, generator=torch.Generator().manual_seed(scenario.seed), output_type="np",
-                **arguments).images
+    return pipe(**scenario.pipeline_kwargs(), generator=torch.Generator().manual_seed(scenario.seed),
+                output_type="np").images
 
 
 def tiny_pipeline(source) -> FluxPipeline:
@@ -85,10 +95,10 @@ def test_scenario_is_the_pipeline_default_and_tiny_runs_3_steps_at_128_px():
     scenario = FAMILY.scenario("astronaut-flux")
     assert (scenario.prompt, scenario.images, scenario.steps, scenario.resolution, scenario.seed) == (
         PROMPT, 1, 28, 1024, 0)
-    assert flux.CALL_ARGUMENTS == {"guidance_scale": 3.5, "max_sequence_length": 512}
-    assert flux.TINY_CALL_ARGUMENTS == {"max_sequence_length": 32}
+    assert scenario.arguments == {"guidance_scale": 3.5, "max_sequence_length": 512}  # FluxPipeline's defaults
     tiny = scenario.scaled(FAMILY.scale("tiny"))
     assert (tiny.resolution, tiny.steps) == (128, 3)
+    assert tiny.arguments == {"guidance_scale": 3.5, "max_sequence_length": 32}  # the tiny T5 reads 32 tokens
     assert scenario.scaled(FAMILY.scale("full")) == scenario
 
 
@@ -200,3 +210,25 @@ def test_tiny_pipeline_on_the_hub_profile_loads_what_was_saved(tmp_path):
     assert config["_class_name"] == "FlowMatchEulerDiscreteScheduler"
     assert all(config[key] == value for key, value in flux.SCHEDULER.items())
     assert np.array_equal(tiny_call(tiny_pipeline(hub)), tiny_call(tiny_pipeline(source)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["flux", "flux-bf16"])
+def test_variants_run_as_a_timed_case_runs_them(name):
+    """Through the store and the timed call, with the call plan's arguments, as `pytest perf --perf-speedups` does."""
+    registry = builtin_registry()
+    variant = registry.variant(name)
+    reason = registry.skip_reason(variant, None, CPU, frozenset({"--perf-speedups"}))
+    if reason is not None:
+        pytest.skip(reason)  # bf16 kernels
+    store = PipelineStore(registry, SyntheticSource("tiny", CPU), CPU)
+    scenario = FAMILY.scenario("astronaut-flux").scaled(FAMILY.scale("tiny"))
+    pipe = store.pipeline(variant, scenario)
+    call = store.call_plan(variant, scenario)
+    assert call.arguments["max_sequence_length"] == 32 and call.arguments["guidance_scale"] == 3.5
+    assert pipe.transformer.dtype == (torch.bfloat16 if name == "flux-bf16" else torch.float32)
+    timed = TimedPipeline(pipe, scenario, Untimed(), lambda: store.during_calls(variant), call.arguments)
+    image = timed().images
+    assert image.shape == (1, 128, 128, 3) and np.isfinite(image).all()
+    assert set(timed.stage_history[-1]) == {"text_encoding", "denoising", "decoding"}
+    assert np.isfinite(raw_output(store.pipeline(variant, scenario), scenario, arguments=call.arguments)).all()

@@ -74,10 +74,10 @@ def test_scheduler_and_scenario():
     scenario = FAMILY.scenario("astronaut-sd35")
     assert (scenario.prompt, scenario.images, scenario.steps, scenario.resolution, scenario.seed) == (
         PROMPT, 1, 28, 1024, 0)
-    assert sd3.CALL_ARGUMENTS == {"guidance_scale": 7.0, "max_sequence_length": 256}
-    assert sd3.TINY_CALL_ARGUMENTS == {"max_sequence_length": 32}
+    assert scenario.arguments == {"guidance_scale": 7.0, "max_sequence_length": 256}  # the pipeline's defaults
     tiny = scenario.scaled(FAMILY.scale("tiny"))
     assert (tiny.resolution, tiny.steps) == (128, 3)
+    assert tiny.arguments == {"guidance_scale": 7.0, "max_sequence_length": 32}  # the tiny T5 reads 32 tokens
 
 
 def test_variants_are_opt_in_on_the_cpu():
@@ -124,11 +124,9 @@ def test_tiny_pipeline_makes_a_healthy_image_with_guidance():
     handle = pipe.transformer.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs),
                                                         with_kwargs=True)
     scenario = FAMILY.scenario("astronaut-sd35").scaled(FAMILY.scale("tiny"))
-    arguments = {**sd3.CALL_ARGUMENTS, **sd3.TINY_CALL_ARGUMENTS}
     try:
-        image = pipe(prompt=scenario.prompt, num_inference_steps=scenario.steps, height=scenario.resolution,
-                     width=scenario.resolution, generator=torch.Generator().manual_seed(scenario.seed),
-                     output_type="np", **arguments).images
+        image = pipe(**scenario.pipeline_kwargs(), generator=torch.Generator().manual_seed(scenario.seed),
+                     output_type="np").images
     finally:
         handle.remove()
     assert image.shape == (1, 128, 128, 3) and np.isfinite(image).all()

@@ -129,16 +129,12 @@ TINY_VAE = {**VAE, "block_out_channels": [32, 32, 64, 64], "layers_per_block": 1
             "sample_size": 128}  # 4 stages: the 8x downsampling kept
 
 SCENARIOS = (
-    # FluxPipeline's defaults for FLUX.1-dev: 28 steps at 1024x1024.
+    # FluxPipeline's defaults for FLUX.1-dev: 28 steps at 1024x1024, guidance 3.5 (an embedding), T5 reading
+    # 512 tokens.
     Scenario("astronaut-flux", "a photo of an astronaut riding a horse on mars", images=1, steps=28,
-             scheduler="flow-match-euler", seed=0, resolution=1024),
+             scheduler="flow-match-euler", seed=0, resolution=1024,
+             arguments={"guidance_scale": 3.5, "max_sequence_length": 512}),
 )
-
-CALL_ARGUMENTS = {"guidance_scale": 3.5, "max_sequence_length": 512}
-"""The other arguments of each call: FluxPipeline's defaults (the guidance an embedding, T5's 512 tokens)."""
-
-TINY_CALL_ARGUMENTS = {"max_sequence_length": 32}
-"""The tiny profile's: the tiny T5 encodes 32 tokens, not 512."""
 
 FAMILY = Family(
     name=NAME,
@@ -162,7 +158,8 @@ FAMILY = Family(
     schedulers={"flow-match-euler": FlowMatchEulerDiscreteScheduler},
     scenarios=SCENARIOS,
     baseline=NAME,
-    tiny_scale=Scale(resolution=128, step_fraction=0.1),  # 3 of 28 steps
+    # 3 of 28 steps; the tiny T5 reads 32 tokens, not 512
+    tiny_scale=Scale(resolution=128, step_fraction=0.1, arguments={"max_sequence_length": 32}),
     hub_repo=HUB_MODEL,
     pipeline_kwargs={"image_encoder": None, "feature_extractor": None},
 )

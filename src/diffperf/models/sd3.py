@@ -80,16 +80,12 @@ TINY_TRANSFORMER = {
 TINY_VAE = {**flux.TINY_VAE, "scaling_factor": VAE["scaling_factor"], "shift_factor": VAE["shift_factor"]}
 
 SCENARIOS = (
-    # StableDiffusion3Pipeline's defaults for SD3.5 Medium: 28 steps at 1024x1024.
+    # StableDiffusion3Pipeline's defaults for SD3.5 Medium: 28 steps at 1024x1024, guidance 7.0, T5 reading 256
+    # tokens.
     Scenario("astronaut-sd35", "a photo of an astronaut riding a horse on mars", images=1, steps=28,
-             scheduler="flow-match-euler", seed=0, resolution=1024),
+             scheduler="flow-match-euler", seed=0, resolution=1024,
+             arguments={"guidance_scale": 7.0, "max_sequence_length": 256}),
 )
-
-CALL_ARGUMENTS = {"guidance_scale": 7.0, "max_sequence_length": 256}
-"""The other arguments of each call: StableDiffusion3Pipeline's defaults (T5's 256 tokens)."""
-
-TINY_CALL_ARGUMENTS = {"max_sequence_length": 32}
-"""The tiny profile's: the tiny T5 encodes 32 tokens, not 256."""
 
 FAMILY = Family(
     name=NAME,
@@ -116,7 +112,8 @@ FAMILY = Family(
     schedulers={"flow-match-euler": FlowMatchEulerDiscreteScheduler},
     scenarios=SCENARIOS,
     baseline=NAME,
-    tiny_scale=Scale(resolution=128, step_fraction=0.1),  # 3 of 28 steps
+    # 3 of 28 steps; the tiny T5 reads 32 tokens, not 256
+    tiny_scale=Scale(resolution=128, step_fraction=0.1, arguments={"max_sequence_length": 32}),
     hub_repo=HUB_MODEL,
     pipeline_kwargs={"image_encoder": None, "feature_extractor": None},
 )
