@@ -4,8 +4,8 @@
 ``short`` the same architectures at a fifth of each scenario's steps (the pull-request gate on GPUs:
 a speed-up of every step keeps nearly its ratio, and the profile has its own calibration and images),
 ``tiny`` keeps their structure at a size that runs on two CPU cores (the configs are the families'
-own: diffperf.models.sd1, diffperf.models.sdxl), and ``hub`` loads real weights
-(diffperf.models.zoo). Importing this module stays light (no torch).
+own: diffperf.models.sd1, diffperf.models.sdxl, diffperf.models.flux, diffperf.models.sd3), and ``hub``
+loads real weights (diffperf.models.zoo). Importing this module stays light (no torch).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A :class:`Variant` is plain data: its family, its speed-ups in the order they are applied (a stack
 is just a longer list), the variant its speed-up is measured against, the image check it must
 pass, where it runs and whether it is opt-in. The variants the suite ships are declared in
-:mod:`diffperf.models.sd1` and :mod:`diffperf.models.sdxl` with the same API users declare theirs
-with (docs/extending.md).
+:mod:`diffperf.models.sd1`, :mod:`diffperf.models.sdxl`, :mod:`diffperf.models.flux` and
+:mod:`diffperf.models.sd3` with the same API users declare theirs with (docs/extending.md).
 """
 
 from __future__ import annotations
