@@ -44,8 +44,9 @@ def offline_t5_tokenizer(model_max_length: int = 512) -> T5TokenizerFast:
 
     A Unigram model, as T5's, over T5's special tokens (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2), the word
     boundary ``▁``, the printable characters alone and after ``▁``, and the pairs of lower-case letters,
-    all of one score: a word becomes its fewest pieces, so the scenarios' prompts fit in 32 tokens (the
-    tiny profile's ``max_sequence_length``) without truncation. Other characters are ``<unk>``.
+    all of one score: a word becomes its fewest pieces, so that the scenarios' prompts fit in 32 tokens (the
+    tiny profile's ``max_sequence_length``; the astronaut prompt takes 27) without truncation. Other characters
+    are ``<unk>``.
     """
     characters = [character for character in string.printable if not character.isspace()]
     pairs = [first + second for first in string.ascii_lowercase for second in string.ascii_lowercase]
