@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from diffperf.models import sd1, sdxl
+from diffperf.models import flux, sd1, sd3, sdxl
 from diffperf.models.registry import Registry
 
 
 def declare(registry: Registry) -> None:
     sd1.declare(registry)
     sdxl.declare(registry)
+    flux.declare(registry)
+    sd3.declare(registry)
 
 
 def builtin_registry() -> Registry:

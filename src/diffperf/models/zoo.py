@@ -9,11 +9,12 @@ code; the ``hub`` profile loads real weights from a hub id or a local directory 
 from __future__ import annotations
 
 import os
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import CLIPTokenizer, PreTrainedModel
+from transformers import CLIPTokenizer, PreTrainedModel, T5TokenizerFast
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from diffperf.models.family import Component, Family, HubId, is_local
@@ -36,6 +37,34 @@ def offline_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def offline_t5_tokenizer(model_max_length: int = 512) -> T5TokenizerFast:
+    """A valid T5 tokenizer that needs no download (nor sentencepiece).
+
+    A Unigram model, as T5's, over T5's special tokens (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2), the word
+    boundary ``▁``, the printable characters alone and after ``▁``, and the pairs of lower-case letters,
+    all of one score: a word becomes its fewest pieces, so the scenarios' prompts fit in 32 tokens (the
+    tiny profile's ``max_sequence_length``) without truncation. Other characters are ``<unk>``.
+    """
+    characters = [character for character in string.printable if not character.isspace()]
+    pairs = [first + second for first in string.ascii_lowercase for second in string.ascii_lowercase]
+    pieces = ["▁", *characters, *("▁" + character for character in characters), *pairs]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), *((piece, -1.0) for piece in pieces)]
+    return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+OFFLINE_TOKENIZERS = {CLIPTokenizer: offline_clip_tokenizer, T5TokenizerFast: offline_t5_tokenizer}
+"""The tokenizer classes a synthetic profile builds, each with its offline builder."""
+
+
+def offline_tokenizer(component: Component, profile: str):
+    """The tokenizer ``component`` declares, built offline for a synthetic profile with its ``model_max_length``."""
+    for cls, build in OFFLINE_TOKENIZERS.items():
+        if issubclass(component.cls, cls):
+            return build(component.config(profile)["model_max_length"])
+    raise ValueError(f"tokenizer {component.name}: no offline {component.cls.__name__} on the synthetic profiles: "
+                     f"declare one of {', '.join(cls.__name__ for cls in OFFLINE_TOKENIZERS)}")
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -67,7 +96,7 @@ class SyntheticSource:
         """Build one fp32 component; ``meta=True`` builds it without memory (to count parameters)."""
         component = family.component(name)
         if is_tokenizer(component):
-            return offline_clip_tokenizer(component.config(self.profile)["model_max_length"])
+            return offline_tokenizer(component, self.profile)
         if component.derive is not None:
             return component.derive(self.build(family, component.teacher, meta=meta), meta=meta)
         device = torch.device("meta") if meta else self.device
