@@ -1,12 +1,14 @@
-"""The yardstick: torch calls at the shapes of a family's UNet, the fp32 baseline's partner."""
+"""The yardstick: torch calls at the shapes of a family's denoiser (UNet or transformer), the baseline's partner."""
 
 import contextlib
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from diffperf.measure.yardstick import Level, Yardstick, shape_of
-from diffperf.models import sd1, sdxl
+from diffperf.measure.yardstick import (Level, TransformerShape, Yardstick, classifier_free_guidance, pipeline_shape,
+                                        shape_of, text_tokens, transformer_shape_of)
+from diffperf.models import flux, sd1, sd3, sdxl
 from diffperf.models.variants import Variant
 
 
@@ -69,27 +71,8 @@ def test_a_pipeline_without_a_unet_it_can_follow_has_no_yardstick(tmp_path):
 
 # --------------------------------------------------------------------------- transformer (DiT) families
 
-from types import SimpleNamespace  # noqa: E402
-
-from diffperf.measure.yardstick import (  # noqa: E402
-    TransformerShape, classifier_free_guidance, pipeline_shape, text_tokens, transformer_shape_of)
-
-# FLUX.1-dev's and SD3.5 Medium's transformer configs (black-forest-labs/FLUX.1-dev,
-# stabilityai/stable-diffusion-3.5-medium), the keys the yardstick reads
-FLUX = {"patch_size": 1, "in_channels": 64, "num_layers": 19, "num_single_layers": 38, "attention_head_dim": 128,
-        "num_attention_heads": 24, "joint_attention_dim": 4096, "pooled_projection_dim": 768, "guidance_embeds": True,
-        "axes_dims_rope": [16, 56, 56]}
-SD35 = {"sample_size": 128, "patch_size": 2, "in_channels": 16, "out_channels": 16, "num_layers": 24,
-        "attention_head_dim": 64, "num_attention_heads": 24, "joint_attention_dim": 4096, "caption_projection_dim": 1536,
-        "pooled_projection_dim": 2048, "pos_embed_max_size": 384, "dual_attention_layers": list(range(13)),
-        "qk_norm": "rms_norm"}
-# Their structure at a size two CPU cores run: FLUX one double- and two single-stream blocks, SD3 three joint
-# blocks, the first with dual attention
-TINY_FLUX = {**FLUX, "num_layers": 1, "num_single_layers": 2, "attention_head_dim": 16, "num_attention_heads": 2,
-             "joint_attention_dim": 128, "pooled_projection_dim": 64, "axes_dims_rope": [4, 6, 6]}
-TINY_SD35 = {**SD35, "sample_size": 16, "num_layers": 3, "attention_head_dim": 16, "num_attention_heads": 2,
-             "joint_attention_dim": 128, "caption_projection_dim": 32, "pooled_projection_dim": 96,
-             "pos_embed_max_size": 64, "dual_attention_layers": [0]}
+FLUX, TINY_FLUX = flux.TRANSFORMER, flux.TINY_TRANSFORMER  # 19 double- and 38 single-stream blocks; 1 and 2
+SD35, TINY_SD35 = sd3.TRANSFORMER, sd3.TINY_TRANSFORMER  # 24 joint blocks, the first 13 with dual attention; 3, 1
 
 
 def test_shape_follows_the_flux_transformer_config():
@@ -103,7 +86,7 @@ def test_shape_follows_the_flux_transformer_config():
 
 
 def test_shape_follows_the_sd35_transformer_config():
-    # 1024 px: the 128 x 128 latent in 2 x 2 patches; 77 CLIP and 256 T5 tokens; 40% of 24 blocks, 13 with dual attention
+    # 1024 px: the 128 x 128 latent in 2 x 2 patches; 77 CLIP and 256 T5 tokens; 40% of 24 blocks, of 13 dual ones
     shape = transformer_shape_of(SD35, batch=2, latent_height=128, latent_width=128, text_tokens=333, steps=28)
     assert shape == TransformerShape(2, 24, 64, 4096, 333, joint_blocks=10, single_blocks=0,
                                      image_attention_blocks=5, steps=28)
@@ -230,3 +213,23 @@ def test_a_yardstick_step_does_30_to_50_percent_of_the_transformers_flops(config
         yardstick()
     share = counter.get_total_flops() / _tiny_transformer_flops(config, batch, text)
     assert 0.3 <= share <= 0.5, share
+
+
+def test_a_tiny_flux_and_sd35_baseline_get_a_yardstick_from_their_pipelines(tmp_path):
+    """diffusers' own pipelines: FluxPipeline guides by embedding (one latent per image), StableDiffusion3Pipeline
+    by a doubled batch, with CLIP's 77 tokens before the tiny profile's 32 T5 tokens."""
+    from diffperf.models.builtin import builtin_registry
+    from diffperf.options import PerfOptions
+    from diffperf.session import PerfSession
+
+    session = PerfSession(PerfOptions(profile="tiny", device="cpu", baselines_dir=str(tmp_path)), builtin_registry())
+    described = {}
+    for name, scenario_name in (("flux", "astronaut-flux"), ("sd35", "astronaut-sd35")):
+        variant, scenario = session.registry.variant(name), session.scenario(name, scenario_name)
+        yardstick = session.yardstick(variant, scenario, session.store.pipeline(variant, scenario))
+        assert yardstick.dtype == torch.float32
+        described[name] = yardstick.shape.describe()
+    assert described == {
+        "flux": {"batch": 1, "steps": 3, "blocks": [0, 1, 0], "attention": [2, 16], "tokens": [64, 32]},
+        "sd35": {"batch": 2, "steps": 3, "blocks": [1, 0, 0], "attention": [2, 16], "tokens": [64, 77 + 32]},
+    }
