@@ -225,7 +225,8 @@ def classifier_free_guidance(pipe, arguments: Mapping) -> bool:
     """Whether the call's classifier-free guidance doubles the denoiser's batch: a ``guidance_scale`` above 1 (the
     call's, else the pipeline's default) in a pipeline that guides with it (one with diffusers'
     ``do_classifier_free_guidance``: FluxPipeline's guidance scale is the transformer's guidance embedding) and a
-    denoiser that does not take it as an embedding (a UNet with ``time_cond_proj_dim``, LCM's)."""
+    denoiser that does not take it as an embedding (a UNet with ``time_cond_proj_dim``, LCM's). FluxPipeline's
+    ``true_cfg_scale`` with a negative prompt (a second transformer call per step) is not followed."""
     parameters = _call_parameters(pipe)
     if "guidance_scale" in parameters and not hasattr(type(pipe), "do_classifier_free_guidance"):
         return False
