@@ -24,7 +24,7 @@ from diffperf.measure.instruments import make_instrument
 from diffperf.measure.probes import Probes
 from diffperf.measure.process import steady_process
 from diffperf.measure.timing import TimedPipeline
-from diffperf.measure.yardstick import FOLLOWED_CONFIG, Yardstick, shape_of
+from diffperf.measure.yardstick import Yardstick, denoiser_of, pipeline_shape
 from diffperf.models import zoo
 from diffperf.models.family import YARDSTICK
 from diffperf.models.plants import EVERY_VARIANT
@@ -219,16 +219,15 @@ class PerfSession:
 
     def yardstick(self, variant: Variant, scenario: Scenario, pipe) -> Yardstick | None:
         """The partner of a family's fp32 baseline ``variant`` on ``scenario``: torch calls at the shapes of
-        ``pipe``'s UNet (its config, as built or loaded), for the scenario's latents with classifier-free guidance, in
-        the UNet's dtype, under the variant's runtime switches. None for a pipeline without a
-        ``UNet2DConditionModel``-like UNet (a transformer-based family)."""
-        unet = getattr(pipe, "unet", None)
-        config = getattr(unet, "config", None)
-        if config is None or not FOLLOWED_CONFIG <= set(config) or not hasattr(pipe, "vae_scale_factor"):
+        ``pipe``'s denoiser (its UNet's or transformer's config, as built or loaded) for the variant's call (its
+        steps, guidance scale and text length: diffperf.models.calls.CallPlan) at the scenario's images and
+        resolution, in the denoiser's dtype, under the variant's runtime switches
+        (diffperf.measure.yardstick.pipeline_shape). None for a denoiser the yardstick cannot follow."""
+        call = self.store.call_plan(variant, scenario)
+        shape = pipeline_shape(pipe, call.arguments, scenario.images, scenario.resolution, call.steps)
+        if shape is None:
             return None
-        latent = scenario.resolution // pipe.vae_scale_factor
-        shape = shape_of(config, 2 * scenario.images, latent, latent, scenario.steps)
-        return Yardstick(shape, unet.dtype, self.device, self.instrument.synchronize,
+        return Yardstick(shape, denoiser_of(pipe)[1].dtype, self.device, self.instrument.synchronize,
                          settings=lambda: self.store.during_calls(variant))
 
     def expectation(self, case: Case) -> Expectation | None:

@@ -68,3 +68,17 @@ def test_tiers_follow_what_a_variant_is_unless_declared():
     assert Variant("mine", "sd1", reference="baseline", tier=1).planned_tier == 1
     with pytest.raises(ValueError, match="tier 3"):
         Variant("mine", "sd1", reference="baseline", tier=3)
+
+
+def test_a_baseline_is_planned_with_a_yardstick_where_it_follows_the_denoiser():
+    from types import SimpleNamespace
+
+    from diffusers import PixArtTransformer2DModel
+
+    from diffperf.plan.schedule import yardstick_follows
+
+    registry = builtin_registry()
+    assert all(yardstick_follows(family) for family in registry.families.values())  # UNets, FLUX.1's and SD3's
+    pixart = SimpleNamespace(slots=("transformer", "vae"),
+                             component=lambda name: SimpleNamespace(cls=PixArtTransformer2DModel))
+    assert not yardstick_follows(pixart)  # cross-attention, not joint: its baseline runs alone

@@ -15,12 +15,14 @@ component it uses (once per dtype) and each compiled variant's compilation.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
 
 from diffperf.gate.rounds import RoundPolicy
 from diffperf.measure.flops import precision_of
+from diffperf.measure.yardstick import DENOISERS, FOLLOWED_CONFIG
 from diffperf.models.family import YARDSTICK
 from diffperf.models.names import case_name
 from diffperf.models.registry import Registry
@@ -167,7 +169,7 @@ def plan_run(registry: Registry, profile: str, device: DeviceClass, policy: Roun
         if variant.reference is not None:
             partner = variant.reference
             partner_seconds = call_seconds(counter, device, registry, registry.variant(partner), scenario)
-        elif "unet" in family.slots:  # a family's fp32 baseline, timed against its UNet's yardstick
+        elif yardstick_follows(family):  # a family's fp32 baseline, timed against its denoiser's yardstick
             partner, partner_seconds = YARDSTICK, yardstick_seconds(counter, device, registry, variant, scenario)
         fewest, most = policy.planned_rounds(looks(variant_name, scenario_name) and partner is not None)
         expected = fewest + device.continued_share * (most - fewest)
@@ -194,11 +196,22 @@ def call_seconds(counter: WorkCounter, device: DeviceClass, registry: Registry, 
 
 def yardstick_seconds(counter: WorkCounter, device: DeviceClass, registry: Registry, variant: Variant,
                       scenario) -> float:
-    """The yardstick's call: torch calls at the UNet's shapes, the denoising stage's work without the pipeline."""
+    """The yardstick's call: torch calls at the shapes of the denoiser (UNet or transformer), counted as the denoising
+    stage's work without the pipeline."""
     work = counter.work(registry.family(variant.family), variant, scenario)
     model = device.model
     return model.call_seconds(work.denoiser_flops, work.flops.unet_calls, variant.plan(
         registry.family(variant.family)).dtype) - model.call_overhead
+
+
+def yardstick_follows(family) -> bool:
+    """Whether ``family``'s denoiser is one the yardstick follows: its class takes the config keys of
+    diffperf.measure.yardstick.FOLLOWED_CONFIG (a diffusers model's config holds every argument of its class, given
+    or default), so that its fp32 baseline is timed against a yardstick (else alone)."""
+    for slot in DENOISERS:
+        if slot in family.slots:
+            return FOLLOWED_CONFIG[slot] <= set(inspect.signature(family.component(slot).cls.__init__).parameters)
+    return False
 
 
 def built_components(counter: WorkCounter, registry: Registry, variant: Variant) -> set[tuple]:
