@@ -91,13 +91,13 @@ def test_scheduler_shifts_with_the_image_size():
     assert (config.base_image_seq_len, config.max_image_seq_len, config.shift) == (256, 4096, 3.0)
 
 
-def test_scenario_is_the_pipeline_default_and_tiny_runs_3_steps_at_128_px():
+def test_scenario_is_the_pipeline_default_and_tiny_runs_7_steps_at_128_px():
     scenario = FAMILY.scenario("astronaut-flux")
     assert (scenario.prompt, scenario.images, scenario.steps, scenario.resolution, scenario.seed) == (
         PROMPT, 1, 28, 1024, 0)
     assert scenario.arguments == {"guidance_scale": 3.5, "max_sequence_length": 512}  # FluxPipeline's defaults
     tiny = scenario.scaled(FAMILY.scale("tiny"))
-    assert (tiny.resolution, tiny.steps) == (128, 3)
+    assert (tiny.resolution, tiny.steps) == (128, 7)
     assert tiny.arguments == {"guidance_scale": 3.5, "max_sequence_length": 32}  # the tiny T5 reads 32 tokens
     assert scenario.scaled(FAMILY.scale("full")) == scenario
 
@@ -105,7 +105,7 @@ def test_scenario_is_the_pipeline_default_and_tiny_runs_3_steps_at_128_px():
 def test_variants_are_opt_in_on_the_cpu():
     registry = builtin_registry()
     variants = [variant for variant in registry.variants.values() if variant.family == "flux"]
-    assert [variant.name for variant in variants] == ["flux", "flux-bf16"]
+    assert [variant.name for variant in variants] == ["flux", "flux-bf16", "flux-schnell"]
     assert all(variant.opt_in == TIME_BUDGET for variant in variants)
     assert all(variant.planned_tier == 2 for variant in variants)  # the GPU jobs are sized on tier 1
     assert registry.reference_chain("flux-bf16") == ["flux-bf16", "flux"]
@@ -183,7 +183,7 @@ def test_tiny_pipeline_makes_a_healthy_image_with_the_guidance_embedding():
         handle.remove()
     assert image.shape == (1, 128, 128, 3) and np.isfinite(image).all()
     assert image.std() > 0.02 and image.max() - image.min() > 0.2  # not flat
-    assert len(calls) == 3  # one call per step: the guidance is an embedding, no doubled batch
+    assert len(calls) == 7  # one call per step: the guidance is an embedding, no doubled batch
     first = calls[0]
     assert first["hidden_states"].shape == (1, 8 * 8, 64)  # 128 px: a 16x16 latent in 2x2 patches
     assert first["encoder_hidden_states"].shape == (1, 32, flux.TINY_T5["d_model"])  # max_sequence_length 32
@@ -233,3 +233,18 @@ def test_variants_run_as_a_timed_case_runs_them(name):
     assert image.shape == (1, 128, 128, 3) and np.isfinite(image).all()
     assert set(timed.stage_history[-1]) == {"text_encoding", "denoising", "decoding"}
     assert np.isfinite(raw_output(store.pipeline(variant, scenario), scenario, arguments=call.arguments)).all()
+
+
+def test_schnell_is_its_transformer_at_4_steps_guidance_0_a_static_shift_and_at_most_256_tokens():
+    registry = builtin_registry()
+    variant = registry.variant("flux-schnell")
+    plan = variant.plan(FAMILY)
+    assert plan.components["transformer"] == "transformer-schnell" and variant.reference == "flux"
+    full = variant.call_plan(FAMILY, FAMILY.scenario("astronaut-flux"))
+    assert (full.steps, full.arguments["guidance_scale"], full.arguments["max_sequence_length"]) == (4, 0.0, 256)
+    assert full.scheduler_config == {"use_dynamic_shifting": False, "shift": 1.0}
+    tiny = variant.call_plan(FAMILY, FAMILY.scenario("astronaut-flux").scaled(FAMILY.scale("tiny")))
+    assert tiny.arguments["max_sequence_length"] == 32  # the tiny profile's fewer tokens are kept
+    scheduler = FAMILY.make_scheduler(tiny.scheduler, None, tiny.scheduler_config)
+    assert not scheduler.config.use_dynamic_shifting and scheduler.config.shift == 1.0
+    assert variant.fp32_check() is None  # another model and another sampler: its own image only
