@@ -5,7 +5,7 @@ VAE, TAESD; SDXL, its students and TAESDXL) is what GPU CI runs. Here the real s
 SD v1 with the smallest workload every block still sees (1 step at 64x64 pixels: an 8x8 latent, 3
 downsamplings to 1x1): the store, the timed pipeline, stage times, the peak-memory and FLOP probes,
 image capture and recording, and the gate's bookkeeping all run; SDXL's full-size components run
-forward one by one (its pipeline needs about 14 GB in fp32). ``pytest tests -m "not full_smoke"``
+forward one by one (its pipeline needs about 14 GB in fp32), and so do SD3.5 Medium's transformer and VAE. ``pytest tests -m "not full_smoke"``
 leaves these tests out.
 
 It runs on one intra-op thread, like every unit test (tests/conftest.py): on a shared machine two
@@ -25,7 +25,7 @@ import torch
 
 import diffperf.cases.similarity  # noqa: F401  (pytester's in-process runs cannot import torch a second time)
 import diffperf.cases.latency  # noqa: F401
-from diffperf.models import sd1, sdxl
+from diffperf.models import sd1, sd3, sdxl
 from diffperf.models.bksdm import derive_student, teacher_key
 from diffperf.models.builtin import builtin_registry
 from diffperf.models.sdxl_students import STUDENTS, derive_sdxl_student
@@ -47,7 +47,7 @@ def test_full_size_pipelines_run_through_the_suite(pytester, tmp_path):
     pytester.makepyfile(test_full_latency=(SUITE / "test_latency.py").read_text(),
                         test_full_similarity=(SUITE / "test_similarity.py").read_text())
     baselines, output, report, summary = (tmp_path / name for name in ("baselines", "output", "report", "summary.md"))
-    args = ["-k", "astronaut and not xl", "--perf-profile", "full", "--perf-device", "cpu", "--perf-variants", ",".join(VARIANTS),
+    args = ["-k", "astronaut and not xl and not flux and not sd35", "--perf-profile", "full", "--perf-device", "cpu", "--perf-variants", ",".join(VARIANTS),
             *WORKLOAD, "--perf-baselines", str(baselines), "--perf-output", str(output), "-p", "no:cacheprovider"]
 
     # Latency (6 paired rounds, no warm-up) and the images' health, in one process as a user's run. With
@@ -154,6 +154,27 @@ def test_full_size_sdxl_its_students_and_taesdxl_run_forward():
         for name in ("vae", "taesdxl"):
             image = source.build(sdxl.FAMILY, name).decode(latents).sample
             assert image.shape == (1, 3, 64, 64) and torch.isfinite(image).all(), name
+
+
+@pytest.mark.full_smoke
+def test_full_size_sd35_medium_transformer_and_vae_run_forward():
+    """SD3.5 Medium's transformer (2.24B parameters and a 226M-element position table, about 9.9 GB in fp32) and
+    its 16-channel VAE at full size on the CPU, on the smallest latent its 2x2 patches take (16x16: 64 image
+    tokens) and the pipeline's 333 text tokens (77 CLIP and 256 T5). Full-size FLUX.1 (48 GB in fp32) and the
+    T5-XXL encoder (19 GB) are counted on meta tensors only (tests/models)."""
+    source = SyntheticSource("full", torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        transformer = source.build(sd3.FAMILY, "transformer")
+        sample = torch.randn(1, 16, 16, 16, generator=generator)
+        context = torch.randn(1, 77 + 256, 4096, generator=generator)
+        pooled = torch.randn(1, 2048, generator=generator)
+        output = transformer(hidden_states=sample, encoder_hidden_states=context, pooled_projections=pooled,
+                             timestep=torch.tensor([999.0])).sample
+        del transformer
+        assert output.shape == sample.shape and torch.isfinite(output).all()
+        image = source.build(sd3.FAMILY, "vae").decode(output).sample
+        assert image.shape == (1, 3, 128, 128) and torch.isfinite(image).all()
 
 
 # --------------------------------------------------------------------------- the workload options
