@@ -21,10 +21,12 @@ SUITE = ROOT / "perf"
 GUIDE = ROOT / "docs" / "extending.md"
 
 
-def documented_file(path: str) -> str:
-    """The file ``path`` as docs/extending.md gives it: the Python block whose first line is ``# PATH``."""
+def documented_file(path: str, example: str = "") -> str:
+    """The file ``path`` as docs/extending.md gives it: the Python block whose first line is ``# PATH``, or
+    ``# PATH (EXAMPLE)`` for another example of the same file."""
+    first = f"# {path} ({example})\n" if example else f"# {path}\n"
     blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
-    (block,) = [block for block in blocks if block.startswith(f"# {path}\n")]
+    (block,) = [block for block in blocks if block.startswith(first)]
     return block
 
 
@@ -98,6 +100,39 @@ def test_the_documented_suite_gets_what_the_built_in_variants_get(pytester, tmp_
     rows = {row["variant"]: row for row in json.loads(capsys.readouterr().out)["variants"]}
     assert rows["sliced"]["speedups"] == ["sliced-attention"] and rows["sliced"]["runs_here"]
     assert "ssd-1b" in rows  # the built-in families are declared beside it
+
+
+@pytest.mark.slow
+def test_the_documented_few_step_speed_up_changes_each_call(pytester, tmp_path):
+    """The page's few-step example: its call stage changes each timed call, which the case records, and its image
+    is checked against its own stored image only."""
+    (pytester.path / "perf").mkdir()
+    (pytester.path / "perf" / "conftest.py").write_text(documented_file("perf/conftest.py", "a few-step variant"))
+    (pytester.path / "perf" / "test_diffperf.py").write_text(documented_file("perf/test_diffperf.py"))
+    baselines = tmp_path / "baselines"
+    args = ["--perf-variants", "baseline,dmd2", "--perf-profile", "tiny", "--perf-device", "cpu", "--perf-rounds", "2",
+            "--perf-no-gate", "--perf-warmup", "0", "--perf-baselines", str(baselines),
+            "--perf-output", str(tmp_path / "output"), "-p", "no:cacheprovider"]
+    dmd2 = "dmd2 and astronaut and not xl"
+
+    recorded = pytester.runpytest("perf", *args, "-k", dmd2, "--perf-update-baselines",
+                                  "--benchmark-json", str(tmp_path / "run.json"))
+    assert recorded.parseoutcomes()["passed"] == 2, recorded.stdout.str()  # its latency and image cases
+    (case,) = [bench["extra_info"] for bench in json.loads((tmp_path / "run.json").read_text())["benchmarks"]
+               if bench["extra_info"]["variant"] == "dmd2"]
+    assert (case["reference"], case["speedups"]) == ("baseline", ["dmd2-sampling"])
+    assert case["call"]["scheduler"] == "LCMScheduler"
+    assert case["call"]["arguments"]["timesteps"] == [999, 749, 499, 249]
+    assert case["call_changes"] == {"arguments": {"timesteps": [999, 749, 499, 249], "guidance_scale": 0.0},
+                                    "scheduler": "LCMScheduler"}
+    index = json.loads((baselines / "tiny" / "cpu" / "images" / "index.json").read_text())
+    assert set(index["images"]) == {"dmd2-astronaut"}  # not compared with fp32: no fp32 image is needed
+
+    checked = pytester.runpytest("perf", *args, "-k", f"{dmd2} and similarity", "--junitxml",
+                                 str(tmp_path / "junit.xml"))
+    assert checked.parseoutcomes()["passed"] == 1, checked.stdout.str()
+    junit = (tmp_path / "junit.xml").read_text()
+    assert 'name="similarity_own"' in junit and 'name="similarity_fp32"' not in junit
 
 
 def test_a_declaration_that_cannot_work_is_one_usage_line(pytester):

@@ -21,6 +21,7 @@ from diffperf.models.speedups import (
     FewStep,
     FusedQKV,
     Int8Dynamic,
+    LoRA,
     NoVaeUpcast,
     Precision,
     SpeedUp,
@@ -34,6 +35,7 @@ from diffperf.models.workloads import Scale, Scenario
 
 __all__ = [
     "AUTO", "FEWER_STEPS", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "CallPlan", "ChannelsLast",
-    "Compile", "Component", "DeepCache", "Family", "FewStep", "FusedQKV", "HubId", "Int8Dynamic", "NoVaeUpcast", "OptIn", "Precision", "Registry",
-    "Published", "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe", "UseComponent", "Variant",
+    "Compile", "Component", "DeepCache", "Family", "FewStep", "FusedQKV", "HubId", "Int8Dynamic", "LoRA", "NoVaeUpcast",
+    "OptIn", "Precision", "Registry", "Published", "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe",
+    "UseComponent", "Variant",
 ]

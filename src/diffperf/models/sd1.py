@@ -14,6 +14,7 @@ from diffusers import (
     AutoencoderKL,
     AutoencoderTiny,
     DDIMScheduler,
+    LCMScheduler,
     PNDMScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
@@ -22,15 +23,17 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from diffperf.models.bksdm import derive_student
 from diffperf.models.family import Component, Family, HubId
-from diffperf.models.optin import NO_FASTER_ON_TINY, SLOW_TO_BUILD, SLOWER_ON_CPUS, OptIn
+from diffperf.models.optin import NO_FASTER_ON_TINY, SLOW_TO_BUILD, SLOWER_ON_CPUS, TIME_BUDGET, OptIn
 from diffperf.models.speedups import (
     TF32,
     Attention,
     ChannelsLast,
     Compile,
     DeepCache,
+    FewStep,
     FusedQKV,
     Int8Dynamic,
+    LoRA,
     Precision,
     Student,
     TinyAutoencoder,
@@ -175,6 +178,11 @@ FAMILY = Family(
 
 BK_SDM = Student("bk-sdm-small")
 TINY_AUTOENCODER = TinyAutoencoder("taesd")
+# LCM-LoRA's sampling (reference.md: LCMScheduler, 4 steps, guidance 1.0: no classifier-free guidance batch) and
+# an adapter of its rank on its layers; the LoRA's weights are seeded random, not LCM-LoRA's.
+LCM = FewStep("lcm", steps=4, guidance_scale=1.0, scheduler=LCMScheduler)
+RANDOM_WEIGHTS = ("with random weights the images are not the published ones; the image check holds it to its own "
+                  "stored image")
 
 VARIANTS = (
     Variant("baseline", NAME, description="fp32 weights, default attention (SDPA)"),
@@ -215,6 +223,13 @@ VARIANTS = (
             opt_in=OptIn(devices=("cpu",), why="best-cpu runs it there; time budget")),
     Variant("int8", NAME, (Int8Dynamic(),), "baseline",
             opt_in=OptIn(devices=("cpu",), why="slower on the tiny CPU profile")),
+    # Few-step sampling (docs/variants.md): the whole call's speed-up, fewer steps and no guidance batch included.
+    Variant("lcm", NAME, (LCM, LoRA(64)), "baseline", opt_in=TIME_BUDGET,
+            description="LCM-LoRA: 4 LCMScheduler steps at guidance 1.0 with a rank-64 LoRA on the UNet's attention "
+                        f"projections fused into its weights; {RANDOM_WEIGHTS}"),
+    Variant("lcm-unfused", NAME, (LCM, LoRA(64, fuse=False)), "lcm", opt_in=TIME_BUDGET,
+            description="lcm with its rank-64 LoRA left unfused, against lcm: its ratio is the unfused LoRA's own "
+                        f"cost (the adapter's matmuls at every step); {RANDOM_WEIGHTS}"),
     # The fastest stack each device type measured (docs/variants.md), against the fp32 baseline.
     Variant("best-cpu", NAME, (BK_SDM, TINY_AUTOENCODER, DeepCache(3)), "baseline",
             description="the CPU's fastest stack: BK-SDM-small, TAESD and DeepCache", devices=("cpu",),

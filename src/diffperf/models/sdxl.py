@@ -17,6 +17,7 @@ from functools import partial
 from diffusers import (
     AutoencoderKL,
     AutoencoderTiny,
+    EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
@@ -33,6 +34,7 @@ from diffperf.models.speedups import (
     ChannelsLast,
     Compile,
     DeepCache,
+    FewStep,
     FusedQKV,
     Int8Dynamic,
     NoVaeUpcast,
@@ -175,6 +177,14 @@ SSD_1B = Student("ssd-1b")
 VEGA = Student("segmind-vega")
 TAESDXL = TinyAutoencoder("taesdxl")
 FP16 = Precision("float16")
+# The few-step samplers of SDXL's distilled UNets (reference.md). Their UNets have SDXL's architecture: the family's
+# UNet stands in for them, so only the sampling is measured, not their distilled weights.
+TURBO = FewStep("sdxl-turbo", steps=1, guidance_scale=0.0, scheduler=EulerAncestralDiscreteScheduler,
+                scheduler_config={"timestep_spacing": "trailing"})
+LIGHTNING = FewStep("sdxl-lightning", steps=4, guidance_scale=0.0, scheduler=EulerDiscreteScheduler,
+                    scheduler_config={"timestep_spacing": "trailing"})
+NOT_DISTILLED = ("SDXL's UNet stands in for the distilled one (the same architecture): with random weights the "
+                 "images are not the published ones; the image check holds it to its own stored image")
 
 VARIANTS = (
     Variant(NAME, NAME, description="SDXL base 1.0: fp32 weights, default attention (SDPA)"),
@@ -210,6 +220,14 @@ VARIANTS = (
             description="Segmind-Vega UNet and the tiny autoencoder TAESDXL, against Segmind-Vega"),
     Variant("koala-700m", NAME, (Student("koala-700m"),), NAME, opt_in=TIME_BUDGET,
             description="KOALA-700M UNet (ETRI: SDXL's blocks removed, distilled)"),
+    # Few-step sampling (docs/variants.md), against SDXL at the scenario's steps: the whole call's speed-up, fewer
+    # steps and no guidance batch included.
+    Variant("sdxl-turbo", NAME, (TURBO,), NAME, opt_in=TIME_BUDGET,
+            description="SDXL-Turbo's sampling: 1 EulerAncestral step (timestep_spacing trailing) at guidance 0.0; "
+                        "SDXL-Turbo is 512 px natively, this runs the scenario's resolution; " + NOT_DISTILLED),
+    Variant("sdxl-lightning", NAME, (LIGHTNING,), NAME, opt_in=TIME_BUDGET,
+            description="SDXL-Lightning's 4-step sampling: EulerDiscrete (timestep_spacing trailing) at guidance "
+                        "0.0; " + NOT_DISTILLED),
     # Segmind's published speed-ups are fp16 on an A100.
     Variant("ssd-1b-fp16", NAME, (SSD_1B, FP16), "sdxl-fp16", opt_in=SLOWER_ON_CPUS,
             description="SSD-1B UNet in fp16, against fp16 SDXL (Segmind's comparison)"),

@@ -9,7 +9,8 @@ of building and running a variant's pipeline; every stage does nothing unless ov
     share one set of weight tensors.
 ``apply(models, context)``
     changes the variant's own module trees, ``{slot: module}``, in place or by replacing an entry
-    (attention processor, fused QKV projections, token merging, int8 weights, ``torch.compile``).
+    (attention processor, fused QKV projections, token merging, int8 weights, a LoRA adapter: :class:`LoRA`,
+    ``torch.compile``).
     The trees are the variant's own, over shared tensors, so this never reaches another variant.
 ``prepare(pipe)``
     changes each new pipeline object (DeepCache wraps the UNet's forward).
@@ -544,6 +545,85 @@ class NoVaeUpcast(SpeedUp):
 
     def apply(self, models, context):
         models["vae"].register_to_config(force_upcast=False)
+
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+"""The denoiser's attention projections an LCM-LoRA adapts (SD v1.5's is rank 64)."""
+
+LORA_STRENGTH = 0.1
+"""The seeded LoRA's update to each weight, as a fraction of that weight's standard deviation."""
+
+
+@dataclass(frozen=True, repr=False)
+class LoRA(SpeedUp):
+    """A LoRA adapter on the denoiser's attention projections, with seeded random weights, fused or not.
+
+    Added through diffusers' PEFT integration (``add_adapter(peft.LoraConfig(...))``), ``lora_alpha`` equal to the
+    rank. Its weights are drawn from ``seed`` (each update ``LORA_STRENGTH`` of its weight's standard deviation), so
+    every build makes the same image; the global random generator is left as it was. With ``fuse`` the adapter is
+    merged into the weights and its layers removed (diffusers' ``fuse_lora`` and ``unload_lora``): a call costs what
+    the base model's costs. The merged weights are new tensors of the variant's own, so the weights it shares with
+    the other variants stay as they are. Unfused, the adapter's own matmuls run at every step: what an unfused LoRA
+    costs. The model is another one (:data:`OTHER_MODEL`): its image is checked against its own stored baseline only.
+    """
+
+    rank: int = 64
+    fuse: bool = True
+    targets: tuple[str, ...] = LORA_TARGETS
+    seed: int = 0
+    image_effect = OTHER_MODEL
+
+    def __post_init__(self):
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise ValueError(f"LoRA rank={self.rank!r}: give a whole number of at least 1")
+        object.__setattr__(self, "targets", tuple(self.targets))
+
+    @property
+    def name(self) -> str:
+        return f"lora-r{self.rank}" + ("" if self.fuse else "-unfused")
+
+    @property
+    def description(self) -> str:
+        how = "fused into its weights" if self.fuse else "left unfused (its own matmuls at every step)"
+        return (f"a rank-{self.rank} LoRA (seeded random weights) on the denoiser's {', '.join(self.targets)}, "
+                f"{how}")
+
+    def unavailable(self, device):
+        return missing_package("peft")
+
+    def apply(self, models, context):
+        from peft import LoraConfig
+        from peft.tuners.lora import LoraLayer
+
+        denoiser = models[context.denoiser]
+        config = LoraConfig(r=self.rank, lora_alpha=self.rank, target_modules=list(self.targets),
+                            init_lora_weights=False)
+        with torch.random.fork_rng(devices=[]):  # peft draws its initial weights from the global generator
+            denoiser.add_adapter(config)
+        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        layers = [module for _, module in denoiser.named_modules() if isinstance(module, LoraLayer)]
+        with torch.no_grad():
+            for layer in layers:
+                seed_lora_weights(layer, self.rank, generator)
+        denoiser.requires_grad_(False)
+        if self.fuse:
+            for layer in layers:  # merging adds to the weight in place: merge into a copy of the variant's own
+                base = layer.get_base_layer()
+                base.weight = torch.nn.Parameter(base.weight.detach().clone(), requires_grad=False)
+            denoiser.fuse_lora()
+            denoiser.unload_lora()
+
+
+def seed_lora_weights(layer, rank: int, generator: torch.Generator) -> None:
+    """Draw ``layer``'s LoRA matrices A (rank x in) and B (out x rank) from ``generator``: A with unit-variance
+    outputs, B so that the update B @ A has ``LORA_STRENGTH`` of the base weight's standard deviation."""
+    weight = layer.get_base_layer().weight
+    for adapter in layer.lora_A:
+        down, up = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+        fan_in = down.shape[1]
+        spread = LORA_STRENGTH * weight.detach().float().std().item() * (fan_in / rank) ** 0.5
+        down.copy_(torch.randn(down.shape, generator=generator) / fan_in ** 0.5)
+        up.copy_(torch.randn(up.shape, generator=generator) * spread)
 
 
 @dataclass(frozen=True, repr=False)
