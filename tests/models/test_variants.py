@@ -26,6 +26,7 @@ from diffperf.models.speedups import (
     DTYPES,
     Attention,
     BuildPlan,
+    Cache,
     DeepCache,
     Int8Dynamic,
     SpeedUp,
@@ -125,8 +126,8 @@ def test_variant_fields_are_valid(declared):
         if isinstance(speedup, Attention):
             assert speedup.backend in ATTENTION
     # The similarity check must match what the variant changes.
-    approximate = [name for name, kind in (("tome", ToMe), ("deepcache", DeepCache), ("int8", Int8Dynamic))
-                   if applied(declared, kind)]
+    approximate = [name for name, kind in (("tome", ToMe), ("deepcache", DeepCache), ("int8", Int8Dynamic),
+                                           ("cache", Cache)) if applied(declared, kind)]
     if plan.components != BuildPlan.default(family).components:  # another model
         assert declared.fp32_check() is None
     elif approximate == ["int8"]:  # int8's bound is its speed-up's own: measured per family
