@@ -15,12 +15,20 @@ Usage (CPU, tiny profile; docs/similarity.md has the results):
     python tools/similarity_calibration.py report OUT/rows.json
     # record baselines of variants that lack fast kernels here but run elsewhere (fp16 on a CPU)
     python tools/similarity_calibration.py record --variants fp16 distilled-fp16 distilled-taesd-fp16
+    # FLUX's cache variants against fp32 over other seeds and prompts too (docs/similarity.md, "Caches")
+    python tools/similarity_calibration.py run OUT/flux-2t.npz --family flux --threads 2 --repeat --planted \
+        --seeds 1 2 --prompts "a golden vase with different flowers" "a red bicycle leaning on a brick wall"
 
 ``run`` stores, per variant and scenario, the clean raw output (and with ``--repeat`` a second
 run in the same process; with ``--planted`` the planted changes: another seed, one step fewer,
-UNet weights x (1 + 1e-3 N(0, 1)), the other scheduler). ``analyze`` prints, for every variant,
-the metrics of each configuration against the reference file's clean output under the variant's
-own kind, the metrics against fp32, and each planted change's metrics.
+denoiser (UNet or transformer) weights x (1 + 1e-3 N(0, 1)), the other scheduler, and for a variant
+with a diffusers cache its stale state: the cache's state of a call with another seed left in place
+for the next call). ``--seeds`` and ``--prompts`` add workloads: every variant also runs each
+scenario with those seeds and prompts (stored as ``SCENARIO@pPsS``: prompt P, 0 the scenario's own,
+and seed S), so that a variant's error against fp32 is measured on more than one image.
+``analyze`` prints, for every variant, the metrics of each configuration against the reference
+file's clean output under the variant's own kind, the metrics against fp32 (every workload), and
+each planted change's metrics.
 """
 
 from __future__ import annotations
@@ -39,9 +47,21 @@ from diffperf.models.store import perturbed_copy
 from diffperf.images.similarity import THRESHOLDS, ImageComparison, compare
 from diffperf.models import zoo
 from diffperf.models.builtin import builtin_registry
+from diffperf.models.speedups import Cache, pipeline_denoiser
 from diffperf.models.store import PipelineStore
+from diffperf.models.variants import Variant
 
-PLANTED = ("seed", "steps", "weights", "scheduler")
+PLANTED = ("seed", "steps", "weights", "scheduler", "stale")
+
+WORSE_CACHES = {
+    "first-block": {"threshold": 0.5},
+    "taylorseer": {"disable_cache_before_step": 1, "taylor_factors_dtype": torch.bfloat16},
+    "magcache": {"threshold": 0.2},
+    "fastercache": {"spatial_attention_block_skip_range": 3},
+    "pab": {"spatial_attention_block_skip_range": 3},
+}
+"""A worse setting of each diffusers cache (``--planted``): more skipped on the tiny profile's 3 steps, compared with
+fp32 under the variant's fp32 bound (``analyze``: ``worse-vs-fp32``)."""
 REGISTRY = builtin_registry()
 
 
@@ -92,15 +112,16 @@ class EmulatedTF32(torch.overrides.TorchFunctionMode):
 
 
 class PerturbedSource:
-    """A component source whose fp32 teacher UNet is ``unet``; every other component comes from ``source``."""
+    """A component source whose fp32 teacher denoiser (``family.denoiser``: the UNet or the transformer) is
+    ``denoiser``; every other component comes from ``source``."""
 
-    def __init__(self, source, unet: torch.nn.Module):
+    def __init__(self, source, denoiser: torch.nn.Module):
         self.source = source
-        self.unet = unet
+        self.denoiser = denoiser
 
     def build(self, family, component: str, meta: bool = False) -> torch.nn.Module:
-        if component == "unet" and not meta:
-            return self.unet
+        if component == family.denoiser and not meta:
+            return self.denoiser
         return self.source.build(family, component, meta=meta)
 
     def __getattr__(self, name):  # name, derives_students, scheduler_config
@@ -108,6 +129,36 @@ class PerturbedSource:
 
 
 EMULATED = {"tf32-emulated": lambda: EmulatedTF32(conv=False), "tf32-conv-emulated": lambda: EmulatedTF32(conv=True)}
+
+
+def _workloads(scenario, prompts: list[str], seeds: list[int]) -> list[tuple[str, dict, int]]:
+    """The extra workloads of ``--prompts`` and ``--seeds``: (key suffix, prompt change, seed), every combination of
+    the scenario's prompt and the given ones with the scenario's seed and the given ones, but the scenario's own."""
+    found = []
+    for index, prompt in enumerate([scenario.prompt, *prompts]):
+        for seed in dict.fromkeys([scenario.seed, *seeds]):
+            if index or seed != scenario.seed:
+                found.append((f"@p{index}s{seed}", {"prompt": prompt}, seed))
+    return found
+
+
+def _worse(variant: Variant, cache: Cache) -> Variant:
+    """``variant`` with ``cache`` at its worse setting (:data:`WORSE_CACHES`), under another name."""
+    worse = Cache(cache.kind, **{**dict(cache.settings), **WORSE_CACHES[cache.kind]})
+    speedups = tuple(worse if speedup is cache else speedup for speedup in variant.speedups)
+    return Variant(f"{variant.name}-worse", variant.family, speedups, variant.reference)
+
+
+def _stale_output(pipe, scenario, settings, arguments) -> np.ndarray:
+    """The variant's output when its cache keeps the state of the call before (one with another seed): the
+    pipeline's end-of-call reset (``maybe_free_model_hooks``) is skipped for both calls."""
+    pipe.maybe_free_model_hooks = lambda: None
+    try:
+        raw_output(pipe, scenario, settings, seed=scenario.seed + 1, arguments=arguments)
+        return raw_output(pipe, scenario, settings, arguments=arguments)
+    finally:
+        del pipe.maybe_free_model_hooks
+        pipeline_denoiser(pipe)._reset_stateful_cache()
 
 
 def run(args) -> None:
@@ -131,27 +182,40 @@ def run(args) -> None:
             scenario = family.scenario(scenario_name).scaled(scale)
             pipe = store.pipeline(variant, scenario)
             settings = lambda: store.during_calls(variant)  # noqa: E731
+            arguments = store.call_plan(variant, scenario).arguments
             key = f"{variant.name}/{scenario_name}"
-            arrays[f"{key}/clean"] = raw_output(pipe, scenario, settings)
+            arrays[f"{key}/clean"] = raw_output(pipe, scenario, settings, arguments=arguments)
             if args.repeat:
-                arrays[f"{key}/repeat"] = raw_output(pipe, scenario, settings)
+                arrays[f"{key}/repeat"] = raw_output(pipe, scenario, settings, arguments=arguments)
+            for suffix, change, seed in _workloads(scenario, args.prompts, args.seeds):
+                arrays[f"{key}{suffix}/clean"] = raw_output(pipe, scenario, settings, seed=seed,
+                                                            arguments={**arguments, **change})
             if args.planted:
-                arrays[f"{key}/seed"] = raw_output(pipe, scenario, settings, seed=scenario.seed + 1)
-                arrays[f"{key}/steps"] = raw_output(pipe, scenario, settings, steps=scenario.steps - 1)
+                arrays[f"{key}/seed"] = raw_output(pipe, scenario, settings, seed=scenario.seed + 1,
+                                                   arguments=arguments)
+                arrays[f"{key}/steps"] = raw_output(pipe, scenario, settings, steps=scenario.steps - 1,
+                                                    arguments=arguments)
                 others = [name for name in family.schedulers if name != scenario.scheduler]
                 if others:  # a family with one scheduler has no other to plant
                     other = family.make_scheduler(others[0], source.scheduler_config(family))
                     swapped = zoo.assemble_pipeline(family, store.models(variant), other)
-                    arrays[f"{key}/scheduler"] = raw_output(swapped, scenario, settings)
+                    arrays[f"{key}/scheduler"] = raw_output(swapped, scenario, settings, arguments=arguments)
+                caches = [speedup for speedup in variant.speedups if isinstance(speedup, Cache)]
+                if caches:
+                    arrays[f"{key}/stale"] = _stale_output(pipe, scenario, settings, arguments)
+                    worse = _worse(variant, caches[0])
+                    arrays[f"{key}/worse"] = raw_output(store.pipeline(worse, scenario), scenario,
+                                                        lambda: store.during_calls(worse), arguments=arguments)
         if args.planted:
-            # Perturb the fp32 source UNet and rebuild the variant from it (casts, students, layout).
-            unet = perturbed_copy(store.component(family.name, "unet", torch.float32))
-            perturbed = PipelineStore(REGISTRY, PerturbedSource(source, unet), device)
+            # Perturb the fp32 source denoiser and rebuild the variant from it (casts, students, layout).
+            denoiser = perturbed_copy(store.component(family.name, family.denoiser, torch.float32))
+            perturbed = PipelineStore(REGISTRY, PerturbedSource(source, denoiser), device)
             for scenario_name in _scenario_names(family):
                 scenario = family.scenario(scenario_name).scaled(scale)
                 pipe = perturbed.pipeline(variant, scenario)
                 arrays[f"{variant.name}/{scenario_name}/weights"] = raw_output(
-                    pipe, scenario, lambda: perturbed.during_calls(variant)
+                    pipe, scenario, lambda: perturbed.during_calls(variant),
+                    arguments=perturbed.call_plan(variant, scenario).arguments,
                 )
         store.keep_only([v.name for v in variants[variants.index(variant) + 1:]])
     meta = {
@@ -201,6 +265,9 @@ def analyze(args) -> None:
                 rows.append(_row(variant_name, scenario, f"planted:{planted}", comparison))
         if variant.fp32_check() and variant_name != fp32_variant:
             fp32 = reference[f"{fp32_variant}/{scenario}/clean"]
+            if f"{key}/worse" in reference.files:
+                rows.append(_row(variant_name, scenario, "worse-vs-fp32",
+                                 compare(reference[f"{key}/worse"], fp32, variant.fp32_check())))
             for path, data in others:
                 name = f"{key}/clean"
                 if name in data.files:
@@ -260,7 +327,7 @@ def report(args) -> None:
     print("|---|---|---|---|---|---|")
     for name in names:
         mine = [r for r in rows if r["variant"] == name]
-        noise = [r for r in mine if not r["what"].startswith(("planted", "vs-fp32"))]
+        noise = [r for r in mine if not r["what"].startswith(("planted", "vs-fp32", "worse"))]
         fp32 = [r for r in mine if r["what"].startswith("vs-fp32")]
         planted = [r for r in mine if r["what"].startswith("planted")]
         kind = mine[0]["kind"] if name in known else None
@@ -313,6 +380,8 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="also variants lacking only fast kernels (fp16)")
     p.add_argument("--emulate", nargs="*", default=[], choices=sorted(EMULATED),
                    help="pseudo-variants of the fp32 baseline (TF32 emulated on the CPU)")
+    p.add_argument("--seeds", nargs="*", type=int, default=[], help="other seeds each scenario also runs with")
+    p.add_argument("--prompts", nargs="*", default=[], help="other prompts each scenario also runs with")
     p.set_defaults(func=run)
     a = sub.add_parser("analyze")
     a.add_argument("reference")

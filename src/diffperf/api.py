@@ -15,6 +15,7 @@ from diffperf.models.speedups import (
     Attention,
     BuildContext,
     BuildPlan,
+    Cache,
     ChannelsLast,
     Compile,
     DeepCache,
@@ -34,8 +35,8 @@ from diffperf.models.variants import AUTO, Published, Variant
 from diffperf.models.workloads import Scale, Scenario
 
 __all__ = [
-    "AUTO", "FEWER_STEPS", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "CallPlan", "ChannelsLast",
-    "Compile", "Component", "DeepCache", "Family", "FewStep", "FusedQKV", "HubId", "Int8Dynamic", "LoRA", "NoVaeUpcast",
-    "OptIn", "Precision", "Registry", "Published", "Scale", "Scenario", "SpeedUp", "Student", "TinyAutoencoder", "ToMe",
-    "UseComponent", "Variant",
+    "AUTO", "FEWER_STEPS", "OTHER_MODEL", "TF32", "Attention", "BuildContext", "BuildPlan", "Cache", "CallPlan",
+    "ChannelsLast", "Compile", "Component", "DeepCache", "Family", "FewStep", "FusedQKV", "HubId", "Int8Dynamic", "LoRA",
+    "NoVaeUpcast", "OptIn", "Precision", "Published", "Registry", "Scale", "Scenario", "SpeedUp", "Student",
+    "TinyAutoencoder", "ToMe", "UseComponent", "Variant",
 ]

@@ -105,7 +105,8 @@ def test_scenario_is_the_pipeline_default_and_tiny_runs_7_steps_at_128_px():
 def test_variants_are_opt_in_on_the_cpu():
     registry = builtin_registry()
     variants = [variant for variant in registry.variants.values() if variant.family == "flux"]
-    assert [variant.name for variant in variants] == ["flux", "flux-bf16", "flux-schnell"]
+    assert [variant.name for variant in variants] == ["flux", "flux-bf16", "flux-schnell",
+                                                      *(f"flux-{label}" for label in flux.CACHES)]
     assert all(variant.opt_in == TIME_BUDGET for variant in variants)
     assert all(variant.planned_tier == 2 for variant in variants)  # the GPU jobs are sized on tier 1
     assert registry.reference_chain("flux-bf16") == ["flux-bf16", "flux"]

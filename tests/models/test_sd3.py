@@ -83,7 +83,7 @@ def test_scheduler_and_scenario():
 def test_variants_are_opt_in_on_the_cpu():
     registry = builtin_registry()
     variants = [variant for variant in registry.variants.values() if variant.family == "sd35"]
-    assert [variant.name for variant in variants] == ["sd35", "sd35-bf16"]
+    assert [variant.name for variant in variants] == ["sd35", "sd35-bf16", *(f"sd35-{label}" for label in sd3.CACHES)]
     assert all(variant.opt_in == TIME_BUDGET for variant in variants)
     assert all(variant.planned_tier == 2 for variant in variants)  # the GPU jobs are sized on tier 1
     assert registry.reference_chain("sd35-bf16") == ["sd35-bf16", "sd35"]

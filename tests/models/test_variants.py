@@ -26,6 +26,7 @@ from diffperf.models.speedups import (
     DTYPES,
     Attention,
     BuildPlan,
+    Cache,
     DeepCache,
     FewStep,
     Int8Dynamic,
@@ -127,8 +128,8 @@ def test_variant_fields_are_valid(declared):
         if isinstance(speedup, Attention):
             assert speedup.backend in ATTENTION
     # The similarity check must match what the variant changes.
-    approximate = [name for name, kind in (("tome", ToMe), ("deepcache", DeepCache), ("int8", Int8Dynamic))
-                   if applied(declared, kind)]
+    approximate = [name for name, kind in (("tome", ToMe), ("deepcache", DeepCache), ("int8", Int8Dynamic),
+                                           ("cache", Cache)) if applied(declared, kind)]
     if plan.components != BuildPlan.default(family).components:  # another model
         assert declared.fp32_check() is None
     elif applied(declared, (FewStep, LoRA)):  # another sampler, or a LoRA's other model: its own image only

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
 from diffperf.models import sd1
 from diffperf.models.family import Component, Family, HubId
 from diffperf.models.optin import TIME_BUDGET
-from diffperf.models.speedups import FewStep, Precision, SpeedUp, UseComponent
+from diffperf.models.speedups import Cache, FewStep, Precision, SpeedUp, UseComponent
 from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scale, Scenario
 
@@ -202,6 +203,19 @@ SCHNELL = (
     TextTokens(256),
 )
 
+# diffusers' cache hooks on the transformer, each against the fp32 baseline, with settings that skip work on the
+# tiny profile's 3 steps as well as on the full 28 (docs/variants.md, "Caches"): the first-block threshold and
+# TaylorSeer's warm-up are lower, and FasterCache's timestep range wider, than diffusers' defaults, whose first skip
+# comes after the tiny profile's last step. FLUX.1-dev's guidance is an embedding: FasterCache has no
+# unconditional batch to skip (is_guidance_distilled).
+CACHES = {
+    "fbcache": Cache("first-block", threshold=0.4),
+    "taylorseer": Cache("taylorseer", disable_cache_before_step=2, taylor_factors_dtype=torch.float32),
+    "magcache": Cache("magcache"),
+    "fastercache": Cache("fastercache", spatial_attention_timestep_skip_range=(-1, 901), is_guidance_distilled=True),
+    "pab": Cache("pab", spatial_attention_block_skip_range=2),
+}
+
 VARIANTS = (
     Variant(NAME, NAME, description="FLUX.1-dev: fp32 weights, default attention (SDPA)", opt_in=TIME_BUDGET,
             tier=2),
@@ -210,6 +224,7 @@ VARIANTS = (
             description="FLUX.1-schnell against FLUX.1-dev: its transformer, 4 steps at guidance 0 (dev: the "
                         "scenario's steps; on tiny, 7) and T5 reading at most 256 tokens; with random weights its "
                         "image is not the published one, and is checked against its own stored image"),
+    *(Variant(f"{NAME}-{label}", NAME, (cache,), NAME, opt_in=TIME_BUDGET) for label, cache in CACHES.items()),
 )
 
 

@@ -22,7 +22,7 @@ from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderMo
 from diffperf.models import flux, sd1, sdxl
 from diffperf.models.family import Component, Family, HubId
 from diffperf.models.optin import TIME_BUDGET
-from diffperf.models.speedups import Precision
+from diffperf.models.speedups import Cache, Precision
 from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scale, Scenario
 
@@ -122,10 +122,16 @@ FAMILY = Family(
 # a time budget fits them in after the other families' first tier, and the GPU jobs sized on that tier
 # (diffperf.plan.jobs) keep their length.
 
+# diffusers' cache hooks, declared as on FLUX (diffperf.models.flux.CACHES) with SD3's classifier-free guidance
+# batch for FasterCache to skip. None runs with diffusers 0.42.1: SD3Transformer2DModel is not a CacheMixin and
+# StableDiffusion3Pipeline has neither cache_context nor current_timestep, so each skips saying so.
+CACHES = {**flux.CACHES, "fastercache": Cache("fastercache", spatial_attention_timestep_skip_range=(-1, 901))}
+
 VARIANTS = (
     Variant(NAME, NAME, description="SD3.5 Medium: fp32 weights, default attention (SDPA)", opt_in=TIME_BUDGET,
             tier=2),
     Variant("sd35-bf16", NAME, (Precision("bfloat16"),), NAME, opt_in=TIME_BUDGET),
+    *(Variant(f"{NAME}-{label}", NAME, (cache,), NAME, opt_in=TIME_BUDGET) for label, cache in CACHES.items()),
 )
 
 

@@ -8,7 +8,8 @@ because it changes the weights' layout.
 A variant's speed-ups (diffperf.models.speedups) are applied to its own module trees, never to the
 shared source components: fused QKV projections add fused weights beside the shared ones, ToMe
 swaps the classes of the variant's transformer blocks, torchao replaces the variant's linear
-weights with int8 ones, and DeepCache wraps the forward of one UNet tree per pipeline.
+weights with int8 ones, and DeepCache wraps the forward of one UNet tree per pipeline (as diffusers' caches that
+read the pipeline's timestep or are calibrated on it hook one transformer tree per pipeline).
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ class PipelineStore:
         return variant.call_plan(self.registry.family(variant.family), scenario)
 
     def pipeline(self, variant: Variant, scenario: Scenario):
-        """A fresh pipeline object over the variant's cached models, with the scheduler its call plan names."""
+        """A fresh pipeline object over the variant's cached models, with the scheduler its call plan names, prepared
+        and calibrated by its speed-ups for ``scenario``'s call."""
         plan = self.plan(variant)
         models = dict(self.models(variant))
         if plan.denoiser_per_pipeline:  # its own denoiser tree (same weights), e.g. for DeepCache to wrap
@@ -214,6 +216,9 @@ class PipelineStore:
         pipe = assemble_pipeline(plan.family, models, scheduler)
         for speedup in variant.speedups:
             speedup.prepare(pipe)
+        with self.during_calls(variant):  # what a speed-up measures of the workload (MagCache's ratios), untimed
+            for speedup in variant.speedups:
+                speedup.calibrate(pipe, call)
         return pipe
 
     @contextlib.contextmanager
