@@ -102,17 +102,20 @@ def test_scenario_is_the_pipeline_default_and_tiny_runs_7_steps_at_128_px():
     assert scenario.scaled(FAMILY.scale("full")) == scenario
 
 
-def test_variants_are_opt_in_on_the_cpu():
+def test_flux_schnell_and_the_first_block_cache_run_by_default_on_the_cpu_the_rest_is_opt_in_there():
     registry = builtin_registry()
     variants = [variant for variant in registry.variants.values() if variant.family == "flux"]
     assert [variant.name for variant in variants] == ["flux", "flux-bf16", "flux-schnell",
                                                       *(f"flux-{label}" for label in flux.CACHES)]
-    assert all(variant.opt_in == TIME_BUDGET for variant in variants)
+    default = {"flux", "flux-schnell", "flux-fbcache"}
+    assert all((variant.opt_in is None) == (variant.name in default) for variant in variants)
+    assert all(variant.opt_in in (None, TIME_BUDGET) for variant in variants)
     assert all(variant.planned_tier == 2 for variant in variants)  # the GPU jobs are sized on tier 1
     assert registry.reference_chain("flux-bf16") == ["flux-bf16", "flux"]
-    assert registry.skip_reason(registry.variant("flux"), None, CPU) == \
-        "flux is opt-in on cpu (time budget): pass --perf-speedups"
-    assert registry.skip_reason(registry.variant("flux"), None, torch.device("cuda")) is None
+    assert registry.skip_reason(registry.variant("flux-bf16"), None, CPU) == \
+        "flux-bf16 is opt-in on cpu (time budget): pass --perf-speedups"
+    assert registry.skip_reason(registry.variant("flux"), None, CPU) is None
+    assert registry.skip_reason(registry.variant("flux-bf16"), None, torch.device("cuda")) is None
 
 
 # --------------------------------------------------------------------------- the tiny profile

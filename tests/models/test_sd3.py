@@ -80,11 +80,12 @@ def test_scheduler_and_scenario():
     assert tiny.arguments == {"guidance_scale": 7.0, "max_sequence_length": 32}  # the tiny T5 reads 32 tokens
 
 
-def test_variants_are_opt_in_on_the_cpu():
+def test_sd35_runs_by_default_on_the_cpu_and_bf16_is_opt_in_there():
     registry = builtin_registry()
     variants = [variant for variant in registry.variants.values() if variant.family == "sd35"]
     assert [variant.name for variant in variants] == ["sd35", "sd35-bf16", *(f"sd35-{label}" for label in sd3.CACHES)]
-    assert all(variant.opt_in == TIME_BUDGET for variant in variants)
+    assert all((variant.opt_in == TIME_BUDGET) == (variant.name == "sd35-bf16") for variant in variants)
+    assert all(variant.opt_in is None for variant in variants if variant.name != "sd35-bf16")
     assert all(variant.planned_tier == 2 for variant in variants)  # the GPU jobs are sized on tier 1
     assert registry.reference_chain("sd35-bf16") == ["sd35-bf16", "sd35"]
 

@@ -168,9 +168,9 @@ FAMILY = Family(
     pipeline_kwargs={"image_encoder": None, "feature_extractor": None},
 )
 
-# On the CPU every FLUX variant is opt-in (--perf-speedups) for now: time budget. On GPUs they run, in tier 2:
-# a time budget fits them in after the other families' first tier, and the GPU jobs sized on that tier
-# (diffperf.plan.jobs) keep their length.
+# On the CPU `flux`, `flux-schnell` and `flux-fbcache` run by default; bf16 and the other caches are opt-in there
+# (--perf-speedups: time budget, docs/variants.md). On GPUs they all run, in tier 2: a time budget fits them in
+# after the other families' first tier, and the GPU jobs sized on that tier (diffperf.plan.jobs) keep their length.
 
 
 
@@ -217,14 +217,15 @@ CACHES = {
 }
 
 VARIANTS = (
-    Variant(NAME, NAME, description="FLUX.1-dev: fp32 weights, default attention (SDPA)", opt_in=TIME_BUDGET,
-            tier=2),
+    Variant(NAME, NAME, description="FLUX.1-dev: fp32 weights, default attention (SDPA)", tier=2),
     Variant("flux-bf16", NAME, (Precision("bfloat16"),), NAME, opt_in=TIME_BUDGET),
-    Variant("flux-schnell", NAME, SCHNELL, NAME, opt_in=TIME_BUDGET, tier=2,
+    Variant("flux-schnell", NAME, SCHNELL, NAME, tier=2,
             description="FLUX.1-schnell against FLUX.1-dev: its transformer, 4 steps at guidance 0 (dev: the "
                         "scenario's steps; on tiny, 7) and T5 reading at most 256 tokens; with random weights its "
                         "image is not the published one, and is checked against its own stored image"),
-    *(Variant(f"{NAME}-{label}", NAME, (cache,), NAME, opt_in=TIME_BUDGET) for label, cache in CACHES.items()),
+    # On the CPU the first-block cache runs by default, the other caches are opt-in (time budget).
+    *(Variant(f"{NAME}-{label}", NAME, (cache,), NAME, opt_in=None if label == "fbcache" else TIME_BUDGET, tier=2)
+      for label, cache in CACHES.items()),
 )
 
 

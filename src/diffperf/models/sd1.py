@@ -224,7 +224,7 @@ VARIANTS = (
     Variant("int8", NAME, (Int8Dynamic(),), "baseline",
             opt_in=OptIn(devices=("cpu",), why="slower on the tiny CPU profile")),
     # Few-step sampling (docs/variants.md): the whole call's speed-up, fewer steps and no guidance batch included.
-    Variant("lcm", NAME, (LCM, LoRA(64)), "baseline", opt_in=TIME_BUDGET,
+    Variant("lcm", NAME, (LCM, LoRA(64)), "baseline",
             description="LCM-LoRA: 4 LCMScheduler steps at guidance 1.0 with a rank-64 LoRA on the UNet's attention "
                         f"projections fused into its weights; {RANDOM_WEIGHTS}"),
     Variant("lcm-unfused", NAME, (LCM, LoRA(64, fuse=False)), "lcm", opt_in=TIME_BUDGET,

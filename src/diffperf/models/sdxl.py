@@ -169,7 +169,7 @@ FAMILY = Family(
                      "add_watermarker": False},
 )
 
-# On the CPU only sdxl, ssd-1b and segmind-vega-taesdxl run by default, on astronaut-xl: with SD v1's
+# On the CPU only sdxl, ssd-1b, segmind-vega-taesdxl and sdxl-turbo run by default, on astronaut-xl: with SD v1's
 # default cases they keep `pytest perf` within its time budget on two cores (docs/variants.md). The
 # rest are opt-in there (--perf-speedups); on GPUs they all run.
 
@@ -222,10 +222,11 @@ VARIANTS = (
             description="KOALA-700M UNet (ETRI: SDXL's blocks removed, distilled)"),
     # Few-step sampling (docs/variants.md), against SDXL at the scenario's steps: the whole call's speed-up, fewer
     # steps and no guidance batch included.
-    Variant("sdxl-turbo", NAME, (TURBO,), NAME, opt_in=TIME_BUDGET,
+    Variant("sdxl-turbo", NAME, (TURBO,), NAME,
             description="SDXL-Turbo's sampling: 1 EulerAncestral step (timestep_spacing trailing) at guidance 0.0; "
                         "SDXL-Turbo is 512 px natively, this runs the scenario's resolution; " + NOT_DISTILLED),
-    Variant("sdxl-lightning", NAME, (LIGHTNING,), NAME, opt_in=TIME_BUDGET,
+    Variant("sdxl-lightning", NAME, (LIGHTNING,), NAME,
+            opt_in=OptIn(devices=("cpu",), why="slower on the tiny profile: its 4 steps against the profile's 3"),
             description="SDXL-Lightning's 4-step sampling: EulerDiscrete (timestep_spacing trailing) at guidance "
                         "0.0; " + NOT_DISTILLED),
     # Segmind's published speed-ups are fp16 on an A100.
