@@ -25,20 +25,20 @@ from diffperf.models.store import PipelineStore
 
 CPU = torch.device("cpu")
 REGISTRY = builtin_registry()
-SCENARIO = flux.FAMILY.scenario("astronaut-flux").scaled(flux.FAMILY.scale("tiny"))  # 3 steps, 128 px
+SCENARIO = flux.FAMILY.scenario("astronaut-flux").scaled(flux.FAMILY.scale("tiny"))  # 7 steps, 128 px
 CACHE_VARIANTS = tuple(f"flux-{label}" for label in flux.CACHES)
 KINDS = ("first-block", "taylorseer", "magcache", "fastercache", "pab")
 BLOCKS_PER_STEP = 3  # the tiny transformer: 1 double-stream and 2 single-stream blocks, one attention each
 
-# What each cache variant computes of the tiny transformer per call (3 steps x 3 blocks, 9 attentions): the blocks
-# run and the attentions computed (docs/variants.md, "Caches").
+# What each cache variant computes of the tiny transformer per call (7 steps x 3 blocks, 21 attentions; timesteps
+# 1000, 905, 800, 680, 545, 390, 210): the blocks run and the attentions computed (docs/variants.md, "Caches").
 COMPUTED = {
-    "flux": (9, 9),
-    "flux-fbcache": (7, 7),  # step 1: the two blocks after the first skipped (residual change 0.34 < 0.4)
-    "flux-taylorseer": (9, 6),  # step 2: the three attentions predicted
-    "flux-magcache": (6, 6),  # step 1: every block skipped
-    "flux-fastercache": (9, 6),  # step 1 (timestep 761, in (-1, 901)): the three attentions extrapolated
-    "flux-pab": (9, 6),  # step 1 (timestep 761, in (100, 800)): the three attentions reused
+    "flux": (21, 21),
+    "flux-fbcache": (15, 15),  # steps 1, 3, 5: the two blocks after the first skipped (residual change < 0.4)
+    "flux-taylorseer": (21, 12),  # steps 3, 5, 6: the three attentions predicted (computed: 0 to 2, 4)
+    "flux-magcache": (12, 12),  # steps 3, 5, 6: every block skipped
+    "flux-fastercache": (21, 15),  # steps 3 and 5 (timesteps 680 and 390, in (-1, 681)): the attentions extrapolated
+    "flux-pab": (21, 15),  # steps 3 and 5 (in (100, 800)): the three attentions reused
 }
 
 

@@ -38,7 +38,7 @@ def meta(profile: str, name: str):
 
 
 def tiny_call(pipe) -> np.ndarray:
-    """The tiny profile's call of the scenario: 3 steps at 128 px, guidance 3.5, 32 T5 tokens."""
+    """The tiny profile's call of the scenario: 7 steps at 128 px, guidance 3.5, 32 T5 tokens."""
     scenario = FAMILY.scenario("astronaut-flux").scaled(FAMILY.scale("tiny"))
     return pipe(**scenario.pipeline_kwargs(), generator=torch.Generator().manual_seed(scenario.seed),
                 output_type="np").images

@@ -125,7 +125,7 @@ FAMILY = Family(
 # diffusers' cache hooks, declared as on FLUX (diffperf.models.flux.CACHES) with SD3's classifier-free guidance
 # batch for FasterCache to skip. None runs with diffusers 0.42.1: SD3Transformer2DModel is not a CacheMixin and
 # StableDiffusion3Pipeline has neither cache_context nor current_timestep, so each skips saying so.
-CACHES = {**flux.CACHES, "fastercache": Cache("fastercache", spatial_attention_timestep_skip_range=(-1, 901))}
+CACHES = {**flux.CACHES, "fastercache": Cache("fastercache")}
 
 VARIANTS = (
     Variant(NAME, NAME, description="SD3.5 Medium: fp32 weights, default attention (SDPA)", tier=2),
