@@ -247,3 +247,15 @@ def test_a_baseline_holding_images_of_another_size_says_to_rerecord_it(store):
     assert message.endswith("recorded for another workload or resolution; re-record it with "
                             "`pytest perf --perf-update-baselines`")
     assert store.load("baseline", "astronaut", shape=stored.shape).raw.shape == stored.shape
+
+
+def test_a_scenarios_call_arguments_are_a_condition_of_its_baseline(store):
+    """A scenario with call arguments (FLUX's guidance 3.5, its T5 tokens) stores them; another value is named. A
+    scenario without any stores none, so baselines recorded before the condition existed still load."""
+    flux = {**CONDITIONS, "arguments": {"guidance_scale": 3.5, "max_sequence_length": 32}}
+    store.record("flux", "astronaut-flux", smooth_image(), flux)
+    assert store.load("flux", "astronaut-flux", expected=flux).meta["arguments"] == flux["arguments"]
+    with pytest.raises(MismatchedBaseline, match=r"arguments .*'guidance_scale': 3\.5.*this run: .*'guidance_scale': 1\.0"):
+        store.load("flux", "astronaut-flux", expected={**flux, "arguments": {**flux["arguments"], "guidance_scale": 1.0}})
+    store.record("baseline", "astronaut", smooth_image(), CONDITIONS)
+    assert "arguments" not in store.load("baseline", "astronaut", expected=CONDITIONS).meta

@@ -81,6 +81,8 @@ INDEX_NAME = "index.json"
 # Conditions an image depends on: a stored baseline must match the run in all of these.
 CONDITIONS = ("profile", "device_type", "variant", "scenario", "prompt", "seed", "steps", "resolution", "scheduler",
               "images")
+# ... and, where a scenario has them, its other call arguments (guidance_scale, max_sequence_length, ...).
+OPTIONAL_CONDITIONS = ("arguments",)
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,7 @@ class ImageBaselines:
     def _meta(self, variant: str, scenario: str, conditions: dict) -> dict:
         """The ``CONDITIONS`` a baseline is stored with; a ValueError when ``conditions`` lacks some."""
         meta = {"profile": self.profile, "device_type": self.device_type, "variant": variant, "scenario": scenario}
-        meta.update({name: conditions[name] for name in CONDITIONS if name in conditions})
+        meta.update({name: conditions[name] for name in CONDITIONS + OPTIONAL_CONDITIONS if name in conditions})
         missing = [name for name in CONDITIONS if name not in meta]
         if missing:
             raise ValueError(f"conditions lack {', '.join(missing)}")
