@@ -96,10 +96,10 @@ def test_the_families_need_not_list_the_few_step_schedulers():
     assert EulerAncestralDiscreteScheduler not in sdxl.FAMILY.schedulers.values()
 
 
-def test_lcm_and_sdxl_turbo_run_by_default_on_the_cpu_the_others_are_opt_in_there(monkeypatch):
+def test_sdxl_turbo_runs_by_default_on_the_cpu_the_others_are_opt_in_there(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: object())
-    why = {"lcm-unfused": "time budget", "sdxl-lightning": "slower on the tiny profile: its 4 steps against the "
-                                                          "profile's 3"}
+    why = {"lcm": "time budget; sdxl-turbo runs few-step sampling there", "lcm-unfused": "time budget",
+           "sdxl-lightning": "slower on the tiny profile: its 4 steps against the profile's 3"}
     for name in FEW_STEP:
         expected = f"{name} is opt-in on cpu ({why[name]}): pass --perf-speedups" if name in why else None
         assert REGISTRY.skip_reason(variant(name), None, CPU) == expected, name

@@ -224,7 +224,9 @@ VARIANTS = (
     Variant("int8", NAME, (Int8Dynamic(),), "baseline",
             opt_in=OptIn(devices=("cpu",), why="slower on the tiny CPU profile")),
     # Few-step sampling (docs/variants.md): the whole call's speed-up, fewer steps and no guidance batch included.
+    # Opt-in on the CPU: its two cases cost about 25 s of the budget; sdxl-turbo guards few-step sampling there.
     Variant("lcm", NAME, (LCM, LoRA(64)), "baseline",
+            opt_in=OptIn(devices=("cpu",), why="time budget; sdxl-turbo runs few-step sampling there"),
             description="LCM-LoRA: 4 LCMScheduler steps at guidance 1.0 with a rank-64 LoRA on the UNet's attention "
                         f"projections fused into its weights; {RANDOM_WEIGHTS}"),
     Variant("lcm-unfused", NAME, (LCM, LoRA(64, fuse=False)), "lcm", opt_in=TIME_BUDGET,
