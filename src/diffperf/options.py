@@ -83,8 +83,8 @@ def add_options(parser) -> None:
     group.addoption("--perf-report", default=None, metavar="DIR",
                     help="write this run's JSON (run.json) and HTML report (report.html) to DIR")
     group.addoption("--perf-plant-slowdown", default="", metavar="VARIANT=FRACTION[,...]",
-                    help="make a variant's UNet do extra work (e.g. distilled=0.1; *=0.15: every variant's): "
-                         "shows the gate catches it")
+                    help="make a variant's denoiser (UNet or transformer) do extra work (e.g. distilled=0.1; "
+                         "*=0.15: every variant's): shows the gate catches it")
     group.addoption("--perf-plant-memory", default="", metavar="VARIANT=FRACTION[,...]",
                     help="make a variant's pipeline hold FRACTION of its UNet weights' bytes more during each call "
                          "(e.g. *=0.06: every variant's): shows the memory gate catches it")
