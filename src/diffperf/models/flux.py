@@ -81,26 +81,9 @@ T5_TOKENIZER = {"model_max_length": 512}
 
 # vae/config.json: the SD autoencoder with 16 latent channels and no quant convolutions (SD3's, with
 # FLUX's own scaling and shift)
-VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "layers_per_block": 2,
-    "latent_channels": 16,
-    "norm_num_groups": 32,
-    "sample_size": 1024,
-    "act_fn": "silu",
-    "mid_block_add_attention": True,
-    "use_quant_conv": False,
-    "use_post_quant_conv": False,
-    "scaling_factor": 0.3611,
-    "shift_factor": 0.1159,
-    "latents_mean": None,
-    "latents_std": None,
-    "force_upcast": True,
-}
+VAE = {**sd1.VAE, "latent_channels": 16, "sample_size": 1024, "mid_block_add_attention": True, "use_quant_conv": False,
+       "use_post_quant_conv": False, "scaling_factor": 0.3611, "shift_factor": 0.1159, "latents_mean": None,
+       "latents_std": None, "force_upcast": True}
 
 # scheduler/scheduler_config.json: the shift follows the image's token count, from 0.5 at 256 tokens
 # (512 px) to 1.15 at 4096 (1024 px)
