@@ -20,8 +20,10 @@ Usage (CPU, tiny profile; docs/similarity.md has the results):
         --seeds 1 2 --prompts "a golden vase with different flowers" "a red bicycle leaning on a brick wall"
 
 ``run`` stores, per variant and scenario, the clean raw output (and with ``--repeat`` a second
-run in the same process; with ``--planted`` the planted changes: another seed, one step fewer,
-denoiser (UNet or transformer) weights x (1 + 1e-3 N(0, 1)), the other scheduler, and for a variant
+run in the same process; with ``--planted`` the planted changes: another seed, one step fewer
+than the call makes (one more for a one-step sampler), the variant's denoiser (UNet or
+transformer, or the teacher its student is derived from) weights x (1 + 1e-3 N(0, 1)), the other
+scheduler, and for a variant
 with a diffusers cache its stale state: the cache's state of a call with another seed left in place
 for the next call). ``--seeds`` and ``--prompts`` add workloads: every variant also runs each
 scenario with those seeds and prompts (stored as ``SCENARIO@pPsS``: prompt P, 0 the scenario's own,
@@ -112,15 +114,16 @@ class EmulatedTF32(torch.overrides.TorchFunctionMode):
 
 
 class PerturbedSource:
-    """A component source whose fp32 teacher denoiser (``family.denoiser``: the UNet or the transformer) is
-    ``denoiser``; every other component comes from ``source``."""
+    """A component source whose fp32 denoiser component ``name`` (the UNet or transformer a variant runs, or the
+    teacher its student is derived from) is ``denoiser``; every other component comes from ``source``."""
 
-    def __init__(self, source, denoiser: torch.nn.Module):
+    def __init__(self, source, name: str, denoiser: torch.nn.Module):
         self.source = source
+        self.name = name
         self.denoiser = denoiser
 
     def build(self, family, component: str, meta: bool = False) -> torch.nn.Module:
-        if component == family.denoiser and not meta:
+        if component == self.name and not meta:
             return self.denoiser
         return self.source.build(family, component, meta=meta)
 
@@ -193,7 +196,9 @@ def run(args) -> None:
             if args.planted:
                 arrays[f"{key}/seed"] = raw_output(pipe, scenario, settings, seed=scenario.seed + 1,
                                                    arguments=arguments)
-                arrays[f"{key}/steps"] = raw_output(pipe, scenario, settings, steps=scenario.steps - 1,
+                # One step fewer than the call makes (one more for a one-step sampler).
+                steps = store.call_plan(variant, scenario).steps
+                arrays[f"{key}/steps"] = raw_output(pipe, scenario, settings, steps=steps - 1 if steps > 1 else 2,
                                                     arguments=arguments)
                 others = [name for name in family.schedulers if name != scenario.scheduler]
                 if others:  # a family with one scheduler has no other to plant
@@ -207,9 +212,12 @@ def run(args) -> None:
                     arrays[f"{key}/worse"] = raw_output(store.pipeline(worse, scenario), scenario,
                                                         lambda: store.during_calls(worse), arguments=arguments)
         if args.planted:
-            # Perturb the fp32 source denoiser and rebuild the variant from it (casts, students, layout).
-            denoiser = perturbed_copy(store.component(family.name, family.denoiser, torch.float32))
-            perturbed = PipelineStore(REGISTRY, PerturbedSource(source, denoiser), device)
+            # Perturb the fp32 source of the variant's denoiser (its own component, or the teacher its student is
+            # derived from) and rebuild the variant from it (casts, students, layout).
+            declared = family.component(store.plan(variant).components[family.denoiser])
+            name = declared.teacher if declared.derive is not None else declared.name
+            denoiser = perturbed_copy(store.component(family.name, name, torch.float32))
+            perturbed = PipelineStore(REGISTRY, PerturbedSource(source, name, denoiser), device)
             for scenario_name in _scenario_names(family):
                 scenario = family.scenario(scenario_name).scaled(scale)
                 pipe = perturbed.pipeline(variant, scenario)

@@ -213,15 +213,16 @@ def test_a_loop_whose_steps_differ_is_counted_step_by_step():
     assert sampled.unet_calls == counted.unet_calls == 3
 
 
-def test_the_variants_with_deepcache_are_counted_step_by_step():
-    from diffperf.models.speedups import DeepCache, Precision
+def test_the_variants_with_deepcache_or_a_cache_are_counted_step_by_step():
+    from diffperf.models.speedups import Cache, DeepCache, Precision
 
-    assert not DeepCache().same_every_step and Precision("float16").same_every_step
+    assert not DeepCache().same_every_step and not Cache("pab").same_every_step
+    assert Precision("float16").same_every_step
     variants = builtin_registry().variants
     changing = {name for name, variant in variants.items() if not variant.same_every_step}
-    with_deepcache = {name for name, variant in variants.items()
-                      if any(isinstance(speedup, DeepCache) for speedup in variant.speedups)}
-    assert changing == with_deepcache and "best-cpu" in changing
+    caching = {name for name, variant in variants.items()
+               if any(isinstance(speedup, (DeepCache, Cache)) for speedup in variant.speedups)}
+    assert changing == caching and {"best-cpu", "flux-fbcache", "sd35-pab"} <= changing
 
 
 def test_matmul_peak_on_the_cpu_restores_tf32():

@@ -230,6 +230,6 @@ def test_a_tiny_flux_and_sd35_baseline_get_a_yardstick_from_their_pipelines(tmp_
         assert yardstick.dtype == torch.float32
         described[name] = yardstick.shape.describe()
     assert described == {
-        "flux": {"batch": 1, "steps": 3, "blocks": [0, 1, 0], "attention": [2, 16], "tokens": [64, 32]},
+        "flux": {"batch": 1, "steps": 7, "blocks": [0, 1, 0], "attention": [2, 16], "tokens": [64, 32]},
         "sd35": {"batch": 2, "steps": 3, "blocks": [1, 0, 0], "attention": [2, 16], "tokens": [64, 77 + 32]},
     }
