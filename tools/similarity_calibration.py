@@ -49,7 +49,7 @@ from diffperf.models.store import perturbed_copy
 from diffperf.images.similarity import THRESHOLDS, ImageComparison, compare
 from diffperf.models import zoo
 from diffperf.models.builtin import builtin_registry
-from diffperf.models.speedups import Cache, pipeline_denoiser
+from diffperf.models.caches import Cache, pipeline_denoiser
 from diffperf.models.store import PipelineStore
 from diffperf.models.variants import Variant
 

@@ -4,6 +4,7 @@ The suite declares its own families (diffperf.models.sd1, diffperf.models.sdxl) 
 these names; docs/extending.md walks through each.
 """
 
+from diffperf.models.caches import Cache
 from diffperf.models.calls import CallPlan
 from diffperf.models.family import Component, Family, HubId
 from diffperf.models.optin import OptIn
@@ -15,7 +16,6 @@ from diffperf.models.speedups import (
     Attention,
     BuildContext,
     BuildPlan,
-    Cache,
     ChannelsLast,
     Compile,
     DeepCache,

@@ -214,7 +214,8 @@ def test_a_loop_whose_steps_differ_is_counted_step_by_step():
 
 
 def test_the_variants_with_deepcache_or_a_cache_are_counted_step_by_step():
-    from diffperf.models.speedups import Cache, DeepCache, Precision
+    from diffperf.models.caches import Cache
+    from diffperf.models.speedups import DeepCache, Precision
 
     assert not DeepCache().same_every_step and not Cache("pab").same_every_step
     assert Precision("float16").same_every_step

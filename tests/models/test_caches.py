@@ -1,4 +1,4 @@
-"""Unit tests of diffusers' cache hooks as speed-ups (diffperf.models.speedups.Cache): their declaration and
+"""Unit tests of diffusers' cache hooks as speed-ups (diffperf.models.caches.Cache): their declaration and
 description, which families' pipelines can take each (FLUX all five, SD3.5 and the UNet families none), and on the
 tiny FLUX pipeline that each really skips transformer work (counted), makes the same image on every call, stays in
 the variant's own transformer tree and is compared with fp32 under the measured ``cache`` bound."""
@@ -18,9 +18,9 @@ from diffperf import api
 from diffperf.cases.similarity import raw_output
 from diffperf.images.similarity import THRESHOLDS, compare
 from diffperf.models import flux, sd1, sd3, sdxl, zoo
-from diffperf.models import speedups as speedups_module
+from diffperf.models import caches as caches_module
 from diffperf.models.builtin import builtin_registry
-from diffperf.models.speedups import CACHE_KINDS, Cache
+from diffperf.models.caches import CACHE_KINDS, Cache
 from diffperf.models.store import PipelineStore
 
 CPU = torch.device("cpu")
@@ -208,13 +208,13 @@ def test_caches_stay_in_the_variants_own_transformer_tree(store):
 
 def test_magcache_is_calibrated_on_the_pipeline_and_follows_another_step_count(store, monkeypatch):
     calls = []
-    measure = speedups_module.magcache_ratios
+    measure = caches_module.magcache_ratios
 
     def spy(*args):
         calls.append(measure(*args))
         return calls[-1]
 
-    monkeypatch.setattr(speedups_module, "magcache_ratios", spy)
+    monkeypatch.setattr(caches_module, "magcache_ratios", spy)
     pipe = store.pipeline(REGISTRY.variant("flux-magcache"), SCENARIO)
     (ratios,) = calls  # one untimed calibration call per pipeline, before any timed one
     assert len(ratios) == SCENARIO.steps and ratios[0] == 1.0 and all(0.5 < ratio < 2 for ratio in ratios)

@@ -21,12 +21,12 @@ from diffperf.models.builtin import builtin_registry
 from diffperf.models.family import Family
 from diffperf.models.plants import Plants
 from diffperf.models.registry import Registry
+from diffperf.models.caches import Cache
 from diffperf.models.speedups import (
     ATTENTION,
     DTYPES,
     Attention,
     BuildPlan,
-    Cache,
     DeepCache,
     FewStep,
     Int8Dynamic,

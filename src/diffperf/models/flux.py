@@ -26,7 +26,8 @@ from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokeniz
 from diffperf.models import sd1
 from diffperf.models.family import Component, Family, HubId
 from diffperf.models.optin import TIME_BUDGET
-from diffperf.models.speedups import Cache, FewStep, Precision, SpeedUp, UseComponent
+from diffperf.models.caches import Cache
+from diffperf.models.speedups import FewStep, Precision, SpeedUp, UseComponent
 from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scale, Scenario
 

@@ -22,7 +22,8 @@ from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderMo
 from diffperf.models import flux, sd1, sdxl
 from diffperf.models.family import Component, Family, HubId
 from diffperf.models.optin import TIME_BUDGET
-from diffperf.models.speedups import Cache, Precision
+from diffperf.models.caches import Cache
+from diffperf.models.speedups import Precision
 from diffperf.models.variants import Variant
 from diffperf.models.workloads import Scale, Scenario
 
