@@ -25,7 +25,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokeniz
 
 from diffperf.models import sd1
 from diffperf.models.family import Component, Family, HubId
-from diffperf.models.optin import TIME_BUDGET
+from diffperf.models.optin import TIME_BUDGET, OptIn
 from diffperf.models.caches import Cache
 from diffperf.models.speedups import FewStep, Precision, SpeedUp, UseComponent
 from diffperf.models.variants import Variant
@@ -202,10 +202,18 @@ CACHES = {
     "pab": Cache("pab", spatial_attention_block_skip_range=2),
 }
 
+# A case holds its variant and its reference at once. `flux` in fp32 holds 67 GB of weights (transformer 47.6 GB,
+# T5-XXL 19.0 GB); beside it a second transformer (schnell's, 47.6 GB) or bf16 copies of the weights (33.7 GB) pass
+# the 80 GB of an A100 or H100: those two cases are opt-in on CUDA too (an H200's 141 GB holds them).
+TWO_FLUX_MODELS = OptIn(why="fp32 FLUX.1-dev (67 GB) and its bf16 copy (34 GB) in one case pass an A100's or H100's "
+                        "80 GB; time budget on the CPU")
+TWO_FLUX_TRANSFORMERS = OptIn(devices=("cuda",), why="two fp32 FLUX.1 transformers and T5-XXL need about 115 GB of "
+                              "device memory")
+
 VARIANTS = (
     Variant(NAME, NAME, description="FLUX.1-dev: fp32 weights, default attention (SDPA)", tier=2),
-    Variant("flux-bf16", NAME, (Precision("bfloat16"),), NAME, opt_in=TIME_BUDGET),
-    Variant("flux-schnell", NAME, SCHNELL, NAME, tier=2,
+    Variant("flux-bf16", NAME, (Precision("bfloat16"),), NAME, opt_in=TWO_FLUX_MODELS),
+    Variant("flux-schnell", NAME, SCHNELL, NAME, tier=2, opt_in=TWO_FLUX_TRANSFORMERS,
             description="FLUX.1-schnell against FLUX.1-dev: its transformer, 4 steps at guidance 0 (dev: the "
                         "scenario's steps; on tiny, 7) and T5 reading at most 256 tokens; with random weights its "
                         "image is not the published one, and is checked against its own stored image"),
