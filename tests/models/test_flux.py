@@ -16,7 +16,6 @@ from diffperf.cases.similarity import raw_output
 from diffperf.measure.timing import TimedPipeline
 from diffperf.models import flux, sd1, zoo
 from diffperf.models.builtin import builtin_registry
-from diffperf.models.optin import TIME_BUDGET
 from diffperf.models.store import PipelineStore
 from diffperf.models.zoo import HubSource, SyntheticSource, count_parameters, save_synthetic_pipeline
 
