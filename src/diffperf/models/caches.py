@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from diffperf.models.family import DENOISER_SLOTS
 from diffperf.models.speedups import SpeedUp
 
 CACHE_CONTEXT = "cache_context"
@@ -75,8 +76,8 @@ def pipeline_source(pipeline: type) -> str | None:
 
 
 def pipeline_denoiser(pipe) -> torch.nn.Module:
-    """The model a pipeline's denoising loop calls: its ``transformer``, else its ``unet``."""
-    for slot in ("transformer", "unet"):
+    """The model a pipeline's denoising loop calls: its ``unet`` or its ``transformer``."""
+    for slot in DENOISER_SLOTS:
         module = getattr(pipe, slot, None)
         if isinstance(module, torch.nn.Module):
             return module

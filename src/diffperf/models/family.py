@@ -26,6 +26,10 @@ its UNet's shapes (diffperf.measure.yardstick), so that "baseline vs yardstick" 
 pipeline of the family slower. No variant may take the name."""
 
 
+DENOISER_SLOTS = ("unet", "transformer")
+"""The pipeline arguments a denoiser fills: a UNet pipeline's ``unet``, a DiT pipeline's ``transformer``."""
+
+
 # A Hugging Face hub repository id: ``NAME`` or ``OWNER/NAME``, of letters, digits, ``-``, ``_`` and ``.``.
 HUB_ID_SHAPE = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
@@ -193,7 +197,7 @@ class Family:
     @property
     def denoiser(self) -> str:
         """The slot of the model the denoising loop calls: ``unet``, else ``transformer``."""
-        for slot in ("unet", "transformer"):
+        for slot in DENOISER_SLOTS:
             if slot in self.slots:
                 return slot
         raise ValueError(f"family {self.name} has no unet or transformer component")
